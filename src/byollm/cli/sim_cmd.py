@@ -1,0 +1,9 @@
+"""`byollm sim`: placeholder until this command group is built."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the root app."""
