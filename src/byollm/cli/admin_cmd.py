@@ -1,9 +1,372 @@
-"""`byollm admin`: placeholder until this command group is built."""
+"""``byollm admin ...``: the admin API from the terminal, one subcommand per endpoint.
+
+Every command except ``bootstrap`` calls the admin API with the caller's token (``--token`` or
+``BYOLLM_TOKEN``) at ``--url`` (``BYOLLM_URL``), prints a table, or JSON with ``--json``.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from byollm.cli.admin_client import AdminApiError, AdminClient
+
+__all__ = ["register"]
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+admin = typer.Typer(help="Administer teams, members, agents, tokens and model policy.", no_args_is_help=True)
+teams = typer.Typer(help="Teams.", no_args_is_help=True)
+members = typer.Typer(help="Members and roles.", no_args_is_help=True)
+agents = typer.Typer(help="Named agents.", no_args_is_help=True)
+tokens = typer.Typer(help="API tokens.", no_args_is_help=True)
+policy = typer.Typer(help="Model policy: routes, direct-API switch, fallback order.", no_args_is_help=True)
+settings_app = typer.Typer(help="Team settings.", no_args_is_help=True)
+bedrock = typer.Typer(help="Bedrock host configuration.", no_args_is_help=True)
+for _sub, _name in ((teams, "teams"), (members, "members"), (agents, "agents"), (tokens, "tokens"),
+                    (policy, "policy"), (settings_app, "settings"), (bedrock, "bedrock")):
+    admin.add_typer(_sub, name=_name)
+
+Url = Annotated[str, typer.Option("--url", envvar="BYOLLM_URL", help="byollm server URL.")]
+Token = Annotated[str, typer.Option("--token", envvar="BYOLLM_TOKEN", help="Your byollm token.",
+                                    show_default=False)]
+Team = Annotated[str, typer.Option("--team", "-t", envvar="BYOLLM_TEAM", help="Team UID.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app."""
+    app.add_typer(admin, name="admin")
+
+
+@contextmanager
+def _client(url: str, token: str) -> Iterator[AdminClient]:
+    if not token:
+        err.print("[red]No token.[/] Pass --token or set BYOLLM_TOKEN (`byollm admin bootstrap` prints the first).")
+        raise typer.Exit(2)
+    client = AdminClient(url, token)
+    try:
+        yield client
+    except AdminApiError as exc:
+        err.print(f"[red]Error:[/] {exc.message} [dim]({exc.code})[/]")
+        if exc.remediation:
+            err.print(exc.remediation)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+
+
+def _show(data: Any, as_json: bool, columns: list[str] | None = None, title: str | None = None) -> None:
+    if as_json or columns is None:
+        out.print_json(json.dumps(data, default=str))
+        return
+    rows = data if isinstance(data, list) else [data]
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    out.print(table)
+
+
+def _call(url: str, token: str, fn: Callable[[AdminClient], Any]) -> Any:
+    with _client(url, token) as client:
+        return fn(client)
+
+
+# --- bootstrap -------------------------------------------------------------------------------------------
+
+
+@admin.command("bootstrap")
+def bootstrap(
+    email: Annotated[str, typer.Option(help="The operator's email.")],
+    team: Annotated[str | None, typer.Option("--team", help="Also create a first team with this name.")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+) -> None:
+    """Create the first (operator) user on this server's database and print its token once."""
+    import asyncio
+
+    from byollm.control.bootstrap import bootstrap_operator
+    from byollm.settings import Settings
+
+    try:
+        result = asyncio.run(bootstrap_operator(Settings.from_env(), email=email, display_name=name, team_name=team))
+    except Exception as exc:  # the store and taxonomy errors carry safe, actionable messages
+        err.print(f"[red]Bootstrap failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"Operator [bold]{email}[/] created (user {result.user_uid}).")
+    if result.team_uid:
+        out.print(f"Team [bold]{team}[/] created: {result.team_uid} (admin path /admin/{result.team_uid}/models)")
+    out.print("Token (shown once; store it now, e.g. `export BYOLLM_TOKEN=...`):")
+    out.print(result.token, soft_wrap=True)
+
+
+# --- identity and teams ----------------------------------------------------------------------------------
+
+
+@admin.command("whoami")
+def whoami(url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+    """Show who the token belongs to and its teams."""
+    data = _call(url, token, lambda c: c.get("/me"))
+    if as_json:
+        _show(data, True)
+        return
+    out.print(f"{data['kind']} {data['principal_uid']}{' (operator)' if data['is_operator'] else ''}")
+    _show(data["teams"], False, ["uid", "name", "your_role"], title="Teams")
+
+
+@teams.command("list")
+def teams_list(url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+    """Teams you belong to."""
+    _show(_call(url, token, lambda c: c.get("/teams")), as_json, ["uid", "name", "your_role", "admin_path"])
+
+
+@teams.command("create")
+def teams_create(name: str, url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+    """Create a team (operator); you become its first admin."""
+    _show(_call(url, token, lambda c: c.post("/teams", {"name": name})), as_json, ["uid", "name", "admin_path"])
+
+
+# --- members ---------------------------------------------------------------------------------------------
+
+
+@members.command("list")
+def members_list(team: Team, url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+    _show(_call(url, token, lambda c: c.get(f"/teams/{team}/members")), as_json,
+          ["user_uid", "email", "display_name", "role"])
+
+
+@members.command("invite")
+def members_invite(
+    team: Team, email: str,
+    role: Annotated[str, typer.Option(help="admin or member")] = "member",
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    body = {"email": email, "role": role, "display_name": name}
+    _show(_call(url, token, lambda c: c.post(f"/teams/{team}/members", body)), as_json,
+          ["user_uid", "email", "role"])
+
+
+@members.command("set-role")
+def members_set_role(team: Team, user_uid: str, role: str, url: Url = DEFAULT_URL, token: Token = "",
+                     as_json: AsJson = False) -> None:
+    _show(_call(url, token, lambda c: c.patch(f"/teams/{team}/members/{user_uid}", {"role": role})), as_json,
+          ["user_uid", "email", "role"])
+
+
+@members.command("remove")
+def members_remove(team: Team, user_uid: str, url: Url = DEFAULT_URL, token: Token = "") -> None:
+    _call(url, token, lambda c: c.delete(f"/teams/{team}/members/{user_uid}"))
+    out.print(f"Removed {user_uid}; their tokens for this team are revoked.")
+
+
+# --- agents ----------------------------------------------------------------------------------------------
+
+_AGENT_COLUMNS = ["uid", "name", "role_arn_override", "default_model", "tools"]
+
+
+@agents.command("list")
+def agents_list(team: Team, url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+    _show(_call(url, token, lambda c: c.get(f"/teams/{team}/agents")), as_json, _AGENT_COLUMNS)
+
+
+@agents.command("create")
+def agents_create(
+    team: Team, name: str,
+    role_arn: Annotated[str | None, typer.Option(help="Role ARN override (else the team's role).")] = None,
+    model: Annotated[str | None, typer.Option(help="Default model.")] = None,
+    tool: Annotated[list[str] | None, typer.Option(help="Enable a tool (repeatable).")] = None,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    body = {"name": name, "role_arn_override": role_arn, "default_model": model, "tools": tool or []}
+    _show(_call(url, token, lambda c: c.post(f"/teams/{team}/agents", body)), as_json, _AGENT_COLUMNS)
+
+
+@agents.command("update")
+def agents_update(
+    team: Team, agent_uid: str,
+    role_arn: Annotated[str | None, typer.Option(help="Role ARN override; 'team' to use the team's role.")] = None,
+    model: Annotated[str | None, typer.Option(help="Default model.")] = None,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    body: dict[str, Any] = {}
+    if role_arn is not None:
+        body["role_arn_override"] = None if role_arn == "team" else role_arn
+    if model is not None:
+        body["default_model"] = model
+    _show(_call(url, token, lambda c: c.patch(f"/teams/{team}/agents/{agent_uid}", body)), as_json, _AGENT_COLUMNS)
+
+
+@agents.command("delete")
+def agents_delete(team: Team, agent_uid: str, url: Url = DEFAULT_URL, token: Token = "") -> None:
+    _call(url, token, lambda c: c.delete(f"/teams/{team}/agents/{agent_uid}"))
+    out.print(f"Deleted agent {agent_uid}; its tokens are revoked.")
+
+
+# --- tokens ----------------------------------------------------------------------------------------------
+
+_TOKEN_COLUMNS = ["uid", "name", "principal_type", "principal_uid", "display_prefix", "expires_at",
+                  "last_used_at", "revoked_at"]
+
+
+@tokens.command("list")
+def tokens_list(team: Team, url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+    _show(_call(url, token, lambda c: c.get(f"/teams/{team}/tokens")), as_json, _TOKEN_COLUMNS)
+
+
+@tokens.command("issue")
+def tokens_issue(
+    team: Team, name: str,
+    user: Annotated[str | None, typer.Option(help="Issue for this member (admins).")] = None,
+    agent: Annotated[str | None, typer.Option(help="Issue for this named agent (admins).")] = None,
+    days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    """Issue a token; its value is printed once."""
+    body = {"name": name, "user_uid": user, "agent_uid": agent, "expires_in_days": days}
+    issued = _call(url, token, lambda c: c.post(f"/teams/{team}/tokens", body))
+    if as_json:
+        _show(issued, True)
+        return
+    details = issued["details"]
+    out.print(f"Token {details['uid']} for {details['principal_type']} {details['principal_uid']}"
+              f"{' expires ' + str(details['expires_at']) if details['expires_at'] else ''}. Shown once:")
+    out.print(issued["token"], soft_wrap=True)
+
+
+@tokens.command("revoke")
+def tokens_revoke(team: Team, token_uid: str, url: Url = DEFAULT_URL, token: Token = "") -> None:
+    _call(url, token, lambda c: c.delete(f"/teams/{team}/tokens/{token_uid}"))
+    out.print(f"Revoked {token_uid}.")
+
+
+# --- policy, settings, host config ----------------------------------------------------------------------
+
+
+def _print_policy(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _show(data, True)
+        return
+    out.print(f"Team {data['team_uid']}  region {data['region']}  policy v{data['policy_version']}")
+    out.print(f"Direct API: {'DISABLED for every model' if data['direct_api_disabled'] else 'per model'};"
+              f" Auto: {'allowed' if data['auto_allowed'] else 'off'};"
+              f" fallback order: {', '.join(data['fallback_order']) or '(none)'}")
+    _show(data["models"], False, ["model", "bedrock", "inference_profile", "default_bedrock_id", "direct",
+                                  "direct_provider", "bedrock_available_in_region"], title="Models")
+
+
+@policy.command("show")
+def policy_show(team: Team, url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+    _print_policy(_call(url, token, lambda c: c.get(f"/teams/{team}/policy")), as_json)
+
+
+@policy.command("set-model")
+def policy_set_model(
+    team: Team, model: str,
+    bedrock_on: Annotated[bool, typer.Option("--bedrock/--no-bedrock", help="Route through Bedrock.")] = False,
+    direct_on: Annotated[bool, typer.Option("--direct/--no-direct", help="Allow the direct provider API.")] = False,
+    profile: Annotated[str | None, typer.Option(help="Inference profile id or application-profile ARN.")] = None,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    """Set one model's routes (flags not given are off)."""
+    body = {"models": {model: {"bedrock": bedrock_on, "direct": direct_on, "inference_profile": profile}}}
+    _print_policy(_call(url, token, lambda c: c.patch(f"/teams/{team}/policy", body)), as_json)
+
+
+@policy.command("direct-api")
+def policy_direct_api(
+    team: Team, state: Annotated[str, typer.Argument(help="'off' disables every direct-API model (and BYOK).")],
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    if state not in ("on", "off"):
+        err.print("State must be 'on' or 'off'.")
+        raise typer.Exit(2)
+    body = {"direct_api_disabled": state == "off"}
+    _print_policy(_call(url, token, lambda c: c.patch(f"/teams/{team}/policy", body)), as_json)
+
+
+@policy.command("fallback")
+def policy_fallback(team: Team, models: list[str], url: Url = DEFAULT_URL, token: Token = "",
+                    as_json: AsJson = False) -> None:
+    """Set the fallback order (models tried after the requested one)."""
+    body = {"fallback_order": models}
+    _print_policy(_call(url, token, lambda c: c.patch(f"/teams/{team}/policy", body)), as_json)
+
+
+@settings_app.command("show")
+def settings_show(team: Team, url: Url = DEFAULT_URL, token: Token = "") -> None:
+    """Print the team's settings as JSON."""
+    _show(_call(url, token, lambda c: c.get(f"/teams/{team}/settings")), True)
+
+
+@settings_app.command("set")
+def settings_set(
+    team: Team,
+    pairs: Annotated[list[str], typer.Argument(help="key=value, e.g. byok_allowed=true monthly_ai_credits=5000")],
+    url: Url = DEFAULT_URL, token: Token = "",
+) -> None:
+    """Change settings; prints the result as JSON."""
+    body: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            err.print(f"Expected key=value, got {pair!r}.")
+            raise typer.Exit(2)
+        body[key] = _parse_value(key, raw)
+    _show(_call(url, token, lambda c: c.patch(f"/teams/{team}/settings", body)), True)
+
+
+def _parse_value(key: str, raw: str) -> Any:
+    if key == "allowed_aws_accounts":
+        return [a for a in raw.split(",") if a]
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if raw.lower() in ("null", "none", ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
+
+
+@bedrock.command("show")
+def bedrock_show(team: Team, url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+    _show(_call(url, token, lambda c: c.get(f"/teams/{team}/bedrock")), as_json, ["region", "endpoint_url", "role_arn"])
+
+
+@bedrock.command("set")
+def bedrock_set(
+    team: Team,
+    region: Annotated[str | None, typer.Option(help="AWS region, e.g. us-east-1.")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(help="VPC/FIPS endpoint URL; 'default' to clear.")] = None,
+    role_arn: Annotated[str | None, typer.Option(help="Team-wide IAM role for cloud runs; 'none' to clear.")] = None,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    body: dict[str, Any] = {}
+    if region is not None:
+        body["region"] = region
+    if endpoint_url is not None:
+        body["endpoint_url"] = None if endpoint_url == "default" else endpoint_url
+    if role_arn is not None:
+        body["role_arn"] = None if role_arn == "none" else role_arn
+    _show(_call(url, token, lambda c: c.patch(f"/teams/{team}/bedrock", body)), as_json,
+          ["region", "endpoint_url", "role_arn"])
+
+
+@admin.command("audit")
+def audit(
+    team: Team,
+    limit: Annotated[int, typer.Option(help="How many entries.")] = 50,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    """Configuration changes, newest first."""
+    _show(_call(url, token, lambda c: c.get(f"/teams/{team}/audit", limit=limit)), as_json,
+          ["at", "actor_uid", "action", "target"])

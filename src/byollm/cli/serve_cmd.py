@@ -1,9 +1,38 @@
-"""`byollm serve`: placeholder until this command group is built."""
+"""``byollm serve``: run the gateway and control plane with uvicorn.
+
+Migrations run at start under a lock (see ``store.migrate``), so several replicas can start together.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+__all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app."""
+    app.command("serve")(serve)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the gateway, the admin API and (later) the admin panel."""
+    import uvicorn
+
+    uvicorn.run(
+        "byollm.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,  # our own request log never records credentials; uvicorn's would record paths only,
+        # but one log source is easier to audit
+        server_header=False,
+    )

@@ -1,0 +1,102 @@
+"""Validated inputs of the admin API. Outputs are the control plane's view dataclasses.
+
+Only shape and bounds are checked here; meaning (is this a valid role ARN, an enabled model, a real
+region?) is checked by the control service with the pure validators, so the CLI and the panel get the same
+answers.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from byollm.policy.types import Role
+
+__all__ = [
+    "AgentCreate",
+    "AgentUpdate",
+    "BedrockUpdate",
+    "MemberInvite",
+    "MemberUpdate",
+    "ModelRoutingIn",
+    "PolicyUpdate",
+    "SettingsUpdate",
+    "TeamCreate",
+    "TokenCreate",
+]
+
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TeamCreate(_In):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class MemberInvite(_In):
+    email: str = Field(pattern=_EMAIL, max_length=254)
+    display_name: str | None = Field(default=None, max_length=100)
+    role: Role = Role.MEMBER
+
+
+class MemberUpdate(_In):
+    role: Role
+
+
+class AgentCreate(_In):
+    name: str = Field(min_length=1, max_length=100)
+    role_arn_override: str | None = Field(default=None, max_length=2048)
+    default_model: str | None = Field(default=None, max_length=200)
+    tools: list[str] = Field(default_factory=list, max_length=50)
+
+
+class AgentUpdate(_In):
+    """Fields left out stay as they are; an explicit ``null`` clears an optional field."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    role_arn_override: str | None = Field(default=None, max_length=2048)
+    default_model: str | None = Field(default=None, max_length=200)
+    tools: list[str] | None = Field(default=None, max_length=50)
+
+
+class ModelRoutingIn(_In):
+    bedrock: bool = False
+    inference_profile: str | None = Field(default=None, max_length=2048)
+    direct: bool = False
+
+
+class PolicyUpdate(_In):
+    """Fields left out stay as they are. ``models`` replaces the routing of the models it names only."""
+
+    direct_api_disabled: bool | None = None
+    fallback_order: list[str] | None = Field(default=None, max_length=50)
+    models: dict[str, ModelRoutingIn] | None = None
+
+
+class SettingsUpdate(_In):
+    byok_allowed: bool | None = None
+    long_term_keys_allowed: bool | None = None
+    retain_request_content: bool | None = None
+    transcript_retention_days: int | None = Field(default=None, ge=0, le=3650)
+    monthly_ai_credits: int | None = Field(default=None, ge=0)
+    platform_credits: int | None = Field(default=None, ge=0)
+    compute_credits: int | None = Field(default=None, ge=0)
+    allowed_aws_accounts: list[str] | None = Field(default=None, max_length=100)
+    max_token_lifetime_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class BedrockUpdate(_In):
+    region: str | None = Field(default=None, max_length=30)
+    endpoint_url: str | None = Field(default=None, max_length=2048)
+    role_arn: str | None = Field(default=None, max_length=2048)
+
+
+class TokenCreate(_In):
+    """Issue a token for yourself (default), for a member (admins) or for a named agent (admins)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    user_uid: str | None = Field(default=None, max_length=40)
+    agent_uid: str | None = Field(default=None, max_length=40)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)

@@ -1,0 +1,38 @@
+"""Authenticate API callers by their byollm token (``Authorization: Bearer`` or ``x-api-key``).
+
+Both headers are accepted because Claude Code and the Anthropic SDK send ``x-api-key`` (or a bearer
+token with ``ANTHROPIC_AUTH_TOKEN``) and the OpenAI SDK sends a bearer token.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from byollm.control.authz import Caller
+from byollm.errors import ByollmError, ErrorClass
+from byollm.services import Services
+
+__all__ = ["current_caller", "services_of", "token_from_headers"]
+
+
+def token_from_headers(authorization: str | None, api_key: str | None) -> str | None:
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    if api_key and api_key.strip():
+        return api_key.strip()
+    return None
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def current_caller(request: Request) -> Caller:
+    """FastAPI dependency: the authenticated caller, or ``unauthenticated``."""
+    token = token_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    if token is None:
+        raise ByollmError(ErrorClass.UNAUTHENTICATED, "no byollm token in the request")
+    return await services_of(request).control.authenticate(token)

@@ -1,0 +1,85 @@
+"""A small synchronous client for the admin API, used by ``byollm admin ...``.
+
+Why the CLI goes over HTTP instead of opening the database: the server is the one place that decides
+authorisation and writes the audit log, so a CLI command can do exactly what its token may do, from any
+machine. Only ``byollm admin bootstrap`` touches the database directly, because no token exists yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+__all__ = ["AdminApiError", "AdminClient"]
+
+
+@dataclass
+class AdminApiError(Exception):
+    """An error answer from the admin API, carrying the taxonomy code and remediation it returned."""
+
+    status: int
+    code: str
+    message: str
+    remediation: str
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.code}). {self.remediation}"
+
+
+class AdminClient:
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/api/v1",
+            headers={"authorization": f"Bearer {token}", "user-agent": "byollm-cli"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise AdminApiError(0, "unreachable", f"cannot reach the byollm server ({type(exc).__name__})",
+                                "Check the --url (or BYOLLM_URL) and that `byollm serve` is running.") from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None} or None)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, json=body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+
+def _error_from(response: httpx.Response) -> AdminApiError:
+    try:
+        info = response.json().get("error", {})
+    except ValueError:
+        info = {}
+    return AdminApiError(
+        status=response.status_code,
+        code=str(info.get("code", "http_error")),
+        message=str(info.get("message", f"HTTP {response.status_code}")),
+        remediation=str(info.get("remediation", "")),
+    )

@@ -1,0 +1,538 @@
+"""The control plane: teams, members, agents, tokens and model policy, each change audited.
+
+Every public method takes the authenticated ``Caller`` first and checks it with ``authz.require`` before
+reading anything, validates identifiers with ``policy.validate`` (so the API, the CLI and the panel refuse
+the same things with the same words), and writes the change and its audit entry in one transaction.
+
+Authentication keeps a short in-memory cache (``Settings.auth_cache_seconds``) keyed by the token's hash, so
+the hot path does no database round trip for a token it saw recently; revocations and role changes made
+through this process clear it at once, and reach other replicas within the cache time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+from byollm.catalog.types import Catalog, CatalogModel, partition_for_region
+from byollm.control.authz import Action, Caller, PrincipalKind, require
+from byollm.control.tokens import hash_token, looks_like_token, new_token
+from byollm.control.views import (
+    AgentView,
+    AuditView,
+    BedrockView,
+    IssuedToken,
+    MemberView,
+    MeView,
+    ModelRouteView,
+    PolicyView,
+    SettingsView,
+    TeamView,
+    TokenView,
+)
+from byollm.errors import ByollmError, ErrorClass
+from byollm.policy import validate
+from byollm.policy.types import Agent, BedrockHostConfig, ModelPolicy, ModelRouting, Role, TeamPolicy, TeamSettings
+from byollm.settings import Settings
+from byollm.store import Store
+from byollm.store import agents as agents_repo
+from byollm.store import audit as audit_repo
+from byollm.store import policy as policy_repo
+from byollm.store import teams as teams_repo
+from byollm.store import tokens as tokens_repo
+from byollm.store import users as users_repo
+from byollm.store.records import AgentRecord, PrincipalType, TokenRecord
+
+__all__ = ["ControlService"]
+
+_TOOL_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _invalid(exc: validate.InvalidValue) -> ByollmError:
+    return exc.to_error()
+
+
+def _team_view(team: Any, role: Role | None) -> TeamView:
+    return TeamView(uid=team.uid, name=team.name, created_at=team.created_at,
+                    your_role=role.value if role else None, admin_path=f"/admin/{team.uid}/models")
+
+
+def _agent_view(record: AgentRecord) -> AgentView:
+    return AgentView(uid=record.uid, name=record.name, role_arn_override=record.role_arn_override,
+                     default_model=record.default_model, tools=list(record.tools), created_at=record.created_at)
+
+
+def _token_view(record: TokenRecord) -> TokenView:
+    return TokenView(uid=record.uid, name=record.name, principal_type=record.principal_type.value,
+                     principal_uid=record.principal_uid, team_uid=record.team_uid,
+                     display_prefix=record.display_prefix, created_at=record.created_at,
+                     expires_at=record.expires_at, last_used_at=record.last_used_at, revoked_at=record.revoked_at)
+
+
+def _settings_view(s: TeamSettings) -> SettingsView:
+    return SettingsView(
+        byok_allowed=s.byok_allowed, long_term_keys_allowed=s.long_term_keys_allowed,
+        retain_request_content=s.retain_request_content, transcript_retention_days=s.transcript_retention_days,
+        monthly_ai_credits=s.monthly_ai_credits, platform_credits=s.platform_credits,
+        compute_credits=s.compute_credits, allowed_aws_accounts=sorted(s.allowed_aws_accounts),
+        max_token_lifetime_days=s.max_token_lifetime_days,
+    )
+
+
+class ControlService:
+    def __init__(self, store: Store, catalog: Catalog, settings: Settings) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._settings = settings
+        self._auth_cache: dict[str, tuple[float, Caller]] = {}
+        self._usage = tokens_repo.TokenUsageBuffer()
+        self._usage_lock = asyncio.Lock()
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    # --- authentication ----------------------------------------------------------------------------------
+
+    async def authenticate(self, token: str) -> Caller:
+        """The caller behind ``token``, or ``unauthenticated`` (same answer for every kind of bad token)."""
+        if not looks_like_token(token):
+            raise ByollmError(ErrorClass.UNAUTHENTICATED, "the token is not a byollm token")
+        digest = hash_token(token)
+        now = time.monotonic()
+        cached = self._auth_cache.get(digest)
+        if cached is not None and cached[0] > now:
+            caller = cached[1]
+        else:
+            caller = await self._load_caller(digest)
+            self._auth_cache[digest] = (now + self._settings.auth_cache_seconds, caller)
+        if caller.token_uid is not None:
+            self._usage.note(caller.token_uid, _now())
+        return caller
+
+    async def _load_caller(self, digest: str) -> Caller:
+        async with self._store.session(readonly=True) as session:
+            record = await tokens_repo.find_token_by_hash(session, token_hash=digest)
+            if record is None or not record.is_active(_now()):
+                raise ByollmError(ErrorClass.UNAUTHENTICATED, "the token is invalid, expired or revoked")
+            if record.principal_type is PrincipalType.AGENT:
+                return Caller(principal_uid=record.principal_uid, kind=PrincipalKind.AGENT,
+                              token_team_uid=record.team_uid, token_uid=record.uid)
+            user = await users_repo.get_user(session, uid=record.principal_uid)
+            memberships = await teams_repo.list_memberships(session, user_uid=user.uid)
+        return Caller(
+            principal_uid=user.uid, kind=PrincipalKind.USER, is_operator=user.is_operator,
+            memberships=MappingProxyType({m.team_uid: m.role for m in memberships}),
+            token_team_uid=record.team_uid, token_uid=record.uid,
+        )
+
+    def forget_cached_callers(self) -> None:
+        """Drop the authentication cache (after revocations, role and membership changes)."""
+        self._auth_cache.clear()
+
+    async def flush_token_usage(self) -> int:
+        """Write the last-used times noted since the previous flush; the services' ticker calls this."""
+        async with self._usage_lock:
+            if not len(self._usage):
+                return 0
+            async with self._store.session() as session:
+                return await self._usage.flush(session)
+
+    # --- identity and teams --------------------------------------------------------------------------
+
+    async def me(self, caller: Caller) -> MeView:
+        return MeView(principal_uid=caller.principal_uid, kind=caller.kind.value, is_operator=caller.is_operator,
+                      teams=await self.list_teams(caller), token_team_uid=caller.token_team_uid)
+
+    async def list_teams(self, caller: Caller) -> list[TeamView]:
+        visible = caller.visible_teams()
+        if not visible:
+            return []
+        async with self._store.session(readonly=True) as session:
+            teams = [await teams_repo.get_team(session, uid=uid) for uid in visible]
+        return [_team_view(t, caller.role_in(t.uid)) for t in sorted(teams, key=lambda t: t.name)]
+
+    async def get_team(self, caller: Caller, team_uid: str) -> TeamView:
+        require(caller, Action.READ_TEAM, team_uid)
+        async with self._store.session(readonly=True) as session:
+            team = await teams_repo.get_team(session, uid=team_uid)
+        return _team_view(team, caller.role_in(team_uid))
+
+    async def create_team(self, caller: Caller, *, name: str) -> TeamView:
+        require(caller, Action.CREATE_TEAM)
+        name = name.strip()
+        if not name:
+            raise ByollmError(ErrorClass.INVALID_REQUEST, "name: the team name must not be empty")
+        async with self._store.session() as session:
+            team = await teams_repo.create_team(session, name=name)
+            await teams_repo.set_member_role(session, team_uid=team.uid, user_uid=caller.principal_uid,
+                                             role=Role.ADMIN)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="team.create",
+                                          target=team.uid, team_uid=team.uid, after={"name": team.name})
+        self.forget_cached_callers()
+        return _team_view(team, Role.ADMIN)
+
+    # --- model policy, settings and host config -------------------------------------------------------
+
+    def _model(self, name: str, field: str) -> CatalogModel:
+        model = self._catalog.resolve(name)
+        if model is None:
+            raise ByollmError(ErrorClass.INVALID_REQUEST, f"{field}: unknown model {name!r}", field=field)
+        return model
+
+    def _policy_view(self, policy: TeamPolicy, version: int) -> PolicyView:
+        region = policy.bedrock.region
+        rows = []
+        for model in self._catalog:
+            routing = policy.models.routing(model.id)
+            rows.append(ModelRouteView(
+                model=model.id, display_name=model.display_name, bedrock=routing.bedrock,
+                inference_profile=routing.inference_profile, direct=routing.direct,
+                direct_provider=model.provider, bedrock_available_in_region=model.offered_on_bedrock_in(region),
+                default_bedrock_id=self._catalog.default_bedrock_upstream(model.id, region),
+            ))
+        return PolicyView(
+            team_uid=policy.team_uid, policy_version=version,
+            direct_api_disabled=policy.models.direct_api_disabled,
+            fallback_order=list(policy.models.fallback_order), auto_allowed=not policy.models.any_direct_disabled,
+            region=region, models=rows,
+        )
+
+    async def team_policy(self, team_uid: str) -> tuple[TeamPolicy, int]:
+        """The team's policy and its version, for the gateway and the demo (no caller check: internal)."""
+        async with self._store.session(readonly=True) as session:
+            policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
+            version = await policy_repo.get_policy_version(session, team_uid=team_uid)
+        return policy, version
+
+    async def get_policy(self, caller: Caller, team_uid: str) -> PolicyView:
+        require(caller, Action.READ_TEAM, team_uid)
+        return self._policy_view(*await self.team_policy(team_uid))
+
+    async def update_policy(
+        self,
+        caller: Caller,
+        team_uid: str,
+        *,
+        direct_api_disabled: bool | None = None,
+        fallback_order: list[str] | None = None,
+        models: Mapping[str, tuple[bool, str | None, bool]] | None = None,
+    ) -> PolicyView:
+        """Change the direct-API switch, the fallback order and/or the routing of the named models."""
+        require(caller, Action.MANAGE_TEAM, team_uid)
+        async with self._store.session() as session:
+            policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
+            before = policy.models
+            routes = dict(before.routes)
+            for name, (bedrock, profile, direct) in (models or {}).items():
+                model = self._model(name, f"models.{name}")
+                routes[model.id] = self._checked_routing(model, bedrock, profile, direct, policy.bedrock.region)
+            order = before.fallback_order
+            if fallback_order is not None:
+                ids = [self._model(n, f"fallback_order[{i}]").id for i, n in enumerate(fallback_order)]
+                if len(set(ids)) != len(ids):
+                    raise ByollmError(ErrorClass.INVALID_REQUEST, "fallback_order: a model is listed twice")
+                order = tuple(ids)
+            after = ModelPolicy(
+                routes=MappingProxyType(routes),
+                direct_api_disabled=before.direct_api_disabled if direct_api_disabled is None else direct_api_disabled,
+                fallback_order=order,
+            )
+            version = await policy_repo.set_model_policy(session, team_uid=team_uid, policy=after)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="policy.update",
+                                          target=team_uid, team_uid=team_uid, before=before, after=after)
+        return self._policy_view(replace(policy, models=after), version)
+
+    def _checked_routing(self, model: CatalogModel, bedrock: bool, profile: str | None, direct: bool,
+                         region: str) -> ModelRouting:
+        if (bedrock or profile) and model.bedrock is None:
+            raise ByollmError(ErrorClass.INVALID_REQUEST,
+                              f"models.{model.id}: {model.display_name} is not offered on AWS Bedrock;"
+                              " only its direct API can be enabled")
+        if profile:
+            problem = validate.override_problem(model, profile.strip(), region)
+            if problem:
+                raise ByollmError(ErrorClass.INVALID_REQUEST, f"models.{model.id}.inference_profile: {problem}")
+            profile = validate.validate_inference_profile(profile.strip())
+        return ModelRouting(model=model.id, bedrock=bedrock, inference_profile=profile or None, direct=direct)
+
+    async def get_settings(self, caller: Caller, team_uid: str) -> SettingsView:
+        require(caller, Action.READ_TEAM, team_uid)
+        policy, _ = await self.team_policy(team_uid)
+        return _settings_view(policy.settings)
+
+    async def update_settings(self, caller: Caller, team_uid: str, changes: Mapping[str, Any]) -> SettingsView:
+        require(caller, Action.MANAGE_TEAM, team_uid)
+        values = dict(changes)
+        if "allowed_aws_accounts" in values:
+            try:
+                accounts = [validate.validate_account_id(a, field=f"allowed_aws_accounts[{i}]")
+                            for i, a in enumerate(values["allowed_aws_accounts"] or [])]
+            except validate.InvalidValue as exc:
+                raise _invalid(exc) from None
+            values["allowed_aws_accounts"] = frozenset(accounts)
+        for key, value in list(values.items()):
+            if value is None and key != "max_token_lifetime_days":
+                del values[key]  # a null for a required setting means "leave it"
+        async with self._store.session() as session:
+            policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
+            after = replace(policy.settings, **values)
+            await policy_repo.set_team_settings(session, team_uid=team_uid, settings=after)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="settings.update",
+                                          target=team_uid, team_uid=team_uid, before=policy.settings, after=after)
+        return _settings_view(after)
+
+    async def get_bedrock(self, caller: Caller, team_uid: str) -> BedrockView:
+        require(caller, Action.READ_TEAM, team_uid)
+        policy, _ = await self.team_policy(team_uid)
+        b = policy.bedrock
+        return BedrockView(region=b.region, endpoint_url=b.endpoint_url, role_arn=b.role_arn)
+
+    async def update_bedrock(self, caller: Caller, team_uid: str, changes: Mapping[str, Any]) -> BedrockView:
+        require(caller, Action.MANAGE_TEAM, team_uid)
+        try:
+            values: dict[str, Any] = {}
+            if changes.get("region") is not None:
+                values["region"] = validate.validate_region(changes["region"])
+            if "endpoint_url" in changes:
+                url = changes["endpoint_url"]
+                values["endpoint_url"] = None if not url else validate.validate_endpoint_url(
+                    url, allow_http=self._settings.allow_http_endpoints)
+            if "role_arn" in changes:
+                arn = changes["role_arn"]
+                values["role_arn"] = None if not arn else validate.validate_role_arn(arn)
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
+        async with self._store.session() as session:
+            policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
+            after = replace(policy.bedrock, **values)
+            self._check_host(policy, after)
+            await policy_repo.set_bedrock_host(session, team_uid=team_uid, config=after)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="bedrock.update",
+                                          target=team_uid, team_uid=team_uid, before=policy.bedrock, after=after)
+        return BedrockView(region=after.region, endpoint_url=after.endpoint_url, role_arn=after.role_arn)
+
+    def _check_host(self, policy: TeamPolicy, host: BedrockHostConfig) -> None:
+        """Refuse a region change that would leave an inference-profile override unusable."""
+        for arn in filter(None, [host.role_arn, *(a.role_arn_override for a in policy.agents.values())]):
+            partition = validate.parse_role_arn(arn).partition
+            if partition != partition_for_region(host.region):
+                raise ByollmError(ErrorClass.INVALID_REQUEST,
+                                  f"region: role {arn} is in the {partition} partition, which does not contain"
+                                  f" {host.region}")
+        for routing in policy.models.routes.values():
+            model = self._catalog.get(routing.model)
+            if model is None or not routing.inference_profile:
+                continue
+            problem = validate.override_problem(model, routing.inference_profile, host.region)
+            if problem:
+                raise ByollmError(ErrorClass.INVALID_REQUEST,
+                                  f"region: the inference-profile override for {model.id} would break ({problem});"
+                                  " change or clear it first")
+
+    # --- members -------------------------------------------------------------------------------------
+
+    async def list_members(self, caller: Caller, team_uid: str) -> list[MemberView]:
+        require(caller, Action.MANAGE_MEMBERS, team_uid)
+        async with self._store.session(readonly=True) as session:
+            memberships = await teams_repo.list_memberships(session, team_uid=team_uid)
+            users = {m.user_uid: await users_repo.get_user(session, uid=m.user_uid) for m in memberships}
+        return sorted(
+            (MemberView(user_uid=m.user_uid, email=users[m.user_uid].email,
+                        display_name=users[m.user_uid].display_name, role=m.role.value) for m in memberships),
+            key=lambda v: v.email,
+        )
+
+    async def invite_member(self, caller: Caller, team_uid: str, *, email: str, display_name: str | None,
+                            role: Role) -> MemberView:
+        require(caller, Action.MANAGE_MEMBERS, team_uid)
+        async with self._store.session() as session:
+            user = await users_repo.find_user_by_email(session, email=email)
+            if user is None:
+                user = await users_repo.create_user(session, email=email, display_name=display_name or "")
+            if await teams_repo.find_membership(session, team_uid=team_uid, user_uid=user.uid) is not None:
+                raise ByollmError(ErrorClass.CONFLICT, f"{user.email} is already a member", user_uid=user.uid)
+            await teams_repo.set_member_role(session, team_uid=team_uid, user_uid=user.uid, role=role)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="member.invite",
+                                          target=user.uid, team_uid=team_uid,
+                                          after={"email": user.email, "role": role.value})
+        self.forget_cached_callers()
+        return MemberView(user_uid=user.uid, email=user.email, display_name=user.display_name, role=role.value)
+
+    async def _admin_count(self, session: Any, team_uid: str) -> int:
+        return sum(m.role is Role.ADMIN for m in await teams_repo.list_memberships(session, team_uid=team_uid))
+
+    async def set_member_role(self, caller: Caller, team_uid: str, user_uid: str, role: Role) -> MemberView:
+        require(caller, Action.MANAGE_MEMBERS, team_uid)
+        async with self._store.session() as session:
+            current = await teams_repo.find_membership(session, team_uid=team_uid, user_uid=user_uid)
+            if current is None:
+                raise ByollmError(ErrorClass.NOT_FOUND, "no such member", user_uid=user_uid)
+            if current.role is Role.ADMIN and role is not Role.ADMIN and await self._admin_count(session, team_uid) < 2:
+                raise ByollmError(ErrorClass.CONFLICT, "a team needs at least one admin; promote another first")
+            await teams_repo.set_member_role(session, team_uid=team_uid, user_uid=user_uid, role=role)
+            user = await users_repo.get_user(session, uid=user_uid)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="member.role",
+                                          target=user_uid, team_uid=team_uid, before={"role": current.role.value},
+                                          after={"role": role.value})
+        self.forget_cached_callers()
+        return MemberView(user_uid=user_uid, email=user.email, display_name=user.display_name, role=role.value)
+
+    async def remove_member(self, caller: Caller, team_uid: str, user_uid: str) -> None:
+        require(caller, Action.MANAGE_MEMBERS, team_uid)
+        async with self._store.session() as session:
+            current = await teams_repo.find_membership(session, team_uid=team_uid, user_uid=user_uid)
+            if current is None:
+                raise ByollmError(ErrorClass.NOT_FOUND, "no such member", user_uid=user_uid)
+            if current.role is Role.ADMIN and await self._admin_count(session, team_uid) < 2:
+                raise ByollmError(ErrorClass.CONFLICT, "a team needs at least one admin; promote another first")
+            await teams_repo.remove_member(session, team_uid=team_uid, user_uid=user_uid)
+            for token in await tokens_repo.list_tokens(session, principal_type=PrincipalType.USER,
+                                                       principal_uid=user_uid, team_uid=team_uid):
+                await tokens_repo.revoke_token(session, token_uid=token.uid)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="member.remove",
+                                          target=user_uid, team_uid=team_uid, before={"role": current.role.value})
+        self.forget_cached_callers()
+
+    # --- named agents --------------------------------------------------------------------------------
+
+    def _agent_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        checked: dict[str, Any] = {}
+        try:
+            if "name" in values and values["name"] is not None:
+                checked["name"] = validate.validate_name(values["name"])
+            if "role_arn_override" in values:
+                arn = values["role_arn_override"]
+                checked["role_arn_override"] = (
+                    validate.validate_role_arn(arn, field="role_arn_override") if arn else None
+                )
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
+        if "default_model" in values:
+            model = values["default_model"]
+            checked["default_model"] = self._model(model, "default_model").id if model else None
+        if "tools" in values and values["tools"] is not None:
+            tools = tuple(dict.fromkeys(values["tools"]))
+            for tool in tools:
+                if not tool or len(tool) > 64 or not set(tool) <= _TOOL_NAME:
+                    raise ByollmError(ErrorClass.INVALID_REQUEST, f"tools: {tool!r} is not a tool name")
+            checked["tools"] = tools
+        return checked
+
+    async def list_agents(self, caller: Caller, team_uid: str) -> list[AgentView]:
+        require(caller, Action.READ_TEAM, team_uid)
+        async with self._store.session(readonly=True) as session:
+            return [_agent_view(a) for a in await agents_repo.list_agents(session, team_uid=team_uid)]
+
+    async def create_agent(self, caller: Caller, team_uid: str, *, name: str, role_arn_override: str | None,
+                           default_model: str | None, tools: list[str]) -> AgentView:
+        require(caller, Action.MANAGE_TEAM, team_uid)
+        fields = self._agent_fields({"name": name, "role_arn_override": role_arn_override,
+                                     "default_model": default_model, "tools": tools})
+        async with self._store.session() as session:
+            record = await agents_repo.create_agent(session, team_uid=team_uid, **fields)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="agent.create",
+                                          target=record.uid, team_uid=team_uid, after=record.agent)
+        return _agent_view(record)
+
+    async def update_agent(self, caller: Caller, team_uid: str, agent_uid: str,
+                           changes: Mapping[str, Any]) -> AgentView:
+        require(caller, Action.MANAGE_TEAM, team_uid)
+        fields = self._agent_fields(changes)
+        async with self._store.session() as session:
+            current = await agents_repo.get_agent(session, team_uid=team_uid, agent_uid=agent_uid)
+            after: Agent = replace(current.agent, **fields)
+            record = await agents_repo.update_agent(session, team_uid=team_uid, agent=after)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="agent.update",
+                                          target=agent_uid, team_uid=team_uid, before=current.agent, after=after)
+        return _agent_view(record)
+
+    async def delete_agent(self, caller: Caller, team_uid: str, agent_uid: str) -> None:
+        require(caller, Action.MANAGE_TEAM, team_uid)
+        async with self._store.session() as session:
+            record = await agents_repo.delete_agent(session, team_uid=team_uid, agent_uid=agent_uid)
+            for token in await tokens_repo.list_tokens(session, principal_type=PrincipalType.AGENT,
+                                                       principal_uid=agent_uid):
+                await tokens_repo.revoke_token(session, token_uid=token.uid)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="agent.delete",
+                                          target=agent_uid, team_uid=team_uid, before=record.agent)
+        self.forget_cached_callers()
+
+    # --- tokens --------------------------------------------------------------------------------------
+
+    async def list_tokens(self, caller: Caller, team_uid: str) -> list[TokenView]:
+        require(caller, Action.OWN_TOKENS, team_uid)
+        is_admin = caller.role_in(team_uid) is Role.ADMIN
+        async with self._store.session(readonly=True) as session:
+            if is_admin:
+                records = await tokens_repo.list_tokens(session, team_uid=team_uid, include_revoked=True)
+            else:
+                records = await tokens_repo.list_tokens(
+                    session, team_uid=team_uid, include_revoked=True,
+                    principal_type=PrincipalType.USER, principal_uid=caller.principal_uid,
+                )
+        return [_token_view(r) for r in records]
+
+    async def issue_token(self, caller: Caller, team_uid: str, *, name: str, user_uid: str | None = None,
+                          agent_uid: str | None = None, expires_in_days: int | None = None) -> IssuedToken:
+        if user_uid and agent_uid:
+            raise ByollmError(ErrorClass.INVALID_REQUEST, "give user_uid or agent_uid, not both")
+        for_self = agent_uid is None and user_uid in (None, caller.principal_uid)
+        require(caller, Action.OWN_TOKENS if for_self else Action.MANAGE_TOKENS, team_uid)
+        principal_type = PrincipalType.AGENT if agent_uid else PrincipalType.USER
+        principal_uid = agent_uid or user_uid or caller.principal_uid
+        generated = new_token()
+        async with self._store.session() as session:
+            policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
+            limit = policy.settings.max_token_lifetime_days
+            days = expires_in_days if limit is None else min(expires_in_days or limit, limit)
+            if principal_type is PrincipalType.USER and (
+                await teams_repo.find_membership(session, team_uid=team_uid, user_uid=principal_uid) is None
+            ):
+                raise ByollmError(ErrorClass.NOT_FOUND, "no such member", user_uid=principal_uid)
+            record = await tokens_repo.create_token(
+                session, principal_type=principal_type, principal_uid=principal_uid, team_uid=team_uid,
+                token_hash=generated.sha256, display_prefix=generated.display_prefix, name=name.strip(),
+                expires_at=_now() + timedelta(days=days) if days else None,
+            )
+            await audit_repo.append_audit(
+                session, actor_uid=caller.principal_uid, action="token.issue", target=record.uid, team_uid=team_uid,
+                after={"name": record.name, "principal_type": principal_type.value, "principal_uid": principal_uid,
+                       "expires_at": record.expires_at},
+            )
+        return IssuedToken(token=generated.value, details=_token_view(record))
+
+    async def revoke_token(self, caller: Caller, team_uid: str, token_uid: str) -> None:
+        require(caller, Action.OWN_TOKENS, team_uid)
+        async with self._store.session() as session:
+            record = await tokens_repo.get_token(session, token_uid=token_uid)
+            if record.team_uid != team_uid:
+                raise ByollmError(ErrorClass.NOT_FOUND, "no such token in this team", token_uid=token_uid)
+            own = record.principal_type is PrincipalType.USER and record.principal_uid == caller.principal_uid
+            if not own:
+                require(caller, Action.MANAGE_TOKENS, team_uid)
+            await tokens_repo.revoke_token(session, token_uid=token_uid)
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="token.revoke",
+                                          target=token_uid, team_uid=team_uid,
+                                          before={"name": record.name, "principal_uid": record.principal_uid})
+        self.forget_cached_callers()
+
+    # --- audit ---------------------------------------------------------------------------------------
+
+    async def list_audit(self, caller: Caller, team_uid: str, *, since: datetime | None = None,
+                         limit: int = 100) -> list[AuditView]:
+        require(caller, Action.READ_AUDIT, team_uid)
+        async with self._store.session(readonly=True) as session:
+            entries = await audit_repo.list_audit(session, team_uid=team_uid, since=since, limit=limit)
+        return [AuditView(id=e.id, at=e.at, team_uid=e.team_uid, actor_uid=e.actor_uid, action=e.action,
+                          target=e.target, before=dict(e.before) if e.before is not None else None,
+                          after=dict(e.after) if e.after is not None else None) for e in entries]

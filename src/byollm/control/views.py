@@ -1,0 +1,143 @@
+"""What the control plane returns: plain frozen dataclasses, serialised as-is by the admin API and the CLI.
+
+Why dataclasses here and pydantic only for inputs: outputs are built by our own code and need no
+validation; FastAPI documents and serialises dataclasses directly, so there is one definition per shape.
+No view ever carries a secret, except ``IssuedToken.token``, which exists once, in the response that
+creates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "AgentView",
+    "AuditView",
+    "BedrockView",
+    "IssuedToken",
+    "MeView",
+    "MemberView",
+    "ModelRouteView",
+    "PolicyView",
+    "SettingsView",
+    "TeamView",
+    "TokenView",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TeamView:
+    uid: str
+    name: str
+    created_at: datetime
+    your_role: str | None = None
+    admin_path: str = ""  # the panel URL path, which shows the team UID the trust policy needs
+
+
+@dataclass(frozen=True, slots=True)
+class MeView:
+    principal_uid: str
+    kind: str
+    is_operator: bool
+    teams: list[TeamView] = field(default_factory=list)
+    token_team_uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    user_uid: str
+    email: str
+    display_name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    uid: str
+    name: str
+    role_arn_override: str | None
+    default_model: str | None
+    tools: list[str]
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRouteView:
+    model: str
+    display_name: str
+    bedrock: bool
+    inference_profile: str | None
+    direct: bool
+    direct_provider: str | None
+    bedrock_available_in_region: bool
+    default_bedrock_id: str | None  # what Bedrock gets when no override is set (global profile by default)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyView:
+    team_uid: str
+    policy_version: int
+    direct_api_disabled: bool
+    fallback_order: list[str]
+    auto_allowed: bool
+    region: str
+    models: list[ModelRouteView]
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsView:
+    byok_allowed: bool
+    long_term_keys_allowed: bool
+    retain_request_content: bool
+    transcript_retention_days: int
+    monthly_ai_credits: int
+    platform_credits: int
+    compute_credits: int
+    allowed_aws_accounts: list[str]
+    max_token_lifetime_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BedrockView:
+    region: str
+    endpoint_url: str | None
+    role_arn: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    uid: str
+    name: str
+    principal_type: str
+    principal_uid: str
+    team_uid: str | None
+    display_prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """The only view that carries a secret: returned once, by the call that creates the token."""
+
+    token: str
+    details: TokenView
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(details={self.details!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    id: int
+    at: datetime
+    team_uid: str | None
+    actor_uid: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None

@@ -1,0 +1,99 @@
+"""Operator settings, read once from the environment into one frozen value.
+
+Why a plain dataclass: every component receives the settings it needs from ``build_services(settings)``;
+nothing reads the environment on its own, so tests build a ``Settings`` directly and two apps with different
+settings can live in one process.
+
+Environment variables (all optional):
+
+- ``BYOLLM_DATA_DIR``: where the embedded defaults live (SQLite file, key-encryption key file);
+  default ``$XDG_DATA_HOME/byollm`` or ``~/.local/share/byollm``.
+- ``BYOLLM_DATABASE_URL``: ``sqlite:///path`` or ``postgresql://user@host/db``; default a SQLite file in the
+  data directory. Sync-style URLs are accepted and mapped to the async drivers.
+- ``BYOLLM_KEK``: the key-encryption key (urlsafe base64 of 32 bytes). Without it the key lives in a 0600
+  file ``kek`` in the data directory, created on first use.
+- ``BYOLLM_KEK_PREVIOUS``: during rotation, the key being retired (comma-separated if several).
+- ``BYOLLM_CATALOG_FILE``: an operator's catalog file extending the built-in model catalog.
+- ``BYOLLM_PUBLIC_URL``: the gateway's public base URL (also the OIDC issuer by default).
+- ``BYOLLM_ALLOW_HTTP_ENDPOINTS``: ``1`` lets admins set plain-http Bedrock endpoint URLs (the demo and
+  tests point teams at the local simulator); off by default.
+- ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
+  revocation reaches other replicas within this time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["Settings", "default_data_dir", "normalize_database_url"]
+
+
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("BYOLLM_DATA_DIR"):
+        return Path(env["BYOLLM_DATA_DIR"]).expanduser()
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "byollm"
+
+
+def normalize_database_url(url: str) -> str:
+    """Map sync-style URLs to the async drivers SQLAlchemy needs (``postgresql://`` -> asyncpg)."""
+    for prefix, replacement in (
+        ("postgresql+asyncpg://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite+aiosqlite://", "sqlite+aiosqlite://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(prefix):
+            return replacement + url[len(prefix):]
+    raise ValueError(f"unsupported database URL scheme in {url.split('://', 1)[0]!r}; use sqlite or postgresql")
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str  # always an async driver URL
+    kek: str | None = None  # from the environment; None means the data-directory file
+    kek_previous: tuple[str, ...] = ()
+    catalog_file: Path | None = None
+    public_url: str | None = None
+    allow_http_endpoints: bool = False
+    auth_cache_seconds: float = 10.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = default_data_dir(env)
+        url = env.get("BYOLLM_DATABASE_URL") or f"sqlite:///{data_dir / 'byollm.sqlite3'}"
+        previous = tuple(k for k in (env.get("BYOLLM_KEK_PREVIOUS") or "").split(",") if k.strip())
+        catalog = env.get("BYOLLM_CATALOG_FILE")
+        return cls(
+            data_dir=data_dir,
+            database_url=normalize_database_url(url),
+            kek=env.get("BYOLLM_KEK") or None,
+            kek_previous=previous,
+            catalog_file=Path(catalog) if catalog else None,
+            public_url=env.get("BYOLLM_PUBLIC_URL") or None,
+            allow_http_endpoints=_flag(env.get("BYOLLM_ALLOW_HTTP_ENDPOINTS")),
+            auth_cache_seconds=float(env.get("BYOLLM_AUTH_CACHE_SECONDS") or 10.0),
+        )
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path, **overrides: object) -> Settings:
+        """Embedded defaults rooted at ``data_dir`` (tests and the demo)."""
+        base = cls(data_dir=data_dir, database_url=normalize_database_url(f"sqlite:///{data_dir / 'byollm.sqlite3'}"))
+        return replace(base, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
