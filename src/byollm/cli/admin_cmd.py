@@ -259,8 +259,20 @@ def _print_policy(data: dict[str, Any], as_json: bool) -> None:
     out.print(f"Direct API: {'DISABLED for every model' if data['direct_api_disabled'] else 'per model'};"
               f" Auto: {'allowed' if data['auto_allowed'] else 'off'};"
               f" fallback order: {', '.join(data['fallback_order']) or '(none)'}")
-    _show(data["models"], False, ["model", "bedrock", "inference_profile", "default_bedrock_id", "direct",
-                                  "direct_provider", "bedrock_available_in_region"], title="Models")
+    table = Table(title="Models")
+    table.add_column("model", no_wrap=True)
+    table.add_column("Bedrock")
+    table.add_column("direct API", no_wrap=True)
+    for m in data["models"]:
+        if m["default_bedrock_id"] is None and not m["bedrock_available_in_region"]:
+            bedrock_cell = "[dim]not offered here[/]"
+        elif m["bedrock"]:
+            bedrock_cell = f"on: {m['inference_profile'] or m['default_bedrock_id']}"
+        else:
+            bedrock_cell = "off"
+        direct_on = m["direct"] and not data["direct_api_disabled"]
+        table.add_row(m["model"], bedrock_cell, f"{'on' if direct_on else 'off'} ({m['direct_provider']})")
+    out.print(table)
 
 
 @policy.command("show")

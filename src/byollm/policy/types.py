@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from byollm.errors import ByollmError, ErrorClass, NoRouteError
+
 __all__ = [
     "Actor",
     "ActorKind",
@@ -20,8 +22,9 @@ __all__ = [
     "AvailableCredentials",
     "BedrockHostConfig",
     "BillingBucket",
-    "CreditState",
     "CredentialSource",
+    "CreditState",
+    "DropCause",
     "DroppedRoute",
     "Host",
     "ModelPolicy",
@@ -188,10 +191,15 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class AvailableCredentials:
-    """Which credentials this request can use; never the values, only their presence."""
+    """Which credentials this request can use; never the values, only their presence.
+
+    ``operator_keys`` lists the direct providers the operator configured a key for; None means "not
+    stated" and the planner assumes every provider has one (the gateway then fails that route if not).
+    """
 
     delegated_session: bool = False
     byok_providers: frozenset[Host] = frozenset()
+    operator_keys: frozenset[Host] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +225,21 @@ class RouteCandidate:
         return f"{self.host.value}:{self.upstream_model_id}"
 
 
+class DropCause(StrEnum):
+    """Why the planner left a route out, for code that must tell causes apart (credits vs policy)."""
+
+    NOT_ENABLED = "not_enabled"  # the admin did not enable the model on this host
+    DIRECT_DISABLED = "direct_disabled"  # the team switched off every direct-API model, and BYOK with it
+    NOT_IN_REGION = "not_in_region"  # the catalog does not offer the model on Bedrock in the team's region
+    NO_PROFILE = "no_profile"  # nothing in the catalog is invocable from the region
+    NO_SESSION = "no_session"  # an interactive request without delegated AWS session credentials
+    NO_ROLE = "no_role"  # a cloud run with no role ARN (team-wide or the agent's)
+    BYOK_NOT_ALLOWED = "byok_not_allowed"  # the user sent a provider key but the team forbids BYOK
+    NO_OPERATOR_KEY = "no_operator_key"  # the operator has no key for this provider
+    NO_CREDITS = "no_credits"  # the team has no AI credits left for an operator-paid route
+    DOES_NOT_FIT = "does_not_fit"  # a fallback whose context window, output limit or tools cannot serve
+
+
 @dataclass(frozen=True, slots=True)
 class DroppedRoute:
     """A route that policy, credentials, credits or the request's shape ruled out, and why."""
@@ -224,6 +247,13 @@ class DroppedRoute:
     model: str
     host: Host
     reason: str
+    cause: DropCause | None = None
+    credential: CredentialSource | None = None  # the credential the dropped route would have used, if known
+
+    @property
+    def label(self) -> str:
+        """``model@host: reason``, identifiers only, for error context and logs."""
+        return f"{self.model}@{self.host.value}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,3 +263,29 @@ class RoutePlan:
     candidates: tuple[RouteCandidate, ...]
     dropped: tuple[DroppedRoute, ...] = ()
     auto_reason: str | None = None  # set when the request asked for Auto
+
+    @property
+    def blocked_by_credits(self) -> bool:
+        """True when no route is left and an operator-paid route was dropped only for lack of AI credits."""
+        return not self.candidates and any(d.cause is DropCause.NO_CREDITS for d in self.dropped)
+
+    def require_candidates(self) -> tuple[RouteCandidate, ...]:
+        """The candidates, or the error the gateway should raise when there are none.
+
+        ``credits_exhausted`` when credits were the reason (with credits, an operator-paid route would
+        exist); otherwise ``no_fallback_available`` listing why each route was dropped.
+        """
+        if self.candidates:
+            return self.candidates
+        reasons = [d.label for d in self.dropped]
+        if self.blocked_by_credits:
+            raise ByollmError(
+                ErrorClass.CREDITS_EXHAUSTED,
+                f"no route for {self.model} without AI credits: the team's credits are used up and no"
+                " Bedrock or own-key route is available",
+                model=self.model,
+                dropped=reasons,
+            )
+        raise NoRouteError(
+            (), detail=f"no route is available for {self.model}", dropped=reasons
+        )
