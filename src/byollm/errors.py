@@ -107,6 +107,12 @@ class ErrorClass(Enum):
         " suits that region, and that your environment uses the region the team configured.",
         fails_over=True, retryable=False,
     )
+    PROVIDER_KEY_REJECTED = _ClassInfo(
+        "provider_key_rejected", 403, "Provider API key rejected",
+        "The direct provider refused the API key: the operator must replace the stored provider key, or,"
+        " for your own key, run `byollm keys add <provider>` again.",
+        fails_over=True, retryable=False,
+    )
     QUOTA_EXCEEDED = _ClassInfo(
         "quota_exceeded", 429, "Provider quota or throttling",
         "Check the Bedrock service quotas for this model and account and request an increase, or spread the"
