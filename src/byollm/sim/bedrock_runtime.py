@@ -118,8 +118,11 @@ def _profile_resolution(world: World, account_id: str, region: str, profile_id: 
     return Resolution(model, arn, tuple(resources), regions)
 
 
-def resolve_model(world: World, account: Account, region: str, model_id: str) -> Resolution:
-    """Interpret ``model_id`` for a caller in ``account`` calling ``region``; raises BedrockError."""
+def resolve_model(world: World, account: Account, region: str, model_id: str, *, invoking: bool = True) -> Resolution:
+    """Interpret ``model_id`` for a caller in ``account`` calling ``region``; raises BedrockError.
+
+    ``invoking`` is False for CountTokens, which accepts a foundation-model id even for models that can only
+    be invoked through an inference profile (it runs no inference)."""
     acct = account.account_id
     if model_id.startswith("arn:"):
         parts = model_id.split(":", 5)
@@ -128,7 +131,7 @@ def resolve_model(world: World, account: Account, region: str, model_id: str) ->
         _, _, _, arn_region, arn_account, resource = parts
         kind, _, ident = resource.partition("/")
         if kind == "foundation-model" and arn_region == region and not arn_account:
-            return _foundation_resolution(world, region, ident)
+            return _foundation_resolution(world, region, ident, invoking=invoking)
         if kind == "inference-profile" and arn_region == region and arn_account == acct:
             res = _profile_resolution(world, acct, region, ident)
             if res is None:
@@ -151,14 +154,14 @@ def resolve_model(world: World, account: Account, region: str, model_id: str) ->
         if res is None:
             raise BedrockError("ValidationException", INVALID_MODEL)
         return res
-    return _foundation_resolution(world, region, model_id)
+    return _foundation_resolution(world, region, model_id, invoking=invoking)
 
 
-def _foundation_resolution(world: World, region: str, model_id: str) -> Resolution:
+def _foundation_resolution(world: World, region: str, model_id: str, *, invoking: bool = True) -> Resolution:
     model = world.models.get(model_id)
     if model is None or region not in model.regions:
         raise BedrockError("ValidationException", INVALID_MODEL)
-    if not model.on_demand:
+    if invoking and not model.on_demand:
         raise BedrockError(
             "ValidationException",
             f"Invocation of model ID {model_id} with on-demand throughput isn\u2019t supported. Retry your "
@@ -432,8 +435,9 @@ class BedrockRuntime:
         return cached
 
     def _authorise_uncached(self, verified: Verified, account: Account, model_id: str, action: str) -> Resolution:
-        resolution = resolve_model(self._state.world, account, verified.region, model_id)
-        if action == "bedrock:CountTokens" and resolution.invoked_arn != resolution.model.arn(verified.region):
+        counting = action == "bedrock:CountTokens"
+        resolution = resolve_model(self._state.world, account, verified.region, model_id, invoking=not counting)
+        if counting and resolution.invoked_arn != resolution.model.arn(verified.region):
             raise BedrockError("ValidationException", INVALID_MODEL)
         policies = [self._state.identity_policies(verified.principal)]
         if verified.identity.session_policy is not None:
