@@ -2,8 +2,9 @@
 
 Why a factory and not module globals: tests build several independent service sets in one process, and
 nothing happens at import time. ``build_services`` migrates (or checks) the schema, opens the key ring
-(refusing to start when stored secrets cannot be decrypted), loads the model catalog, and starts the small
-background ticker that flushes token last-used times.
+(refusing to start when stored secrets cannot be decrypted), loads the model catalog and the operator's
+provider keys, wires the gateway, and starts the background work (request-log writer, token last-used
+flushes). ``close`` stops them and flushes everything pending, so a clean shutdown loses nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +17,22 @@ from dataclasses import dataclass, field
 from byollm.catalog.loader import load_catalog
 from byollm.catalog.types import Catalog
 from byollm.control.service import ControlService
+from byollm.credentials.delegated import AccountChecker
+from byollm.credentials.log_guard import silence_credential_debug_logs
 from byollm.crypto.kek import KeyRing
+from byollm.gateway.executor import Gateway, GatewayConfig
+from byollm.gateway.metrics import GatewayMetrics
+from byollm.gateway.operator_keys import OperatorKeys
+from byollm.gateway.policy_cache import PolicyCache
+from byollm.policy.types import Host
+from byollm.providers.http import HttpPool
+from byollm.providers.registry import build_providers
 from byollm.settings import Settings
 from byollm.store import Store
 from byollm.store.keys import open_keyring
+from byollm.store.ledger import CreditTracker
 from byollm.store.migrate import check_schema, upgrade
+from byollm.store.request_log import RequestLogWriter
 
 __all__ = ["Services", "build_services"]
 
@@ -36,18 +48,27 @@ class Services:
     catalog: Catalog
     keyring: KeyRing
     control: ControlService
+    policies: PolicyCache
+    operator_keys: OperatorKeys
+    pool: HttpPool
+    request_log: RequestLogWriter
+    metrics: GatewayMetrics
+    gateway: Gateway
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def start_background(self) -> None:
-        self._tasks.append(asyncio.create_task(self._flush_loop(), name="byollm-token-usage"))
+    async def start_background(self) -> None:
+        await self.request_log.start()
+        self._tasks.append(asyncio.create_task(self._tick(), name="byollm-services-tick"))
 
-    async def _flush_loop(self) -> None:
+    async def _tick(self) -> None:
+        """Every few seconds: record token uses, and pick up provider keys another replica changed."""
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
             try:
                 await self.control.flush_token_usage()
-            except Exception as exc:  # keep flushing; a transient database error must not stop the loop
-                log.warning("could not record token use (%s); will retry", type(exc).__name__)
+                await self.operator_keys.refresh()
+            except Exception as exc:  # keep ticking; a transient database error must not stop the loop
+                log.warning("background refresh failed (%s); will retry", type(exc).__name__)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -56,12 +77,15 @@ class Services:
                 await task
         self._tasks.clear()
         try:
+            await self.request_log.close()
             await self.control.flush_token_usage()
         finally:
+            await self.pool.close()
             await self.store.dispose()
 
 
 async def build_services(settings: Settings, *, migrate: bool = True, background: bool = True) -> Services:
+    silence_credential_debug_logs()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         await upgrade(settings)
@@ -71,11 +95,37 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
     store = Store.from_settings(settings)
     try:
         keyring = await open_keyring(store, settings)
+        operator_keys = OperatorKeys(store, keyring)
+        await operator_keys.refresh()
     except BaseException:
         await store.dispose()
         raise
-    services = Services(settings=settings, store=store, catalog=catalog, keyring=keyring,
-                        control=ControlService(store, catalog, settings))
+    policies = PolicyCache(store)
+    pool = HttpPool()
+    metrics = GatewayMetrics()
+    request_log = RequestLogWriter(store)
+    gateway = Gateway(
+        catalog=catalog,
+        policies=policies,
+        providers=build_providers(pool),
+        operator_keys=operator_keys,
+        accounts=AccountChecker(pool, sts_endpoint=settings.sts_endpoint_url),
+        credits=CreditTracker(store),
+        log=request_log,
+        metrics=metrics,
+        config=GatewayConfig(provider_base_urls={
+            Host.ANTHROPIC: settings.anthropic_base_url,
+            Host.OPENAI: settings.openai_base_url,
+            Host.GOOGLE: settings.google_base_url,
+        }),
+    )
+    services = Services(
+        settings=settings, store=store, catalog=catalog, keyring=keyring,
+        control=ControlService(store, catalog, settings, policy_changed=policies.invalidate,
+                               operator_keys=operator_keys),
+        policies=policies, operator_keys=operator_keys, pool=pool, request_log=request_log, metrics=metrics,
+        gateway=gateway,
+    )
     if background:
-        services.start_background()
+        await services.start_background()
     return services

@@ -17,6 +17,12 @@ Environment variables (all optional):
 - ``BYOLLM_PUBLIC_URL``: the gateway's public base URL (also the OIDC issuer by default).
 - ``BYOLLM_ALLOW_HTTP_ENDPOINTS``: ``1`` lets admins set plain-http Bedrock endpoint URLs (the demo and
   tests point teams at the local simulator); off by default.
+- ``BYOLLM_ALLOW_INSECURE_CREDENTIALS``: ``1`` accepts delegated AWS credentials over plain HTTP from
+  non-loopback clients (a TLS-terminating proxy in front of byollm); off by default.
+- ``BYOLLM_ANTHROPIC_BASE_URL``, ``BYOLLM_OPENAI_BASE_URL``, ``BYOLLM_GOOGLE_BASE_URL``: the direct
+  providers' API base URLs (the demo points them at the simulator).
+- ``BYOLLM_STS_ENDPOINT_URL``: the STS endpoint used to check which account delegated credentials belong
+  to; default the regional AWS endpoint of the team's region.
 - ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
   revocation reaches other replicas within this time.
 """
@@ -68,6 +74,11 @@ class Settings:
     public_url: str | None = None
     allow_http_endpoints: bool = False
     auth_cache_seconds: float = 10.0
+    allow_insecure_credentials: bool = False
+    anthropic_base_url: str = "https://api.anthropic.com"
+    openai_base_url: str = "https://api.openai.com/v1"
+    google_base_url: str = "https://generativelanguage.googleapis.com"
+    sts_endpoint_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -86,6 +97,11 @@ class Settings:
             public_url=env.get("BYOLLM_PUBLIC_URL") or None,
             allow_http_endpoints=_flag(env.get("BYOLLM_ALLOW_HTTP_ENDPOINTS")),
             auth_cache_seconds=float(env.get("BYOLLM_AUTH_CACHE_SECONDS") or 10.0),
+            allow_insecure_credentials=_flag(env.get("BYOLLM_ALLOW_INSECURE_CREDENTIALS")),
+            anthropic_base_url=env.get("BYOLLM_ANTHROPIC_BASE_URL") or "https://api.anthropic.com",
+            openai_base_url=env.get("BYOLLM_OPENAI_BASE_URL") or "https://api.openai.com/v1",
+            google_base_url=env.get("BYOLLM_GOOGLE_BASE_URL") or "https://generativelanguage.googleapis.com",
+            sts_endpoint_url=env.get("BYOLLM_STS_ENDPOINT_URL") or None,
         )
 
     @classmethod

@@ -66,7 +66,8 @@ def test_policy_commands_route_a_model_and_disable_direct(env: dict[str, str]) -
 def test_bedrock_and_settings_commands(env: dict[str, str]) -> None:
     host = run_json(env, "admin", "bedrock", "set", "--region", "eu-west-1",
                     "--role-arn", "arn:aws:iam::111122223333:role/byollm-team")
-    assert host == {"region": "eu-west-1", "endpoint_url": None, "role_arn": "arn:aws:iam::111122223333:role/byollm-team"}
+    assert host == {"region": "eu-west-1", "endpoint_url": None,
+                    "role_arn": "arn:aws:iam::111122223333:role/byollm-team"}
     out = run(env, "admin", "settings", "set", "byok_allowed=true", "allowed_aws_accounts=111122223333",
               "monthly_ai_credits=5000")
     settings = json.loads(out)

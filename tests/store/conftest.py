@@ -12,8 +12,11 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -23,6 +26,7 @@ from sqlalchemy.engine import make_url
 from byollm.settings import Settings, normalize_database_url
 from byollm.store import Store
 from byollm.store.migrate import upgrade
+from byollm.store.request_log import AttemptRecord, LedgerCharge, RequestRecord
 from byollm.store.tables import Base
 
 PG_ENV = "BYOLLM_TEST_DATABASE_URL"
@@ -125,3 +129,77 @@ async def empty_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
         yield Settings(data_dir=tmp_path / "data", database_url=url, kek=TEST_KEK)
     finally:
         await drop_pg_database(url)
+
+
+# --- request log and ledger fixtures (test_request_log, test_ledger, test_usage) -----------------------
+
+RECORD_START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def _make_request(request_id: str | None = None, **overrides: Any) -> RequestRecord:
+    """A plausible direct-API request served on the first attempt; override any field."""
+    request_id = request_id or "req_" + secrets.token_hex(12)
+    attempt = AttemptRecord(
+        attempt_id=request_id + ".1",
+        route="anthropic:claude-sonnet-4-5",
+        host="anthropic",
+        model="claude-sonnet-4-5",
+        error_code=None,
+        latency_ms=12.5,
+    )
+    values: dict[str, Any] = {
+        "request_id": request_id,
+        "team_uid": "T" * 22,
+        "principal_type": "user",
+        "principal_uid": "U" * 22,
+        "token_uid": "K" * 22,
+        "api": "anthropic",
+        "requested_model": "claude-sonnet-4-5",
+        "served_model": "claude-sonnet-4-5",
+        "route": "anthropic:claude-sonnet-4-5",
+        "host": "anthropic",
+        "credential": "operator_key",
+        "billing": "ai_credits",
+        "stream": False,
+        "status": 200,
+        "error_code": None,
+        "attempts": (attempt,),
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "credits": Decimal("0.75"),
+        "duration_ms": 15.0,
+        "overhead_ms": 0.4,
+        "started_at": RECORD_START,
+    }
+    values.update(overrides)
+    return RequestRecord(**values)
+
+
+def _make_charge(record: RequestRecord, **overrides: Any) -> LedgerCharge:
+    """The AI-credit charge for ``record``'s last attempt; override any field."""
+    values: dict[str, Any] = {
+        "attempt_id": record.attempts[-1].attempt_id if record.attempts else record.request_id + ".1",
+        "team_uid": record.team_uid,
+        "request_id": record.request_id,
+        "principal_uid": record.principal_uid,
+        "bucket": "ai_credits",
+        "model": record.served_model or record.requested_model,
+        "host": record.host or "anthropic",
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "credits": record.credits,
+        "at": record.started_at,
+        "run_uid": record.run_uid,
+    }
+    values.update(overrides)
+    return LedgerCharge(**values)
+
+
+@pytest.fixture
+def make_request() -> Callable[..., RequestRecord]:
+    return _make_request
+
+
+@pytest.fixture
+def make_charge() -> Callable[..., LedgerCharge]:
+    return _make_charge

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from byollm.cli import db_cmd
 from byollm.crypto.kek import KEY_FILE
+from byollm.store.migrate import head_revision
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def test_db_current_upgrade_and_kek_rotate(app: typer.Typer, tmp_path: Path) -> 
 
     upgraded = runner.invoke(app, ["db", "upgrade"])
     assert upgraded.exit_code == 0, upgraded.output
-    assert "upgraded from empty to 0001" in upgraded.output
+    assert f"upgraded from empty to {head_revision()}" in upgraded.output
     assert "nothing to do" in runner.invoke(app, ["db", "upgrade"]).output
     current = runner.invoke(app, ["db", "current"])
     assert current.exit_code == 0

@@ -24,9 +24,11 @@ EXPECTED_TABLES = {
     "alembic_version",
     "api_tokens",
     "audit_log",
+    "credit_ledger",
     "issued_uids",
     "memberships",
     "model_routes",
+    "request_log",
     "secrets",
     "teams",
     "users",
@@ -66,11 +68,12 @@ async def test_migrations_match_the_models(store: Store) -> None:
 async def test_check_schema_names_the_fix_when_behind(
     store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(migrate_module, "head_revision", lambda: "0002")
+    current = head_revision()
+    monkeypatch.setattr(migrate_module, "head_revision", lambda: "9998")
     with pytest.raises(SchemaOutOfDateError) as info:
         await check_schema(settings)
     assert str(info.value.detail) == (
-        "the database schema is at revision 0001 but this byollm needs 0002: run `byollm db upgrade`"
+        f"the database schema is at revision {current} but this byollm needs 9998: run `byollm db upgrade`"
     )
     assert info.value.status == 500
 

@@ -6,7 +6,7 @@ cannot disagree about who may do what.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -18,6 +18,7 @@ from byollm.api.admin_schemas import (
     MemberInvite,
     MemberUpdate,
     PolicyUpdate,
+    ProviderKeyIn,
     SettingsUpdate,
     TeamCreate,
     TokenCreate,
@@ -33,9 +34,11 @@ from byollm.control.views import (
     MemberView,
     MeView,
     PolicyView,
+    RequestView,
     SettingsView,
     TeamView,
     TokenView,
+    UsageRowView,
 )
 
 __all__ = ["router"]
@@ -193,3 +196,40 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditView]:
     return await control.list_audit(caller, team_uid, since=since, limit=limit)
+
+
+@router.get("/operator/provider-keys", summary="Which direct providers have an operator key (operator)")
+async def provider_keys(caller: CallerDep, control: ControlDep) -> dict[str, bool]:
+    return await control.provider_keys(caller)
+
+
+@router.put("/operator/provider-keys/{provider}", summary="Set or remove a direct provider's key (operator)")
+async def set_provider_key(
+    provider: str, body: ProviderKeyIn, caller: CallerDep, control: ControlDep
+) -> dict[str, bool]:
+    return await control.set_provider_key(caller, provider, body.api_key)
+
+
+@router.get("/teams/{team_uid}/requests", summary="Request log, newest first (admins: all; members: their own)")
+async def list_requests(
+    team_uid: TeamUid,
+    caller: CallerDep,
+    control: ControlDep,
+    since: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[RequestView]:
+    return await control.list_requests(caller, team_uid, since=since, limit=limit)
+
+
+@router.get("/teams/{team_uid}/usage", summary="Usage and credits over a period, grouped (admins)")
+async def usage(
+    team_uid: TeamUid,
+    caller: CallerDep,
+    control: ControlDep,
+    since: Annotated[datetime | None, Query(description="default: 30 days ago")] = None,
+    until: Annotated[datetime | None, Query(description="default: now")] = None,
+    group_by: Annotated[list[str] | None, Query(description="principal, model, host, bucket, day")] = None,
+) -> list[UsageRowView]:
+    now = datetime.now(UTC)
+    return await control.usage(caller, team_uid, since=since or now - timedelta(days=30), until=until or now,
+                               group_by=group_by or ["model", "host"])

@@ -19,6 +19,7 @@ __all__ = [
     "MemberUpdate",
     "ModelRoutingIn",
     "PolicyUpdate",
+    "ProviderKeyIn",
     "SettingsUpdate",
     "TeamCreate",
     "TokenCreate",
@@ -100,3 +101,9 @@ class TokenCreate(_In):
     user_uid: str | None = Field(default=None, max_length=40)
     agent_uid: str | None = Field(default=None, max_length=40)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class ProviderKeyIn(_In):
+    """The operator's API key for one direct provider; ``null`` removes it. Stored encrypted, never shown."""
+
+    api_key: str | None = Field(default=None, max_length=4096)

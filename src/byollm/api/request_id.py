@@ -7,10 +7,11 @@ unguessable and free of anything a client could inject.
 from __future__ import annotations
 
 import secrets
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RequestIdMiddleware", "request_id_of"]
+__all__ = ["RequestIdMiddleware", "request_id_of", "request_started_of"]
 
 _HEADER = b"x-request-id"
 
@@ -28,6 +29,15 @@ def request_id_of(scope: Scope) -> str:
     return str(rid)
 
 
+def request_started_of(scope: Scope) -> float:
+    """``time.perf_counter()`` when the request reached byollm (for the gateway's overhead figure)."""
+    state = scope.setdefault("state", {})
+    started = state.get("started")
+    if started is None:
+        started = state["started"] = time.perf_counter()
+    return float(started)
+
+
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -36,6 +46,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request_started_of(scope)
         rid = request_id_of(scope).encode("ascii")
 
         async def send_with_id(message: Message) -> None:

@@ -382,3 +382,23 @@ def audit(
     """Configuration changes, newest first."""
     _show(_call(url, token, lambda c: c.get(f"/teams/{team}/audit", limit=limit)), as_json,
           ["at", "actor_uid", "action", "target"])
+
+
+@admin.command("provider-key")
+def provider_key(
+    provider: Annotated[str, typer.Argument(help="anthropic, openai or google")],
+    remove: Annotated[bool, typer.Option("--remove", help="Delete the stored key.")] = False,
+    url: Url = DEFAULT_URL, token: Token = "",
+) -> None:
+    """Store the operator's API key for a direct provider (read from stdin or a hidden prompt; never shown)."""
+    import sys
+
+    if remove:
+        value = None
+    elif not sys.stdin.isatty():
+        value = sys.stdin.read().strip()
+    else:
+        value = typer.prompt(f"{provider} API key", hide_input=True).strip()
+    data = _call(url, token, lambda c: c.request("PUT", f"/operator/provider-keys/{provider}",
+                                                 json={"api_key": value}))
+    out.print(", ".join(f"{name}: {'configured' if ok else 'not configured'}" for name, ok in data.items()))

@@ -2,7 +2,8 @@
 
 Rules, in one place so every endpoint and CLI command agrees:
 
-- the operator (created by ``byollm admin bootstrap``) may create teams; creating one makes them its admin;
+- the operator (created by ``byollm admin bootstrap``) may create teams (creating one makes them its admin)
+  and set instance-wide settings such as the direct providers' API keys;
 - a team's admins manage everything in it: policy, settings, host config, members, agents, tokens, audit;
 - a team's members read its policy, settings and agents, and manage their own tokens;
 - a named agent's token is for inference and runs only, never for the control plane;
@@ -30,6 +31,7 @@ class PrincipalKind(StrEnum):
 
 class Action(StrEnum):
     CREATE_TEAM = "create_team"
+    OPERATE = "operate"  # instance-wide settings such as the direct providers' API keys
     READ_TEAM = "read_team"  # policy, settings, host config, agents, catalog view
     MANAGE_TEAM = "manage_team"  # change policy, settings, host config, agents
     MANAGE_MEMBERS = "manage_members"  # list, invite, change roles, remove
@@ -40,7 +42,8 @@ class Action(StrEnum):
 
 
 _MEMBER_ACTIONS = frozenset({Action.READ_TEAM, Action.OWN_TOKENS})
-_ADMIN_ACTIONS = frozenset(Action) - {Action.CREATE_TEAM}
+_OPERATOR_ACTIONS = frozenset({Action.CREATE_TEAM, Action.OPERATE})
+_ADMIN_ACTIONS = frozenset(Action) - _OPERATOR_ACTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +74,11 @@ class Caller:
 
 def require(caller: Caller, action: Action, team_uid: str | None = None) -> None:
     """Raise ``not_found`` for teams the caller cannot see and ``forbidden`` for actions its role lacks."""
-    if action is Action.CREATE_TEAM:
+    if action in _OPERATOR_ACTIONS:
         if caller.kind is PrincipalKind.USER and caller.is_operator and caller.token_team_uid is None:
             return
-        raise ByollmError(ErrorClass.FORBIDDEN, "only the operator, with an instance-wide token, can create teams")
+        raise ByollmError(ErrorClass.FORBIDDEN,
+                          f"only the operator, with an instance-wide token, can {action.value.replace('_', ' ')}")
     if team_uid is None:
         raise ValueError(f"{action} needs a team")
     if caller.kind is PrincipalKind.AGENT:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -31,13 +31,25 @@ from byollm.control.views import (
     MeView,
     ModelRouteView,
     PolicyView,
+    RequestView,
     SettingsView,
     TeamView,
     TokenView,
+    UsageRowView,
 )
 from byollm.errors import ByollmError, ErrorClass
+from byollm.gateway.operator_keys import OperatorKeys
 from byollm.policy import validate
-from byollm.policy.types import Agent, BedrockHostConfig, ModelPolicy, ModelRouting, Role, TeamPolicy, TeamSettings
+from byollm.policy.types import (
+    Agent,
+    BedrockHostConfig,
+    Host,
+    ModelPolicy,
+    ModelRouting,
+    Role,
+    TeamPolicy,
+    TeamSettings,
+)
 from byollm.settings import Settings
 from byollm.store import Store
 from byollm.store import agents as agents_repo
@@ -45,6 +57,7 @@ from byollm.store import audit as audit_repo
 from byollm.store import policy as policy_repo
 from byollm.store import teams as teams_repo
 from byollm.store import tokens as tokens_repo
+from byollm.store import usage as usage_repo
 from byollm.store import users as users_repo
 from byollm.store.records import AgentRecord, PrincipalType, TokenRecord
 
@@ -89,7 +102,13 @@ def _settings_view(s: TeamSettings) -> SettingsView:
 
 
 class ControlService:
-    def __init__(self, store: Store, catalog: Catalog, settings: Settings) -> None:
+    def __init__(self, store: Store, catalog: Catalog, settings: Settings,
+                 policy_changed: Callable[[str], None] | None = None,
+                 operator_keys: OperatorKeys | None = None) -> None:
+        """``policy_changed(team_uid)`` is called after every change that alters what the planner sees, so
+        the gateway's policy cache in this process drops the team at once."""
+        self._policy_changed = policy_changed or (lambda _team: None)
+        self._operator_keys = operator_keys
         self._store = store
         self._catalog = catalog
         self._settings = settings
@@ -250,6 +269,7 @@ class ControlService:
             version = await policy_repo.set_model_policy(session, team_uid=team_uid, policy=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="policy.update",
                                           target=team_uid, team_uid=team_uid, before=before, after=after)
+        self._policy_changed(team_uid)
         return self._policy_view(replace(policy, models=after), version)
 
     def _checked_routing(self, model: CatalogModel, bedrock: bool, profile: str | None, direct: bool,
@@ -289,6 +309,7 @@ class ControlService:
             await policy_repo.set_team_settings(session, team_uid=team_uid, settings=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="settings.update",
                                           target=team_uid, team_uid=team_uid, before=policy.settings, after=after)
+        self._policy_changed(team_uid)
         return _settings_view(after)
 
     async def get_bedrock(self, caller: Caller, team_uid: str) -> BedrockView:
@@ -319,6 +340,7 @@ class ControlService:
             await policy_repo.set_bedrock_host(session, team_uid=team_uid, config=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="bedrock.update",
                                           target=team_uid, team_uid=team_uid, before=policy.bedrock, after=after)
+        self._policy_changed(team_uid)
         return BedrockView(region=after.region, endpoint_url=after.endpoint_url, role_arn=after.role_arn)
 
     def _check_host(self, policy: TeamPolicy, host: BedrockHostConfig) -> None:
@@ -442,6 +464,7 @@ class ControlService:
             record = await agents_repo.create_agent(session, team_uid=team_uid, **fields)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="agent.create",
                                           target=record.uid, team_uid=team_uid, after=record.agent)
+        self._policy_changed(team_uid)
         return _agent_view(record)
 
     async def update_agent(self, caller: Caller, team_uid: str, agent_uid: str,
@@ -454,6 +477,7 @@ class ControlService:
             record = await agents_repo.update_agent(session, team_uid=team_uid, agent=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="agent.update",
                                           target=agent_uid, team_uid=team_uid, before=current.agent, after=after)
+        self._policy_changed(team_uid)
         return _agent_view(record)
 
     async def delete_agent(self, caller: Caller, team_uid: str, agent_uid: str) -> None:
@@ -465,6 +489,7 @@ class ControlService:
                 await tokens_repo.revoke_token(session, token_uid=token.uid)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="agent.delete",
                                           target=agent_uid, team_uid=team_uid, before=record.agent)
+        self._policy_changed(team_uid)
         self.forget_cached_callers()
 
     # --- tokens --------------------------------------------------------------------------------------
@@ -525,6 +550,71 @@ class ControlService:
                                           target=token_uid, team_uid=team_uid,
                                           before={"name": record.name, "principal_uid": record.principal_uid})
         self.forget_cached_callers()
+
+    # --- instance-wide settings ---------------------------------------------------------------------
+
+    async def provider_keys(self, caller: Caller) -> dict[str, bool]:
+        """Which direct providers have an operator key (never the keys)."""
+        require(caller, Action.OPERATE)
+        configured = self._operator_keys.providers if self._operator_keys else frozenset()
+        return {host.value: host in configured for host in Host if host.is_direct}
+
+    async def set_provider_key(self, caller: Caller, provider: str, api_key: str | None) -> dict[str, bool]:
+        require(caller, Action.OPERATE)
+        try:
+            host = Host(provider)
+        except ValueError:
+            host = Host.BEDROCK
+        if not host.is_direct:
+            raise ByollmError(ErrorClass.INVALID_REQUEST, "provider: expected anthropic, openai or google")
+        if self._operator_keys is None:
+            raise ByollmError(ErrorClass.INTERNAL_ERROR, "provider keys are not available in this process")
+        if api_key is not None and not api_key.strip():
+            raise ByollmError(ErrorClass.INVALID_REQUEST, "api_key: must not be empty")
+        await self._operator_keys.set(host, api_key.strip() if api_key else None)
+        async with self._store.session() as session:
+            await audit_repo.append_audit(session, actor_uid=caller.principal_uid,
+                                          action="provider_key.set" if api_key else "provider_key.delete",
+                                          target=host.value, after={"configured": api_key is not None})
+        return await self.provider_keys(caller)
+
+    # --- requests and usage -------------------------------------------------------------------------
+
+    async def list_requests(self, caller: Caller, team_uid: str, *, since: datetime | None = None,
+                            limit: int = 100) -> list[RequestView]:
+        """The team's request log, newest first: admins see everyone's, members their own."""
+        require(caller, Action.OWN_TOKENS, team_uid)
+        own = None if caller.role_in(team_uid) is Role.ADMIN else caller.principal_uid
+        async with self._store.session(readonly=True) as session:
+            records = await usage_repo.list_requests(session, team_uid=team_uid, principal_uid=own, since=since,
+                                                     limit=limit)
+        return [RequestView(
+            request_id=r.request_id, started_at=r.started_at, principal_type=r.principal_type,
+            principal_uid=r.principal_uid, api=r.api, requested_model=r.requested_model,
+            served_model=r.served_model, route=r.route, host=r.host, billing=r.billing, stream=r.stream,
+            status=r.status, error_code=r.error_code,
+            attempts=[{"route": a.route, "host": a.host, "model": a.model, "error_code": a.error_code,
+                       "latency_ms": a.latency_ms} for a in r.attempts],
+            input_tokens=r.input_tokens, output_tokens=r.output_tokens, credits=str(r.credits),
+            duration_ms=r.duration_ms, overhead_ms=r.overhead_ms, auto_reason=r.auto_reason, run_uid=r.run_uid,
+        ) for r in records]
+
+    async def usage(self, caller: Caller, team_uid: str, *, since: datetime, until: datetime,
+                    group_by: list[str]) -> list[UsageRowView]:
+        require(caller, Action.READ_USAGE, team_uid)
+        unknown = sorted(set(group_by) - set(usage_repo.GROUP_KEYS))
+        if unknown:
+            raise ByollmError(ErrorClass.INVALID_REQUEST,
+                              f"group_by: unknown key(s) {unknown}; use {', '.join(usage_repo.GROUP_KEYS)}")
+        if until <= since:
+            raise ByollmError(ErrorClass.INVALID_REQUEST, "until must be after since")
+        async with self._store.session(readonly=True) as session:
+            rows = await usage_repo.usage_report(session, team_uid=team_uid, since=since, until=until,
+                                                 group_by=group_by)
+        return [UsageRowView(principal=r.principal, model=r.model, host=r.host, bucket=r.bucket,
+                             day=r.day.isoformat() if r.day else None, requests=r.requests, errors=r.errors,
+                             input_tokens=r.input_tokens, output_tokens=r.output_tokens, credits=str(r.credits))
+                for r in rows]
 
     # --- audit ---------------------------------------------------------------------------------------
 

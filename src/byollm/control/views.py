@@ -21,9 +21,11 @@ __all__ = [
     "MemberView",
     "ModelRouteView",
     "PolicyView",
+    "RequestView",
     "SettingsView",
     "TeamView",
     "TokenView",
+    "UsageRowView",
 ]
 
 
@@ -141,3 +143,44 @@ class AuditView:
     target: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """One request-log row as the admin API shows it: identifiers, outcome and counts, never a credential."""
+
+    request_id: str
+    started_at: datetime
+    principal_type: str
+    principal_uid: str
+    api: str
+    requested_model: str
+    served_model: str | None
+    route: str | None
+    host: str | None
+    billing: str | None
+    stream: bool
+    status: int
+    error_code: str | None
+    attempts: list[dict[str, Any]]
+    input_tokens: int
+    output_tokens: int
+    credits: str  # a decimal number as text, exact
+    duration_ms: float
+    overhead_ms: float
+    auto_reason: str | None
+    run_uid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRowView:
+    principal: str | None
+    model: str | None
+    host: str | None
+    bucket: str | None
+    day: str | None
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    credits: str

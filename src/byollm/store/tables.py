@@ -12,12 +12,13 @@ Why these shapes:
   tell with one integer whether its cached ``TeamPolicy`` is stale.
 - Constraint names follow one convention so migrations and error messages can name them.
 
-The migration ``versions/0001_initial.py`` creates exactly this schema (a test compares the two).
+The migrations in ``versions/`` (0001 initial, 0002 gateway) create exactly this schema (a test compares them).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -26,11 +27,13 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     text,
 )
@@ -45,8 +48,10 @@ __all__ = [
     "AuditLog",
     "Base",
     "IssuedUid",
+    "LedgerEntry",
     "Membership",
     "ModelRoute",
+    "RequestLog",
     "Secret",
     "Team",
     "UTCDateTime",
@@ -243,3 +248,81 @@ class Secret(Base):
     kek_id: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class RequestLog(Base):
+    """One row per gateway request: who, which model and route, each attempt, tokens, credits, timing.
+
+    Never a credential: there is no column that could hold one, and ``content`` (the prompt and response,
+    only for teams that retain content) is scrubbed by the writer before it gets here. ``team_uid`` and the
+    principal have no foreign keys on purpose: the record must outlive what it describes, and a batch
+    must never fail because a team was deleted while its requests were still in the writer's buffer.
+    """
+
+    __tablename__ = "request_log"
+    __table_args__ = (
+        CheckConstraint("api IN ('anthropic', 'openai')", name="api"),
+        CheckConstraint("principal_type IN ('user', 'agent')", name="principal_type"),
+        CheckConstraint(
+            "credential IS NULL OR credential IN ('delegated_session', 'web_identity', 'operator_key', 'byok')",
+            name="credential",
+        ),
+        CheckConstraint("billing IS NULL OR billing IN ('customer_cloud', 'ai_credits', 'user_key')", name="billing"),
+        Index("ix_request_log_team_uid_started_at", "team_uid", "started_at"),
+        Index("ix_request_log_principal_uid_started_at", "principal_uid", "started_at"),
+    )
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_uid: Mapped[str] = mapped_column(UID)
+    principal_type: Mapped[str] = mapped_column(String(16))
+    principal_uid: Mapped[str] = mapped_column(UID)
+    token_uid: Mapped[str | None] = mapped_column(UID)
+    run_uid: Mapped[str | None] = mapped_column(UID)
+    api: Mapped[str] = mapped_column(String(16))
+    requested_model: Mapped[str] = mapped_column(String(200))
+    served_model: Mapped[str | None] = mapped_column(String(200))
+    route: Mapped[str | None] = mapped_column(String(2048))
+    host: Mapped[str | None] = mapped_column(String(32))
+    credential: Mapped[str | None] = mapped_column(String(32))
+    billing: Mapped[str | None] = mapped_column(String(32))
+    auto_reason: Mapped[str | None] = mapped_column(String(1024))
+    stream: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[int] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[list[Any]] = mapped_column(JSON)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    credits: Mapped[Decimal] = mapped_column(Numeric(18, 6))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    overhead_ms: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime]
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class LedgerEntry(Base):
+    """One credit charge, keyed by the attempt that incurred it, so a replayed write never charges twice.
+
+    Written in the same transaction as its ``request_log`` row with INSERT ... ON CONFLICT DO NOTHING.
+    Balances are sums over a period (``store.ledger``); no foreign keys, for the same reason as the log.
+    """
+
+    __tablename__ = "credit_ledger"
+    __table_args__ = (
+        CheckConstraint("bucket IN ('ai_credits', 'platform', 'compute')", name="bucket"),
+        CheckConstraint("credits >= 0", name="credits_not_negative"),
+        Index("ix_credit_ledger_team_uid_bucket_at", "team_uid", "bucket", "at"),
+        Index("ix_credit_ledger_request_id", "request_id"),
+    )
+
+    attempt_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_uid: Mapped[str] = mapped_column(UID)
+    request_id: Mapped[str] = mapped_column(String(64))
+    principal_uid: Mapped[str] = mapped_column(UID)
+    run_uid: Mapped[str | None] = mapped_column(UID)
+    bucket: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(32))
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    credits: Mapped[Decimal] = mapped_column(Numeric(18, 6))
+    at: Mapped[datetime]

@@ -1,0 +1,511 @@
+"""Execute a route plan: credentials -> provider -> failover -> usage -> credits and request log.
+
+The executor is where the product's promises meet: it plans with the team's cached policy, tries each
+candidate in order with exactly the credential that route needs, classifies every failure into the taxonomy,
+fails over only for classes that allow it (never for expired local credentials, never for the caller's own
+invalid request), and stops at a deadline. A streaming request fails over until its first content event is
+ready to go to the client; after that, an upstream failure becomes an in-stream ``error`` event.
+
+Usage and credits are recorded in ``finally`` blocks and handed to the request-log writer, which writes them
+off the hot path; ledger charges carry an attempt id so nothing is ever charged twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
+
+from byollm.catalog.types import Catalog
+from byollm.credentials.delegated import AccountChecker, DelegatedCredentials
+from byollm.errors import Attempt, ByollmError, ErrorClass, NoRouteError
+from byollm.gateway.metrics import GatewayMetrics
+from byollm.gateway.operator_keys import OperatorKeys
+from byollm.gateway.policy_cache import PolicyCache
+from byollm.policy.planner import plan_routes
+from byollm.policy.types import (
+    Actor,
+    AvailableCredentials,
+    BillingBucket,
+    CredentialSource,
+    CreditState,
+    Host,
+    RouteCandidate,
+    RoutePlan,
+    RouteRequest,
+    TeamPolicy,
+)
+from byollm.providers.base import (
+    ApiKeyAuth,
+    AwsAuth,
+    CanonicalRequest,
+    CompletedMessage,
+    Provider,
+    StreamEvent,
+    UpstreamAuth,
+    UpstreamCall,
+    Usage,
+)
+from byollm.providers.bedrock import default_endpoint
+from byollm.store.ledger import CreditTracker
+from byollm.store.request_log import AttemptRecord, LedgerCharge, RequestLogWriter, RequestRecord
+
+__all__ = [
+    "Gateway",
+    "GatewayConfig",
+    "InferenceContext",
+    "ModelListing",
+    "Served",
+    "ServedStream",
+    "WebIdentitySource",
+]
+
+T = TypeVar("T")
+
+_COMMIT_EVENTS = frozenset({"content_block_delta", "message_delta", "message_stop"})
+
+
+class WebIdentitySource(Protocol):
+    """Where a cloud run's Bedrock credentials come from (byollm's OIDC token exchanged with STS)."""
+
+    async def credentials_for(self, context: InferenceContext, candidate: RouteCandidate) -> AwsAuth: ...
+
+
+class NoWebIdentity:
+    """Used where no run is executing: a web-identity route cannot be served outside a cloud run."""
+
+    async def credentials_for(self, context: InferenceContext, candidate: RouteCandidate) -> AwsAuth:
+        raise ByollmError(ErrorClass.ROLE_ASSUMPTION_FAILED,
+                          "web-identity credentials are issued to cloud agent runs only; start a run to use"
+                          f" role {candidate.role_arn}")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    provider_base_urls: Mapping[Host, str]
+    deadline_s: float = 600.0  # the whole request, all attempts included
+    attempt_timeout_s: float = 300.0  # one non-streaming attempt, or the wait for a stream's first content
+    stream_read_timeout_s: float = 120.0  # gap between streamed chunks
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceContext:
+    """Who is asking and with which per-request credentials. Values are never logged (see ``__repr__``)."""
+
+    request_id: str
+    api: str  # "anthropic" | "openai"
+    team_uid: str
+    principal_type: str
+    principal_uid: str
+    actor: Actor
+    token_uid: str | None = None
+    delegated: DelegatedCredentials | None = None
+    byok: Mapping[Host, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    run_uid: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"InferenceContext(request_id={self.request_id!r}, team_uid={self.team_uid!r},"
+                f" principal_uid={self.principal_uid!r}, delegated={self.delegated is not None},"
+                f" byok={sorted(h.value for h in self.byok)})")
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A result and the facts the response headers report."""
+
+    value: Any
+    route: str
+    model: str
+    fallbacks: int
+    overhead_ms: float
+    auto_reason: str | None = None
+
+
+@dataclass(slots=True)
+class ServedStream:
+    events: AsyncIterator[StreamEvent]
+    route: str
+    model: str
+    fallbacks: int
+    overhead_ms: float
+    auto_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelListing:
+    id: str
+    display_name: str
+    owner: str
+    routes: list[dict[str, str]]
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What the request log and ledger need, filled in as the request proceeds."""
+
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    failures: list[Attempt] = field(default_factory=list)
+    upstream_s: float = 0.0
+    served: RouteCandidate | None = None
+    usage: Usage = field(default_factory=Usage)
+    status: int = 200
+    error_code: str | None = None
+    credits: Decimal = Decimal(0)
+    response_text: list[str] = field(default_factory=list)
+    response: Mapping[str, Any] | None = None
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        policies: PolicyCache,
+        providers: Mapping[Host, Provider],
+        operator_keys: OperatorKeys,
+        accounts: AccountChecker,
+        credits: CreditTracker,
+        log: RequestLogWriter,
+        metrics: GatewayMetrics,
+        config: GatewayConfig,
+        web_identity: WebIdentitySource | None = None,
+    ) -> None:
+        self._catalog = catalog
+        self._policies = policies
+        self._providers = providers
+        self._operator_keys = operator_keys
+        self._accounts = accounts
+        self._credits = credits
+        self._log = log
+        self._metrics = metrics
+        self._config = config
+        self._web_identity: WebIdentitySource = web_identity or NoWebIdentity()
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    # --- planning --------------------------------------------------------------------------------------
+
+    async def plan(self, context: InferenceContext, request: RouteRequest) -> tuple[TeamPolicy, RoutePlan]:
+        policy = await self._policies.get(context.team_uid)
+        if context.delegated is not None and policy.settings.allowed_aws_accounts:
+            account = await self._accounts.account_of(context.delegated, policy.bedrock.region)
+            if account not in policy.settings.allowed_aws_accounts:
+                raise ByollmError(ErrorClass.AWS_ACCOUNT_NOT_ALLOWED,
+                                  f"your AWS credentials belong to account {account}, which this team does not"
+                                  " accept", account=account)
+        available = AvailableCredentials(
+            delegated_session=context.delegated is not None,
+            byok_providers=frozenset(context.byok),
+            operator_keys=self._operator_keys.providers,
+        )
+        allowance = policy.settings.monthly_ai_credits
+        has_credits = allowance > 0 and await self._credits.ai_credits_available(
+            context.team_uid, allowance, datetime.now(UTC))
+        plan = plan_routes(policy, self._catalog, request, actor=context.actor, credentials=available,
+                           credits=CreditState(ai_credits_available=has_credits))
+        return policy, plan
+
+    async def list_models(self, context: InferenceContext) -> list[ModelListing]:
+        """The models this caller can use right now, each with its ordered routes (and ``auto`` if allowed)."""
+        listing: list[ModelListing] = []
+        policy: TeamPolicy | None = None
+        for model in self._catalog:
+            try:
+                policy, plan = await self.plan(context, RouteRequest(model=model.id))
+            except ByollmError:
+                continue
+            own = [c for c in plan.candidates if c.model == model.id]
+            if own:
+                listing.append(ModelListing(model.id, model.display_name, model.provider, [
+                    {"host": c.host.value, "upstream_model_id": c.upstream_model_id, "credential": c.credential.value,
+                     "billing": c.billing.value} for c in own]))
+        if listing and policy is not None and not policy.models.any_direct_disabled:
+            listing.insert(0, ModelListing("auto", "Auto (best enabled model for the task)", "byollm", []))
+        return listing
+
+    # --- one attempt -------------------------------------------------------------------------------------
+
+    async def _auth_for(self, context: InferenceContext, candidate: RouteCandidate) -> UpstreamAuth:
+        source = candidate.credential
+        if source is CredentialSource.DELEGATED_SESSION:
+            if context.delegated is None:  # the planner never plans this; keep the invariant explicit
+                raise ByollmError(ErrorClass.LOCAL_CREDENTIALS_EXPIRED, "no AWS session credentials were sent")
+            return context.delegated.auth
+        if source is CredentialSource.WEB_IDENTITY:
+            return await self._web_identity.credentials_for(context, candidate)
+        if source is CredentialSource.BYOK:
+            key = context.byok.get(candidate.host)
+        else:
+            key = self._operator_keys.get(candidate.host)
+        if not key:
+            raise ByollmError(ErrorClass.PROVIDER_KEY_REJECTED, f"no {candidate.host.value} key is configured")
+        return ApiKeyAuth(key)
+
+    def _call(self, policy: TeamPolicy, candidate: RouteCandidate, request: CanonicalRequest, auth: UpstreamAuth,
+              timeout_s: float) -> UpstreamCall:
+        if candidate.host is Host.BEDROCK:
+            base = policy.bedrock.endpoint_url or default_endpoint(candidate.region or policy.bedrock.region)
+        else:
+            base = self._config.provider_base_urls[candidate.host]
+        return UpstreamCall(candidate=candidate, request=request, auth=auth, base_url=base, timeout_s=timeout_s,
+                            read_timeout_s=self._config.stream_read_timeout_s)
+
+    async def _attempts(
+        self,
+        context: InferenceContext,
+        policy: TeamPolicy,
+        plan: RoutePlan,
+        request: CanonicalRequest,
+        outcome: _Outcome,
+        run: Callable[[Provider, UpstreamCall], Awaitable[T]],
+    ) -> tuple[RouteCandidate, T]:
+        """Try each candidate until one succeeds; record every attempt; raise the right final error."""
+        deadline = context.started + self._config.deadline_s
+        for number, candidate in enumerate(plan.require_candidates(), start=1):
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                outcome.failures.append(Attempt("deadline", ErrorClass.UPSTREAM_UNAVAILABLE,
+                                                "the request's deadline passed before this route"))
+                break
+            begun = time.perf_counter()
+            try:
+                auth = await self._auth_for(context, candidate)
+                call = self._call(policy, candidate, request, auth, min(remaining, self._config.attempt_timeout_s))
+                async with asyncio.timeout(remaining):
+                    result = await run(self._providers[candidate.host], call)
+            except ByollmError as error:
+                self._note_attempt(context, outcome, number, candidate, begun, error.error_class, error.detail)
+                if not error.error_class.fails_over:
+                    raise self._final(error, outcome) from None
+                continue
+            except TimeoutError:
+                self._note_attempt(context, outcome, number, candidate, begun, ErrorClass.UPSTREAM_UNAVAILABLE,
+                                   "the request's deadline passed")
+                break
+            self._note_attempt(context, outcome, number, candidate, begun, None, "")
+            outcome.served = candidate
+            return candidate, result
+        raise NoRouteError(outcome.failures, dropped=[d.label for d in plan.dropped])
+
+    def _note_attempt(self, context: InferenceContext, outcome: _Outcome, number: int, candidate: RouteCandidate,
+                      begun: float, error_class: ErrorClass | None, detail: str) -> None:
+        elapsed = time.perf_counter() - begun
+        outcome.upstream_s += elapsed
+        code = error_class.code if error_class else None
+        outcome.attempts.append(AttemptRecord(
+            attempt_id=f"{context.request_id}:{number}", route=candidate.label, host=candidate.host.value,
+            model=candidate.model, error_code=code, latency_ms=round(elapsed * 1000, 3),
+        ))
+        if error_class is not None:
+            outcome.failures.append(Attempt(candidate.label, error_class, detail, round(elapsed * 1000, 3)))
+        self._metrics.attempts.labels(candidate.host.value, candidate.label, code or "ok").inc()
+
+    @staticmethod
+    def _final(error: ByollmError, outcome: _Outcome) -> ByollmError:
+        """A non-failover error ends the request as itself; earlier failed attempts go into its context."""
+        if len(outcome.failures) > 1:
+            error.context = {**error.context, "earlier_attempts": [
+                {"route": a.route, "code": a.error_class.code} for a in outcome.failures[:-1]]}
+        return error
+
+    # --- the three operations ----------------------------------------------------------------------------
+
+    async def complete(self, context: InferenceContext, request: CanonicalRequest,
+                       route_request: RouteRequest) -> Served:
+        outcome = _Outcome()
+        plan: RoutePlan | None = None
+        policy: TeamPolicy | None = None
+        try:
+            policy, plan = await self.plan(context, route_request)
+
+            async def run(provider: Provider, call: UpstreamCall) -> CompletedMessage:
+                return await provider.complete(call)
+
+            candidate, message = await self._attempts(context, policy, plan, request, outcome, run)
+            outcome.usage = message.usage
+            outcome.response = message.message
+            overhead = self._overhead_ms(context, outcome)
+            return Served(value=message, route=candidate.label, model=candidate.model,
+                          fallbacks=len(outcome.attempts) - 1, overhead_ms=overhead, auto_reason=plan.auto_reason)
+        except ByollmError as error:
+            outcome.status, outcome.error_code = error.status, error.error_class.code
+            raise
+        finally:
+            self._finish(context, request, route_request, plan, policy, outcome)
+
+    async def count_tokens(self, context: InferenceContext, request: CanonicalRequest,
+                           route_request: RouteRequest) -> Served:
+        """Counted by the first route that can count; no credits and no request-log content for it."""
+        outcome = _Outcome()
+        policy, plan = await self.plan(context, route_request)
+
+        async def run(provider: Provider, call: UpstreamCall) -> int:
+            if call.candidate.host is Host.BEDROCK:  # CountTokens wants the foundation model, not a profile
+                model = self._catalog.get(call.candidate.model)
+                if model is not None and model.bedrock is not None:
+                    call = replace(call, candidate=replace(call.candidate,
+                                                           upstream_model_id=model.bedrock.foundation_model_id))
+            return await provider.count_tokens(call)
+
+        candidate, count = await self._attempts(context, policy, plan, request, outcome, run)
+        return Served(value=count, route=candidate.label, model=candidate.model,
+                      fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome))
+
+    async def stream(self, context: InferenceContext, request: CanonicalRequest,
+                     route_request: RouteRequest) -> ServedStream:
+        """Open a stream on the first route that produces content; the caller iterates ``events``."""
+        outcome = _Outcome()
+        plan: RoutePlan | None = None
+        policy: TeamPolicy | None = None
+        try:
+            policy, plan = await self.plan(context, route_request)
+            candidate, (buffered, upstream) = await self._attempts(context, policy, plan, request, outcome,
+                                                                   self._open_stream)
+        except ByollmError as error:
+            outcome.status, outcome.error_code = error.status, error.error_class.code
+            self._finish(context, request, route_request, plan, policy, outcome)
+            raise
+        overhead = self._overhead_ms(context, outcome)
+        return ServedStream(
+            events=self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream),
+            route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
+            overhead_ms=overhead, auto_reason=plan.auto_reason,
+        )
+
+    async def _open_stream(self, provider: Provider, call: UpstreamCall
+                           ) -> tuple[list[StreamEvent], AsyncIterator[StreamEvent]]:
+        """Read until the first content event, so a failure before it can still fail over."""
+        upstream = provider.stream(call)
+        buffered: list[StreamEvent] = []
+        try:
+            async with asyncio.timeout(call.timeout_s):
+                async for event in upstream:
+                    buffered.append(event)
+                    if event.type in _COMMIT_EVENTS:
+                        return buffered, upstream
+        except BaseException:
+            await _close(upstream)
+            raise
+        await _close(upstream)
+        raise ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE, "the upstream stream ended before any content")
+
+    async def _relay(self, context: InferenceContext, request: CanonicalRequest, route_request: RouteRequest,
+                     plan: RoutePlan, policy: TeamPolicy, outcome: _Outcome, buffered: list[StreamEvent],
+                     upstream: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+        usage = _StreamUsage()
+        started = time.perf_counter()
+        try:
+            for event in buffered:
+                usage.see(event)
+                yield event
+            async for event in upstream:
+                usage.see(event)
+                yield event
+        except ByollmError as error:
+            outcome.status, outcome.error_code = error.status, error.error_class.code
+            yield StreamEvent(type="error", data={"type": "error", "error": {
+                "type": "overloaded_error" if error.error_class.retryable else "api_error",
+                "message": f"{error.detail} ({error.error_class.code}). {error.error_class.remediation}",
+                "byollm": {"code": error.error_class.code, "request_id": context.request_id},
+            }})
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome.status, outcome.error_code = 499, "client_disconnected"
+            raise
+        finally:
+            await _close(upstream)
+            outcome.upstream_s += time.perf_counter() - started
+            outcome.usage = usage.total
+            outcome.response_text = usage.text
+            self._finish(context, request, route_request, plan, policy, outcome)
+
+    # --- accounting ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _overhead_ms(context: InferenceContext, outcome: _Outcome) -> float:
+        total = time.perf_counter() - context.started
+        return round(max(total - outcome.upstream_s, 0.0) * 1000, 3)
+
+    def _finish(self, context: InferenceContext, request: CanonicalRequest, route_request: RouteRequest,
+                plan: RoutePlan | None, policy: TeamPolicy | None, outcome: _Outcome) -> None:
+        """Charge credits and hand the request-log row to the writer. Never raises: accounting must not fail
+        a request that already has its answer."""
+        now = datetime.now(UTC)
+        served = outcome.served
+        charges: list[LedgerCharge] = []
+        if served is not None and served.billing is BillingBucket.AI_CREDITS and outcome.status < 400:
+            model = self._catalog.get(served.model)
+            if model is not None:
+                outcome.credits = model.pricing.credits(outcome.usage.input_tokens, outcome.usage.output_tokens)
+                charges.append(LedgerCharge(
+                    attempt_id=outcome.attempts[-1].attempt_id, team_uid=context.team_uid,
+                    request_id=context.request_id, principal_uid=context.principal_uid, bucket="ai_credits",
+                    model=served.model, host=served.host.value, input_tokens=outcome.usage.input_tokens,
+                    output_tokens=outcome.usage.output_tokens, credits=outcome.credits, at=now,
+                    run_uid=context.run_uid,
+                ))
+                self._credits.note_charge(context.team_uid, outcome.credits, now)
+        duration = time.perf_counter() - context.started
+        content = None
+        if policy is not None and policy.settings.retain_request_content:
+            content = {"request": dict(request.body),
+                       "response": outcome.response if outcome.response is not None
+                       else {"text": "".join(outcome.response_text)}}
+        host = served.host.value if served else "none"
+        self._metrics.requests.labels(context.api, host, served.model if served else route_request.model,
+                                      outcome.error_code or "ok").inc()
+        self._metrics.latency.labels(context.api, host).observe(duration)
+        self._metrics.overhead.labels(context.api, str(request.stream).lower()).observe(
+            max(duration - outcome.upstream_s, 0.0))
+        self._log.submit(RequestRecord(
+            request_id=context.request_id, team_uid=context.team_uid, principal_type=context.principal_type,
+            principal_uid=context.principal_uid, token_uid=context.token_uid, api=context.api,
+            requested_model=route_request.model, served_model=served.model if served else None,
+            route=served.label if served else None, host=served.host.value if served else None,
+            credential=served.credential.value if served else None,
+            billing=served.billing.value if served else None, stream=request.stream, status=outcome.status,
+            error_code=outcome.error_code, attempts=tuple(outcome.attempts),
+            input_tokens=outcome.usage.input_tokens, output_tokens=outcome.usage.output_tokens,
+            credits=outcome.credits, duration_ms=round(duration * 1000, 3),
+            overhead_ms=round(max(duration - outcome.upstream_s, 0.0) * 1000, 3),
+            started_at=now, auto_reason=plan.auto_reason if plan else None, run_uid=context.run_uid,
+            content=content,
+        ), charges)
+
+
+class _StreamUsage:
+    """Tallies usage (and, for content retention, text) from Anthropic streaming events."""
+
+    def __init__(self) -> None:
+        self.total = Usage()
+        self.text: list[str] = []
+
+    def see(self, event: StreamEvent) -> None:
+        kind = event.type
+        if kind == "message_start":
+            message = event.data.get("message") or {}
+            self.total = Usage.from_anthropic(message.get("usage"))
+        elif kind == "message_delta":
+            output = (event.data.get("usage") or {}).get("output_tokens")
+            if output is not None:
+                self.total = Usage(self.total.input_tokens, int(output), self.total.cache_creation_input_tokens,
+                                   self.total.cache_read_input_tokens)
+        elif kind == "content_block_delta":
+            delta = event.data.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                self.text.append(str(delta.get("text", "")))
+
+
+async def _close(iterator: AsyncIterator[Any]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # closing a broken upstream must not mask the real outcome
+            return

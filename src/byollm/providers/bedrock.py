@@ -1,0 +1,275 @@
+"""Amazon Bedrock Runtime: InvokeModel and InvokeModelWithResponseStream with the Anthropic body.
+
+The canonical body goes to Bedrock almost verbatim: ``model`` and ``stream`` are removed (real Bedrock
+rejects them), ``anthropic_version`` becomes ``bedrock-2023-05-31``, and ``anthropic-beta`` header values
+move into the body's ``anthropic_beta`` list. Requests are signed with botocore's SigV4 signer exactly as
+boto3 signs them; responses stream as AWS event-stream frames decoded by botocore's own decoder, each
+chunk carrying one Anthropic streaming event whose JSON is passed through untouched.
+
+Every failure is classified in ``_upstream_errors`` (one context manager around the request and the stream
+iteration). Bedrock's error type decides, not the HTTP status: a ``ServiceUnavailableException`` that
+arrives with status 400 is still an outage, and Bedrock's setup errors that arrive as
+``ValidationException`` (a model that needs an inference profile, a model id not valid in the region) are
+region/model mismatches that fail over, while a genuinely malformed request does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.eventstream import EventStreamBuffer
+from yarl import URL
+
+from byollm.errors import ByollmError, ErrorClass
+from byollm.policy.types import CredentialSource
+from byollm.providers.base import AwsAuth, CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.http import HttpPool
+
+__all__ = ["BedrockProvider", "bedrock_body", "classify_bedrock_error", "default_endpoint"]
+
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+_STREAM_READ_SIZE = 64 * 1024
+
+
+def default_endpoint(region: str) -> str:
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://bedrock-runtime.{region}.{suffix}"
+
+
+def bedrock_body(call: UpstreamCall) -> bytes:
+    """The InvokeModel body for this call: the canonical body, adjusted as Bedrock requires."""
+    request = call.request
+    body = {k: v for k, v in request.body.items() if k not in ("model", "stream")}
+    body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
+    betas = list(body.get("anthropic_beta") or [])
+    for beta in request.anthropic_beta:
+        if beta not in betas:
+            betas.append(beta)
+    if betas:
+        body["anthropic_beta"] = betas
+    else:
+        body.pop("anthropic_beta", None)
+    return orjson.dumps(body)
+
+
+# --- classification ------------------------------------------------------------------------------------
+
+_MISMATCH_HINTS = (
+    "on-demand throughput",
+    "inference profile",
+    "model identifier is invalid",
+    "model id is invalid",
+    "isn't supported in this region",
+    "is not supported in this region",
+    "not available in this region",
+    "end of its life",
+    "is not supported for",
+)
+
+
+def classify_bedrock_error(error_type: str, status: int, message: str, source: CredentialSource) -> ByollmError:
+    """Map one Bedrock error to the taxonomy. ``message`` is consulted for hints only, never copied."""
+    name = error_type.rsplit("#", 1)[-1].split(":", 1)[0]
+    lowered = message.lower()
+    delegated = source is CredentialSource.DELEGATED_SESSION
+    detail = f"Bedrock answered {name or 'an error'} (HTTP {status})"
+    expired = "security token included in the request is expired" in lowered
+    if name in ("ExpiredTokenException", "ExpiredToken") or expired:
+        if delegated:
+            return ByollmError(ErrorClass.LOCAL_CREDENTIALS_EXPIRED, "AWS says your session credentials expired")
+        return ByollmError(ErrorClass.ROLE_ASSUMPTION_FAILED, f"{detail}: the run's temporary credentials expired")
+    if name in ("UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignatureException",
+                "InvalidClientTokenId", "MissingAuthenticationTokenException"):
+        if delegated:
+            return ByollmError(ErrorClass.LOCAL_CREDENTIALS_EXPIRED,
+                               f"AWS refused your session credentials ({name}); sign in again")
+        return ByollmError(ErrorClass.ROLE_ASSUMPTION_FAILED, f"{detail}: the run's credentials were refused")
+    if name == "AccessDeniedException" or (status == 403 and not name):
+        return ByollmError(ErrorClass.INSUFFICIENT_PERMISSIONS, detail)
+    if name in ("ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"):
+        return ByollmError(ErrorClass.QUOTA_EXCEEDED, detail)
+    if name in ("ServiceUnavailableException", "InternalServerException", "ModelNotReadyException",
+                "ModelTimeoutException", "ModelErrorException", "ModelStreamErrorException",
+                "InternalFailure", "ServiceUnavailable"):
+        return ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE, detail)
+    if "serviceunavailable" in lowered.replace(" ", "").replace("_", "") or "service unavailable" in lowered:
+        return ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE, detail + " reporting an outage")
+    if name == "ResourceNotFoundException":
+        return ByollmError(ErrorClass.REGION_MODEL_MISMATCH, detail)
+    if name == "ValidationException":
+        if any(hint in lowered for hint in _MISMATCH_HINTS):
+            return ByollmError(ErrorClass.REGION_MODEL_MISMATCH, detail + ": the model id or profile does not suit"
+                               " this region or throughput")
+        return ByollmError(ErrorClass.INVALID_REQUEST, detail + ": the request was refused as invalid")
+    if status == 429:
+        return ByollmError(ErrorClass.QUOTA_EXCEEDED, detail)
+    if status >= 500 or status in (408, 424):
+        return ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE, detail)
+    if status == 404:
+        return ByollmError(ErrorClass.REGION_MODEL_MISMATCH, detail)
+    return ByollmError(ErrorClass.INVALID_REQUEST, detail)
+
+
+def _error_type_of(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str:
+    return str(headers.get("x-amzn-ErrorType") or payload.get("__type") or payload.get("code") or "")
+
+
+def _message_of(payload: Mapping[str, Any]) -> str:
+    return str(payload.get("message") or payload.get("Message") or "")
+
+
+class _HttpFailure(Exception):
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+@contextmanager
+def _upstream_errors(call: UpstreamCall, phase: str) -> Iterator[None]:
+    """The one place where anything raised while talking to Bedrock becomes a taxonomy error."""
+    source = call.candidate.credential
+    try:
+        yield
+    except ByollmError:
+        raise
+    except _HttpFailure as exc:
+        raise classify_bedrock_error(exc.error_type, exc.status, exc.message, source) from None
+    except TimeoutError as exc:
+        raise ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE, f"Bedrock did not answer in time ({phase})") from exc
+    except aiohttp.ClientError as exc:
+        raise ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE,
+                          f"connection to Bedrock failed ({type(exc).__name__}, {phase})") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE,
+                          f"Bedrock sent a response byollm could not read ({phase})") from exc
+
+
+class BedrockProvider:
+    """Bedrock Runtime for Anthropic models. One instance serves every team; state lives per call."""
+
+    def __init__(self, pool: HttpPool) -> None:
+        self._pool = pool
+
+    def _signed(self, call: UpstreamCall, operation: str, body: bytes, accept: str) -> tuple[URL, dict[str, str]]:
+        auth = call.auth
+        if not isinstance(auth, AwsAuth):
+            raise ByollmError(ErrorClass.INTERNAL_ERROR, "a Bedrock route was given a non-AWS credential")
+        region = call.candidate.region or "us-east-1"
+        base = call.base_url.rstrip("/") if call.base_url else default_endpoint(region)
+        model = quote(call.candidate.upstream_model_id, safe="")
+        url = f"{base}/model/{model}/{operation}"
+        headers = {"content-type": "application/json", "accept": accept}
+        if call.request.request_id or call.request.team_uid:
+            headers["x-amzn-bedrock-request-metadata"] = orjson.dumps(
+                {"byollm_request_id": call.request.request_id, "byollm_team": call.request.team_uid}
+            ).decode()
+        headers.update(call.extra_headers)
+        aws_request = AWSRequest(method="POST", url=url, data=body, headers=headers)
+        credentials = Credentials(auth.access_key_id, auth.secret_access_key, auth.session_token)
+        SigV4Auth(credentials, "bedrock", region).add_auth(aws_request)
+        return URL(url, encoded=True), dict(aws_request.headers.items())
+
+    async def _post(self, call: UpstreamCall, operation: str, body: bytes, accept: str,
+                    client_timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        url, headers = self._signed(call, operation, body, accept)
+        response = await self._pool.session.post(url, data=body, headers=headers, timeout=client_timeout)
+        if response.status >= 300:
+            raw = await response.read()
+            response.release()
+            try:
+                payload = orjson.loads(raw) if raw else {}
+            except orjson.JSONDecodeError:
+                payload = {}
+            if not isinstance(payload, dict):
+                payload = {}
+            raise _HttpFailure(response.status, _error_type_of(response.headers, payload), _message_of(payload))
+        return response
+
+    async def complete(self, call: UpstreamCall) -> CompletedMessage:
+        body = bedrock_body(call)
+        with _upstream_errors(call, "invoke"):
+            response = await self._post(call, "invoke", body, "application/json",
+                                        aiohttp.ClientTimeout(total=call.timeout_s))
+            raw = await response.read()
+            message = orjson.loads(raw)
+            if not isinstance(message, dict):
+                raise ValueError("not an object")
+            return CompletedMessage(message=message, usage=Usage.from_anthropic(message.get("usage")), raw=raw)
+
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[StreamEvent]:
+        body = bedrock_body(call)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=call.timeout_s, sock_read=call.read_timeout_s)
+        response: aiohttp.ClientResponse | None = None
+        try:
+            with _upstream_errors(call, "stream start"):
+                response = await asyncio.wait_for(
+                    self._post(call, "invoke-with-response-stream", body, "application/vnd.amazon.eventstream",
+                               timeout),
+                    call.timeout_s,
+                )
+            decoder = EventStreamBuffer()
+            while True:
+                with _upstream_errors(call, "stream"):
+                    chunk = await response.content.read(_STREAM_READ_SIZE)
+                if not chunk:
+                    return
+                with _upstream_errors(call, "stream"):
+                    decoder.add_data(chunk)
+                frames = iter(decoder)
+                while True:
+                    # frame by frame: events before an exception frame in the same chunk still go out
+                    with _upstream_errors(call, "stream"):
+                        frame = next(frames, None)
+                        if frame is None:
+                            break
+                        event = _event_from_frame(frame)
+                    yield event
+        finally:
+            if response is not None:
+                response.release()
+
+    async def count_tokens(self, call: UpstreamCall) -> int:
+        """CountTokens takes a foundation-model id, not a profile: the executor sends the catalog's."""
+        invoke_body = bedrock_body(call)
+        payload = orjson.dumps({"input": {"invokeModel": {"body": base64.b64encode(invoke_body).decode()}}})
+        with _upstream_errors(call, "count-tokens"):
+            response = await self._post(call, "count-tokens", payload, "application/json",
+                                        aiohttp.ClientTimeout(total=call.timeout_s))
+            data = orjson.loads(await response.read())
+            return int(data["inputTokens"])
+
+
+def _event_from_frame(frame: Any) -> StreamEvent:
+    headers = frame.headers
+    message_type = headers.get(":message-type")
+    if message_type == "event":
+        if headers.get(":event-type") != "chunk":
+            return StreamEvent(type="ping", data={"type": "ping"})
+        envelope = orjson.loads(frame.payload)
+        raw = base64.b64decode(envelope["bytes"])
+        data = orjson.loads(raw)
+        return StreamEvent(type=str(data.get("type", "")), data=data, raw=raw)
+    if message_type in ("exception", "error"):
+        kind = str(headers.get(":exception-type") or headers.get(":error-code") or "")
+        try:
+            payload = orjson.loads(frame.payload) if frame.payload else {}
+        except orjson.JSONDecodeError:
+            payload = {}
+        _raise_stream_exception(kind, payload if isinstance(payload, dict) else {})
+    raise ValueError("unknown event-stream message type")
+
+
+def _raise_stream_exception(kind: str, payload: Mapping[str, Any]) -> NoReturn:
+    # event-stream exception types are camelCase (throttlingException); the taxonomy keys on the class name
+    name = kind[:1].upper() + kind[1:]
+    status = 429 if "Throttling" in name else 500
+    raise _HttpFailure(status, name, _message_of(payload))

@@ -1,0 +1,112 @@
+"""The official Anthropic SDK, unmodified, through byollm: Bedrock route (delegated AWS session credentials)
+and direct route (no AWS credentials), plain, streaming and tool use; count_tokens; Claude Code's
+environment convention."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+from support.stack import Stack
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def client(stack: Stack, token: str, *, delegated: bool) -> anthropic.Anthropic:
+    headers = stack.delegated_headers() if delegated else {}
+    return anthropic.Anthropic(base_url=stack.url, api_key=token, default_headers=headers, max_retries=0)
+
+
+@pytest.mark.parametrize(("delegated", "host"), [(True, "bedrock"), (False, "anthropic")])
+def test_plain_message(stack: Stack, delegated: bool, host: str) -> None:
+    team = stack.new_team()
+    raw = client(stack, team.token, delegated=delegated).messages.with_raw_response.create(
+        model="claude-opus-4-7", max_tokens=200, messages=[{"role": "user", "content": "Say hello"}])
+    message = raw.parse()
+    text = "".join(b.text for b in message.content if b.type == "text")
+    assert message.role == "assistant" and message.stop_reason == "end_turn"
+    assert f"[{host}:" in text  # the simulator names the service that served it
+    assert raw.headers["x-byollm-route"].startswith(f"{host}:")
+    assert raw.headers["x-byollm-fallbacks"] == "0"
+    if host == "bedrock":
+        assert raw.headers["x-byollm-route"] == "bedrock:global.anthropic.claude-opus-4-7-v1:0"
+    assert float(raw.headers["x-byollm-overhead-ms"]) >= 0
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize(("delegated", "host"), [(True, "bedrock"), (False, "anthropic")])
+def test_streaming_message(stack: Stack, delegated: bool, host: str) -> None:
+    team = stack.new_team()
+    with client(stack, team.token, delegated=delegated).messages.stream(
+        model="sonnet", max_tokens=200, messages=[{"role": "user", "content": "Stream something"}]
+    ) as stream:
+        chunks = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(chunks) > 1
+    assert f"[{host}:" in "".join(chunks)
+    assert final.usage.output_tokens > 0 and final.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("delegated", [True, False])
+@pytest.mark.parametrize("streaming", [False, True])
+def test_tool_use_loop(stack: Stack, delegated: bool, streaming: bool) -> None:
+    team = stack.new_team()
+    sdk = client(stack, team.token, delegated=delegated)
+    messages: list[dict] = [{"role": "user", "content": "Use get_weather for city=Paris"}]  # type: ignore[type-arg]
+    if streaming:
+        with sdk.messages.stream(model="claude-haiku-4-5", max_tokens=300, tools=[WEATHER_TOOL],
+                                 messages=messages) as stream:
+            first = stream.get_final_message()
+    else:
+        first = sdk.messages.create(model="claude-haiku-4-5", max_tokens=300, tools=[WEATHER_TOOL], messages=messages)
+    assert first.stop_reason == "tool_use"
+    call = next(b for b in first.content if b.type == "tool_use")
+    assert call.name == "get_weather" and call.input.get("city") == "Paris"
+    messages += [
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18C and sunny"}]},
+    ]
+    second = sdk.messages.create(model="claude-haiku-4-5", max_tokens=300, tools=[WEATHER_TOOL], messages=messages)
+    assert second.stop_reason == "end_turn"
+    assert "18C and sunny" in "".join(b.text for b in second.content if b.type == "text")
+
+
+@pytest.mark.parametrize(("delegated", "host"), [(True, "bedrock"), (False, "anthropic")])
+def test_count_tokens(stack: Stack, delegated: bool, host: str) -> None:
+    team = stack.new_team()
+    sdk = client(stack, team.token, delegated=delegated)
+    raw = sdk.messages.with_raw_response.count_tokens(
+        model="claude-opus-4-7", messages=[{"role": "user", "content": "How many tokens is this?"}])
+    assert raw.parse().input_tokens > 0
+    assert raw.headers["x-byollm-route"].startswith(f"{host}:")
+
+
+@pytest.mark.parametrize("variable", ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"])
+def test_claude_code_environment_convention(stack: Stack, variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    team = stack.new_team()
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", stack.url)
+    monkeypatch.setenv(variable, team.token)
+    message = anthropic.Anthropic(max_retries=0).messages.create(
+        model="claude-sonnet-4-6", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+    assert message.content[0].type == "text"
+
+
+def test_errors_reach_the_sdk_as_typed_exceptions_with_remediation(stack: Stack) -> None:
+    team = stack.new_team()
+    with pytest.raises(anthropic.AuthenticationError) as auth:
+        anthropic.Anthropic(base_url=stack.url, api_key="byo_" + "x" * 43, max_retries=0).messages.create(
+            model="opus", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert "unauthenticated" in str(auth.value)
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client(stack, team.token, delegated=False).messages.create(
+            model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    body = bad.value.body
+    assert isinstance(body, dict) and body["error"]["byollm"]["code"] == "invalid_request"
+    assert body["error"]["byollm"]["remediation"]
