@@ -21,6 +21,7 @@ from byollm.policy.types import (
     BillingBucket,
     CredentialSource,
     CreditState,
+    DropCause,
     Host,
     ModelPolicy,
     ModelRouting,
@@ -311,6 +312,11 @@ def test_errors_and_empty_plans_are_classified(case: Case) -> None:
         outcome.require_candidates()
     if isinstance(info.value, NoRouteError):
         assert info.value.error_class is ErrorClass.NO_FALLBACK_AVAILABLE
+    elif info.value.error_class is ErrorClass.LOCAL_CREDENTIALS_EXPIRED:
+        # only when a Bedrock route was lost for want of the user's session, and credits were not the issue
+        assert not case.credentials.delegated_session
+        assert any(d.cause is DropCause.NO_SESSION for d in outcome.dropped)
+        assert not outcome.blocked_by_credits
     else:
         assert info.value.error_class is ErrorClass.CREDITS_EXHAUSTED
         assert not case.credits.ai_credits_available

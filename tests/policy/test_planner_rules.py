@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from byollm.catalog import Catalog, load_catalog, parse_catalog_text
-from byollm.errors import ByollmError, ErrorClass, NoRouteError
+from byollm.errors import ByollmError, ErrorClass
 from byollm.policy import plan_routes, require_candidates
 from byollm.policy.types import (
     Actor,
@@ -382,9 +382,9 @@ def test_require_candidates_credits_exhausted() -> None:
 def test_require_candidates_no_fallback() -> None:
     p = plan(team(ModelRouting("claude-opus-4-7", bedrock=True)), creds=AvailableCredentials())
     assert p.candidates == ()
-    with pytest.raises(NoRouteError) as info:
+    with pytest.raises(ByollmError) as info:
         require_candidates(p)
-    assert info.value.error_class is ErrorClass.NO_FALLBACK_AVAILABLE
+    assert info.value.error_class is ErrorClass.LOCAL_CREDENTIALS_EXPIRED  # the user fixes it with `aws login`
     assert "no AWS session credentials" in info.value.context["dropped"][0]
 
 

@@ -273,16 +273,29 @@ class RoutePlan:
         """The candidates, or the error the gateway should raise when there are none.
 
         ``credits_exhausted`` when credits were the reason (with credits, an operator-paid route would
-        exist); otherwise ``no_fallback_available`` listing why each route was dropped.
+        exist; the detail adds when signing in to AWS would open a Bedrock route); then
+        ``local_credentials_expired`` when a Bedrock route was dropped only because the request carried no
+        AWS session credentials (the user fixes that in seconds, at no cost to anyone); otherwise
+        ``no_fallback_available`` listing why each route was dropped.
         """
         if self.candidates:
             return self.candidates
         reasons = [d.label for d in self.dropped]
+        no_session = any(d.cause is DropCause.NO_SESSION for d in self.dropped)
         if self.blocked_by_credits:
             raise ByollmError(
                 ErrorClass.CREDITS_EXHAUSTED,
                 f"no route for {self.model} without AI credits: the team's credits are used up and no"
-                " Bedrock or own-key route is available",
+                " Bedrock or own-key route is available"
+                + ("; signing in to AWS (`aws login`) would let Bedrock serve it" if no_session else ""),
+                model=self.model,
+                dropped=reasons,
+            )
+        if no_session:
+            raise ByollmError(
+                ErrorClass.LOCAL_CREDENTIALS_EXPIRED,
+                f"{self.model} is served through your team's AWS Bedrock, and the request carried no AWS session"
+                " credentials",
                 model=self.model,
                 dropped=reasons,
             )
