@@ -24,9 +24,11 @@ from byollm.gateway.executor import Gateway, GatewayConfig
 from byollm.gateway.metrics import GatewayMetrics
 from byollm.gateway.operator_keys import OperatorKeys
 from byollm.gateway.policy_cache import PolicyCache
+from byollm.oidc.wiring import OidcServices, build_oidc
 from byollm.policy.types import Host
 from byollm.providers.http import HttpPool
 from byollm.providers.registry import build_providers
+from byollm.runs.wiring import RunServices, build_runs
 from byollm.settings import Settings
 from byollm.store import Store
 from byollm.store.keys import open_keyring
@@ -54,10 +56,16 @@ class Services:
     request_log: RequestLogWriter
     metrics: GatewayMetrics
     gateway: Gateway
+    oidc: OidcServices | None = None
+    runs: RunServices | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
         await self.request_log.start()
+        if self.oidc is not None:
+            await self.oidc.start()
+        if self.runs is not None:
+            await self.runs.start()
         self._tasks.append(asyncio.create_task(self._tick(), name="byollm-services-tick"))
 
     async def _tick(self) -> None:
@@ -77,6 +85,10 @@ class Services:
                 await task
         self._tasks.clear()
         try:
+            if self.runs is not None:
+                await self.runs.close()
+            if self.oidc is not None:
+                await self.oidc.close()
             await self.request_log.close()
             await self.control.flush_token_usage()
         finally:
@@ -102,6 +114,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
         raise
     policies = PolicyCache(store)
     pool = HttpPool()
+    oidc = await build_oidc(settings, store, keyring, pool, catalog)
     metrics = GatewayMetrics()
     request_log = RequestLogWriter(store)
     gateway = Gateway(
@@ -118,13 +131,14 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
             Host.OPENAI: settings.openai_base_url,
             Host.GOOGLE: settings.google_base_url,
         }),
+        web_identity=oidc.web_identity if oidc is not None else None,
     )
     services = Services(
         settings=settings, store=store, catalog=catalog, keyring=keyring,
         control=ControlService(store, catalog, settings, policy_changed=policies.invalidate,
                                operator_keys=operator_keys),
         policies=policies, operator_keys=operator_keys, pool=pool, request_log=request_log, metrics=metrics,
-        gateway=gateway,
+        gateway=gateway, oidc=oidc, runs=await build_runs(settings, store, gateway, oidc),
     )
     if background:
         await services.start_background()

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from byollm import __version__
-from byollm.api import admin_routes, health_routes, inference_routes
+from byollm.api import admin_routes, health_routes, inference_routes, oidc_routes, runs_routes
 from byollm.api.errors import install_error_handlers
 from byollm.api.request_id import RequestIdMiddleware
 from byollm.services import Services, build_services
@@ -54,6 +54,8 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     app.include_router(health_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(inference_routes.router)
+    app.include_router(oidc_routes.router)
+    app.include_router(runs_routes.router)
     app.add_middleware(RequestIdMiddleware)
     return app
 

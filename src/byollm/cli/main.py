@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from byollm.cli import admin_cmd, db_cmd, demo_cmd, serve_cmd, sim_cmd
+from byollm.cli import (
+    admin_cmd,
+    client_cmd,
+    db_cmd,
+    demo_cmd,
+    iam_cmd,
+    keys_cmd,
+    runs_cmd,
+    serve_cmd,
+    sim_cmd,
+    worker_cmd,
+)
 
 app = typer.Typer(
     name="byollm",
@@ -21,6 +32,11 @@ demo_cmd.register(app)
 sim_cmd.register(app)
 db_cmd.register(app)
 admin_cmd.register(app)
+client_cmd.register(app)
+keys_cmd.register(app)
+iam_cmd.register(app)
+runs_cmd.register(app)
+worker_cmd.register(app)
 
 
 def main() -> None:

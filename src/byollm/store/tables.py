@@ -326,3 +326,8 @@ class LedgerEntry(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger)
     credits: Mapped[Decimal] = mapped_column(Numeric(18, 6))
     at: Mapped[datetime]
+
+
+# Tables of the cloud-run side live in their own modules (one concern each) but share this metadata, so
+# migrations and the model-vs-migration test see one schema. Imported last: they import ``Base`` from here.
+from byollm.store import tables_oidc, tables_runs  # noqa: E402, F401

@@ -1,0 +1,3 @@
+"""Tables of cloud agent runs (runs, their events). Registered on ``tables.Base``'s metadata."""
+
+from __future__ import annotations
