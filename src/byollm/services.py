@@ -130,7 +130,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
             Host.ANTHROPIC: settings.anthropic_base_url,
             Host.OPENAI: settings.openai_base_url,
             Host.GOOGLE: settings.google_base_url,
-        }),
+        }, deadline_s=settings.request_deadline_s, attempt_timeout_s=settings.attempt_timeout_s),
         web_identity=oidc.web_identity if oidc is not None else None,
     )
     services = Services(

@@ -23,6 +23,9 @@ Environment variables (all optional):
   providers' API base URLs (the demo points them at the simulator).
 - ``BYOLLM_STS_ENDPOINT_URL``: the STS endpoint used to check which account delegated credentials belong
   to; default the regional AWS endpoint of the team's region.
+- ``BYOLLM_REQUEST_DEADLINE_SECONDS`` (default 600) bounds a whole inference request, every attempt
+  included; ``BYOLLM_ATTEMPT_TIMEOUT_SECONDS`` (default 300) bounds one attempt (for a stream: the wait
+  for its first content), so a hanging upstream fails over instead of holding the request.
 - ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
   revocation reaches other replicas within this time.
 """
@@ -79,6 +82,8 @@ class Settings:
     openai_base_url: str = "https://api.openai.com/v1"
     google_base_url: str = "https://generativelanguage.googleapis.com"
     sts_endpoint_url: str | None = None
+    request_deadline_s: float = 600.0
+    attempt_timeout_s: float = 300.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -102,6 +107,8 @@ class Settings:
             openai_base_url=env.get("BYOLLM_OPENAI_BASE_URL") or "https://api.openai.com/v1",
             google_base_url=env.get("BYOLLM_GOOGLE_BASE_URL") or "https://generativelanguage.googleapis.com",
             sts_endpoint_url=env.get("BYOLLM_STS_ENDPOINT_URL") or None,
+            request_deadline_s=float(env.get("BYOLLM_REQUEST_DEADLINE_SECONDS") or 600.0),
+            attempt_timeout_s=float(env.get("BYOLLM_ATTEMPT_TIMEOUT_SECONDS") or 300.0),
         )
 
     @classmethod

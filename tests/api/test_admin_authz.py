@@ -97,6 +97,11 @@ CASES = [
     Case("revoke member's token", "DELETE", "/teams/{team}/tokens/{target}", _e(204, 204),
          target=_fresh_token_of("member")),
     Case("read audit", "GET", "/teams/{team}/audit", _e(200, 403)),
+    Case("read request log", "GET", "/teams/{team}/requests", _e(200, 200)),
+    Case("read usage", "GET", "/teams/{team}/usage", _e(200, 403)),
+    Case("list provider keys", "GET", "/operator/provider-keys", _e(403, 403, 403, 403)),
+    Case("set provider key", "PUT", "/operator/provider-keys/openai", _e(403, 403, 403, 403),
+         body={"api_key": "sk-should-never-be-stored"}),
 ]
 
 
@@ -136,6 +141,17 @@ def test_operator_creates_teams_and_becomes_their_admin(cast: Cast) -> None:
         assert team["your_role"] == "admin" and len(team["uid"]) == 22
         assert team["admin_path"] == f"/admin/{team['uid']}/models"
         assert team["uid"] in {t["uid"] for t in op.get("/teams").json()}
+
+
+def test_only_the_operator_sets_provider_keys_and_never_reads_them_back(cast: Cast) -> None:
+    with cast.client(cast.operator) as op:
+        r = op.put("/operator/provider-keys/google", json={"api_key": "AIza-test-key-000"})
+        assert r.status_code == 200 and r.json()["google"] is True
+        listing = op.get("/operator/provider-keys")
+        assert "AIza-test-key-000" not in listing.text
+        assert op.put("/operator/provider-keys/bedrock", json={"api_key": "x"}).status_code == 400
+        audit = op.get(f"/teams/{cast.alpha}/audit").text
+    assert "AIza-test-key-000" not in audit
 
 
 def test_team_scoped_token_cannot_act_in_another_team_of_its_user(cast: Cast) -> None:

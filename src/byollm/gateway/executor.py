@@ -286,6 +286,10 @@ class Gateway:
                     raise self._final(error, outcome) from None
                 continue
             except TimeoutError:
+                if time.perf_counter() < deadline:  # this attempt's own timeout: the next route may serve
+                    self._note_attempt(context, outcome, number, candidate, begun, ErrorClass.UPSTREAM_UNAVAILABLE,
+                                       "the upstream did not answer within the attempt timeout")
+                    continue
                 self._note_attempt(context, outcome, number, candidate, begun, ErrorClass.UPSTREAM_UNAVAILABLE,
                                    "the request's deadline passed")
                 break
@@ -390,6 +394,10 @@ class Gateway:
                     buffered.append(event)
                     if event.type in _COMMIT_EVENTS:
                         return buffered, upstream
+        except TimeoutError:
+            await _close(upstream)
+            raise ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE,
+                              "the upstream sent no content within the attempt timeout") from None
         except BaseException:
             await _close(upstream)
             raise
