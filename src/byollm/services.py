@@ -36,7 +36,7 @@ from byollm.store.ledger import CreditTracker
 from byollm.store.migrate import check_schema, upgrade
 from byollm.store.request_log import RequestLogWriter
 
-__all__ = ["Services", "build_services"]
+__all__ = ["Services", "build_services", "preflight"]
 
 log = logging.getLogger("byollm.services")
 
@@ -94,6 +94,15 @@ class Services:
         finally:
             await self.pool.close()
             await self.store.dispose()
+
+
+async def preflight(settings: Settings) -> None:
+    """What ``byollm serve`` checks before it binds a port: schema migrated (under the lock) and every stored
+    secret readable with the configured key-encryption key. Raises a ``ByollmError`` naming the fix."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await upgrade(settings)
+    async with Store.from_settings(settings) as store:
+        await open_keyring(store, settings)
 
 
 async def build_services(settings: Settings, *, migrate: bool = True, background: bool = True) -> Services:

@@ -22,8 +22,21 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the gateway, the admin API and (later) the admin panel."""
+    """Serve the gateway and the admin API (migrations run first, under a lock)."""
+    import asyncio
+
     import uvicorn
+    from rich.console import Console
+
+    from byollm.errors import ByollmError
+    from byollm.services import preflight
+    from byollm.settings import Settings
+
+    try:
+        asyncio.run(preflight(Settings.from_env()))
+    except ByollmError as exc:
+        Console(stderr=True, highlight=False).print(f"[red]byollm cannot start:[/] {exc.detail}")
+        raise typer.Exit(1) from None
 
     uvicorn.run(
         "byollm.api.app:app_from_env",
