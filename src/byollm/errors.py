@@ -124,6 +124,13 @@ class ErrorClass(Enum):
         "The model provider did not answer in time or reported an outage; retry shortly.",
         fails_over=True, retryable=True,
     )
+    UNSUPPORTED_BY_ROUTE = _ClassInfo(
+        "unsupported_by_route", 400, "Request feature not supported by this route",
+        "The request uses a feature (a content block, a server tool) that this fallback model's API cannot"
+        " take, so the route was skipped; enable a fallback from the same model family, or leave the feature"
+        " out.",
+        fails_over=True, retryable=False,
+    )
     # --- policy --------------------------------------------------------------------------------------
     NO_FALLBACK_AVAILABLE = _ClassInfo(
         "no_fallback_available", 424, "No route could serve the request",

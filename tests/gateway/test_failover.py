@@ -212,3 +212,16 @@ def test_expiry_announced_by_the_client_fails_before_any_upstream_call(stack: St
         "/v1/messages", json={"model": "claude-opus-4-7", "max_tokens": 10, "messages": [PROMPT]})
     assert r.status_code == 401 and r.json()["error"]["byollm"]["code"] == "local_credentials_expired"
     assert stack.journal() == []
+
+
+def test_a_fallback_that_cannot_take_the_request_is_skipped_not_fatal(stack: Stack) -> None:
+    team = stack.new_team({"claude-opus-4-7": {"bedrock": True}, "gpt-5": {"direct": True},
+                           "claude-sonnet-4-6": {"direct": True}}, fallback=["gpt-5", "claude-sonnet-4-6"])
+    stack.fault(service="bedrock", error="ServiceUnavailableException", count=1)
+    body = {"model": "claude-opus-4-7", "max_tokens": 50, "messages": [PROMPT],
+            "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
+    r = stack.gateway(team.token, stack.delegated_headers()).post("/v1/messages", json=body)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-byollm-route"] == "anthropic:claude-sonnet-4-6"
+    (row,) = _wait_for_rows(stack, team.uid, 1)
+    assert [a.error_code for a in row["attempts"]] == ["upstream_unavailable", "unsupported_by_route", None]

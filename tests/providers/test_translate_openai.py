@@ -113,7 +113,7 @@ def test_server_tools_are_refused_naming_the_field() -> None:
             "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
     with pytest.raises(ByollmError) as caught:
         canonical_to_openai_request(body, "gpt-5")
-    assert caught.value.error_class is ErrorClass.INVALID_REQUEST
+    assert caught.value.error_class is ErrorClass.UNSUPPORTED_BY_ROUTE  # the route is skipped, not the request
     assert caught.value.context["field"] == "tools.0"
 
 

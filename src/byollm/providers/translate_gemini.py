@@ -59,7 +59,13 @@ def _new_tool_id() -> str:
 
 
 def _invalid(field: str, why: str) -> ByollmError:
+    """A malformed conversation, invalid for any provider: the caller must fix it."""
     return ByollmError(ErrorClass.INVALID_REQUEST, f"{field}: {why}", field=field)
+
+
+def _unsupported(field: str, why: str) -> ByollmError:
+    """A canonical request a Gemini model cannot take: this route is skipped, the next may serve it."""
+    return ByollmError(ErrorClass.UNSUPPORTED_BY_ROUTE, f"{field}: {why}", field=field)
 
 
 def _blocks(content: Any) -> list[Mapping[str, Any]]:
@@ -73,7 +79,7 @@ def _blocks(content: Any) -> list[Mapping[str, Any]]:
 def _media_part(block: Mapping[str, Any], field: str) -> dict[str, Any]:
     source = block.get("source")
     if not isinstance(source, Mapping):
-        raise _invalid(field, "a source is required")
+        raise _unsupported(field, "a source is required")
     if source.get("type") == "base64":
         return {"inlineData": {"mimeType": str(source.get("media_type", "")), "data": str(source.get("data", ""))}}
     if source.get("type") == "url":
@@ -82,7 +88,7 @@ def _media_part(block: Mapping[str, Any], field: str) -> dict[str, Any]:
         return {"fileData": {"mimeType": mime, "fileUri": url}}
     if source.get("type") == "text":
         return {"text": str(source.get("data", ""))}
-    raise _invalid(field, f"source type {source.get('type')!r} cannot be sent to a Gemini model")
+    raise _unsupported(field, f"source type {source.get('type')!r} cannot be sent to a Gemini model")
 
 
 def _result_parts(block: Mapping[str, Any], name: str, field: str) -> list[dict[str, Any]]:
@@ -94,7 +100,7 @@ def _result_parts(block: Mapping[str, Any], name: str, field: str) -> list[dict[
         elif inner.get("type") in ("image", "document"):
             media.append(_media_part(inner, f"{field}.content.{index}"))
         else:
-            raise _invalid(f"{field}.content.{index}", "a tool result may hold text, images and documents only")
+            raise _unsupported(f"{field}.content.{index}", "a tool result may hold text, images and documents only")
     key = "error" if block.get("is_error") else "result"
     response: dict[str, Any] = {"name": name, "response": {key: "\n".join(texts)}}
     if block.get("tool_use_id"):
@@ -127,7 +133,7 @@ def _parts(blocks: list[Mapping[str, Any]], names: dict[str, str], field: str) -
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise _invalid(where, f"content block type {kind!r} cannot be sent to a Gemini model")
+            raise _unsupported(where, f"content block type {kind!r} cannot be sent to a Gemini model")
     return parts
 
 
@@ -157,7 +163,7 @@ def _tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     declarations = []
     for index, tool in enumerate(tools):
         if tool.get("type") not in (None, "custom"):
-            raise _invalid(f"tools.{index}", f"server tool {tool.get('type')!r} cannot be used by a Gemini model")
+            raise _unsupported(f"tools.{index}", f"server tool {tool.get('type')!r} cannot be used by a Gemini model")
         declaration: dict[str, Any] = {
             "name": str(tool.get("name", "")),
             "parametersJsonSchema": tool.get("input_schema") or {"type": "object", "properties": {}},

@@ -73,6 +73,11 @@ def _invalid(field: str, why: str) -> ByollmError:
     return ByollmError(ErrorClass.INVALID_REQUEST, f"{field}: {why}", field=field)
 
 
+def _unsupported(field: str, why: str) -> ByollmError:
+    """A canonical request an OpenAI model cannot take: this route is skipped, the next may serve it."""
+    return ByollmError(ErrorClass.UNSUPPORTED_BY_ROUTE, f"{field}: {why}", field=field)
+
+
 def _blocks(content: Any) -> list[Mapping[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
@@ -101,13 +106,13 @@ def _dumps(value: Any) -> str:
 def _image_part(block: Mapping[str, Any], field: str) -> dict[str, Any]:
     source = block.get("source")
     if not isinstance(source, Mapping):
-        raise _invalid(field, "an image needs a source")
+        raise _unsupported(field, "an image needs a source")
     if source.get("type") == "base64":
         url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
     elif source.get("type") == "url":
         url = str(source.get("url", ""))
     else:
-        raise _invalid(field, f"image source type {source.get('type')!r} cannot be sent to an OpenAI model")
+        raise _unsupported(field, f"image source type {source.get('type')!r} cannot be sent to an OpenAI model")
     return {"type": "image_url", "image_url": {"url": url}}
 
 
@@ -118,7 +123,7 @@ def _document_part(block: Mapping[str, Any], field: str) -> dict[str, Any]:
     if isinstance(source, Mapping) and source.get("type") == "base64":
         data = f"data:{source.get('media_type', 'application/pdf')};base64,{source.get('data', '')}"
         return {"type": "file", "file": {"file_data": data, "filename": str(block.get("title") or "document.pdf")}}
-    raise _invalid(field, "this document source cannot be sent to an OpenAI model")
+    raise _unsupported(field, "this document source cannot be sent to an OpenAI model")
 
 
 def _user_part(block: Mapping[str, Any], field: str) -> dict[str, Any] | None:
@@ -131,7 +136,7 @@ def _user_part(block: Mapping[str, Any], field: str) -> dict[str, Any] | None:
         return _document_part(block, field)
     if kind in ("thinking", "redacted_thinking"):
         return None
-    raise _invalid(field, f"content block type {kind!r} cannot be sent to an OpenAI model")
+    raise _unsupported(field, f"content block type {kind!r} cannot be sent to an OpenAI model")
 
 
 def _tool_message(block: Mapping[str, Any], field: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -144,7 +149,7 @@ def _tool_message(block: Mapping[str, Any], field: str) -> tuple[dict[str, Any],
         elif inner.get("type") == "image":
             images.append(_image_part(inner, f"{field}.content.{index}"))
         else:
-            raise _invalid(f"{field}.content.{index}", "a tool result may hold text and images only")
+            raise _unsupported(f"{field}.content.{index}", "a tool result may hold text and images only")
     text = "\n".join(texts)
     if block.get("is_error"):
         text = f"Error: {text}"
@@ -168,7 +173,7 @@ def _assistant_message(blocks: list[Mapping[str, Any]], field: str) -> dict[str,
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise _invalid(f"{field}.{index}", f"content block type {kind!r} cannot be sent to an OpenAI model")
+            raise _unsupported(f"{field}.{index}", f"content block type {kind!r} cannot be sent to an OpenAI model")
     if not texts and not calls:
         return None
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
@@ -214,7 +219,7 @@ def _openai_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for index, tool in enumerate(tools):
         if tool.get("type") not in (None, "custom"):
-            raise _invalid(f"tools.{index}", f"server tool {tool.get('type')!r} cannot be used by an OpenAI model")
+            raise _unsupported(f"tools.{index}", f"server tool {tool.get('type')!r} cannot be used by an OpenAI model")
         function: dict[str, Any] = {
             "name": str(tool.get("name", "")),
             "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
