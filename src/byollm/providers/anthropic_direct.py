@@ -13,19 +13,16 @@ forwarded, so its byollm token, AWS credentials or a key meant for another provi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
 from typing import Any
 
 import aiohttp
 import orjson
 
-from byollm.errors import ByollmError, ErrorClass
-from byollm.providers.base import ApiKeyAuth, CompletedMessage, StreamEvent, UpstreamCall, Usage
-from byollm.providers.classify import UpstreamHttpError, drain, timed_chunks, upstream_errors
+from byollm.providers.base import CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.classify import upstream_errors
+from byollm.providers.direct_http import DirectHttp, api_key, token_count
 from byollm.providers.http import HttpPool
-from byollm.providers.sse import iter_sse
 
 __all__ = ["AnthropicDirect"]
 
@@ -33,15 +30,9 @@ _PROVIDER = "anthropic"
 _COUNT_FIELDS = frozenset({"messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"})
 
 
-def _api_key(call: UpstreamCall) -> str:
-    if not isinstance(call.auth, ApiKeyAuth):
-        raise ByollmError(ErrorClass.INTERNAL_ERROR, "the anthropic route was given no API key", provider=_PROVIDER)
-    return call.auth.api_key
-
-
 def _headers(call: UpstreamCall) -> dict[str, str]:
     headers = {
-        "x-api-key": _api_key(call),
+        "x-api-key": api_key(call, _PROVIDER),
         "anthropic-version": call.request.anthropic_version,
         "content-type": "application/json",
     }
@@ -54,10 +45,6 @@ def _url(call: UpstreamCall, path: str) -> str:
     return call.base_url.rstrip("/").removesuffix("/v1") + path
 
 
-def _request_id(response: aiohttp.ClientResponse) -> str | None:
-    return response.headers.get("request-id")
-
-
 class AnthropicDirect:
     """``Provider`` for ``api.anthropic.com`` (or anything speaking its Messages API, like the simulator).
 
@@ -65,7 +52,7 @@ class AnthropicDirect:
     """
 
     def __init__(self, pool: HttpPool) -> None:
-        self._pool = pool
+        self._http = DirectHttp(pool, request_id_header="request-id")
 
     def _body(self, call: UpstreamCall, *, stream: bool) -> bytes:
         body: dict[str, Any] = dict(call.request.body)
@@ -78,15 +65,9 @@ class AnthropicDirect:
 
     async def complete(self, call: UpstreamCall) -> CompletedMessage:
         """One message; the whole exchange is bounded by ``call.timeout_s``."""
-        model = call.candidate.upstream_model_id
-        with upstream_errors(_PROVIDER, model=model):
-            async with self._pool.session.post(
-                _url(call, "/v1/messages"), data=self._body(call, stream=False), headers=_headers(call),
-                timeout=aiohttp.ClientTimeout(total=call.timeout_s),
-            ) as response:
-                raw = await response.read()
-                if response.status != 200:
-                    raise UpstreamHttpError.from_body(response.status, raw, _request_id(response))
+        with upstream_errors(_PROVIDER, model=call.candidate.upstream_model_id):
+            body = self._body(call, stream=False)
+            raw = await self._http.post(call, _url(call, "/v1/messages"), body, _headers(call))
             message = orjson.loads(raw)
             if not isinstance(message, dict) or message.get("type") != "message":
                 raise ValueError("not an Anthropic message")
@@ -98,40 +79,25 @@ class AnthropicDirect:
         The first bytes must come within ``call.timeout_s``, each later chunk within ``read_timeout_s``.
         A stream that ends before ``message_stop`` fails as ``upstream_unavailable``.
         """
-        model = call.candidate.upstream_model_id
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + call.timeout_s
-        with upstream_errors(_PROVIDER, model=model):
-            async with asyncio.timeout_at(deadline):
-                response = await self._pool.session.post(
-                    _url(call, "/v1/messages"), data=self._body(call, stream=True), headers=_headers(call),
-                    timeout=aiohttp.ClientTimeout(total=None),
-                )
-            try:
-                if response.status != 200:
-                    async with asyncio.timeout_at(deadline):
-                        raw = await response.read()
-                    raise UpstreamHttpError.from_body(response.status, raw, _request_id(response))
+        with upstream_errors(_PROVIDER, model=call.candidate.upstream_model_id):
+            url, body = _url(call, "/v1/messages"), self._body(call, stream=True)
+            async with self._http.open_stream(call, url, body, _headers(call)) as upstream:
                 done = False
-                chunks = timed_chunks(response, first_deadline=deadline, read_timeout_s=call.read_timeout_s)
-                async with aclosing(iter_sse(chunks)) as messages:
-                    async for message in messages:
-                        data: Mapping[str, Any] = orjson.loads(message.data)
-                        if not isinstance(data, dict):
-                            raise ValueError("an event that is not a JSON object")
-                        kind = str(data.get("type") or message.event or "")
-                        if kind == "error":
-                            raise UpstreamHttpError.from_body(None, data, _request_id(response))
-                        if kind == "message_stop":
-                            await drain(response)  # so the connection returns to the pool
-                            done = True
-                        yield StreamEvent(kind, data, raw=message.data)
-                        if done:
-                            break
+                async for message in upstream.messages:
+                    data: Mapping[str, Any] = orjson.loads(message.data)
+                    if not isinstance(data, dict):
+                        raise ValueError("an event that is not a JSON object")
+                    kind = str(data.get("type") or message.event or "")
+                    if kind == "error":
+                        raise upstream.error(data)
+                    if kind == "message_stop":
+                        await upstream.drain()  # so the connection returns to the pool
+                        done = True
+                    yield StreamEvent(kind, data, raw=message.data)
+                    if done:
+                        break
                 if not done:
                     raise aiohttp.ClientPayloadError("the stream ended before message_stop")
-            finally:
-                response.release()
 
     async def count_tokens(self, call: UpstreamCall) -> int:
         """``/v1/messages/count_tokens`` with only the fields that endpoint accepts."""
@@ -139,15 +105,6 @@ class AnthropicDirect:
         body = {k: v for k, v in call.request.body.items() if k in _COUNT_FIELDS}
         body["model"] = model
         with upstream_errors(_PROVIDER, model=model):
-            async with self._pool.session.post(
-                _url(call, "/v1/messages/count_tokens"), data=orjson.dumps(body), headers=_headers(call),
-                timeout=aiohttp.ClientTimeout(total=call.timeout_s),
-            ) as response:
-                raw = await response.read()
-                if response.status != 200:
-                    raise UpstreamHttpError.from_body(response.status, raw, _request_id(response))
-            counted = orjson.loads(raw)
-            tokens = counted.get("input_tokens") if isinstance(counted, dict) else None
-            if not isinstance(tokens, int):
-                raise ValueError("count_tokens answered without input_tokens")
-        return tokens
+            url = _url(call, "/v1/messages/count_tokens")
+            raw = await self._http.post(call, url, orjson.dumps(body), _headers(call))
+            return token_count(raw, "input_tokens", "count_tokens")

@@ -3,9 +3,10 @@
 Why one module for three providers: Anthropic, OpenAI and Gemini fail in the same few ways (a rejected
 key, an unknown model, throttling, an outage, a dropped connection, a stall) and the gateway's failover
 decision depends only on the taxonomy class. Each adapter wraps its whole exchange, stream iteration
-included, in :func:`upstream_errors`; inside it an adapter raises :class:`UpstreamHttpError` (an error
-status or an in-stream error frame, with the provider's error identifiers) or lets aiohttp/asyncio raise;
-the context manager turns all of it into a ``ByollmError`` with ``raise ... from exc``.
+included, in :func:`upstream_errors`; inside it the adapter (or :mod:`byollm.providers.direct_http`, which
+fetches for all three) raises :class:`UpstreamHttpError` (an error status or an in-stream error frame, with
+the provider's error identifiers) or lets aiohttp/asyncio raise; the context manager turns all of it into a
+``ByollmError`` with ``raise ... from exc``.
 
 What reaches the caller: the provider, the HTTP status, the provider's error *identifiers* (Anthropic's
 ``error.type``, OpenAI's ``error.code``/``error.type``, Google's ``error.status`` and ``details[].reason``)
@@ -41,10 +42,8 @@ another route (Bedrock, another provider) serves the request, and the error code
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,9 +55,7 @@ from byollm.errors import ByollmError, ErrorClass
 __all__ = [
     "UpstreamHttpError",
     "classify",
-    "drain",
     "error_identifiers",
-    "timed_chunks",
     "upstream_errors",
 ]
 
@@ -227,29 +224,3 @@ def upstream_errors(provider: str, *, model: str) -> Iterator[None]:
     except ValueError as exc:  # undecodable JSON or UTF-8 in an answer; shapes the translators reject
         raise _transport(provider, model, "malformed", exc) from exc
 
-
-async def timed_chunks(response: aiohttp.ClientResponse, *, first_deadline: float, read_timeout_s: float
-                       ) -> AsyncIterator[bytes]:
-    """The response body as it arrives, bounded: the first bytes by ``first_deadline`` (a loop time), each
-    later chunk within ``read_timeout_s`` of the previous one. Raises ``TimeoutError``.
-
-    Each wait gets its own ``asyncio.timeout`` that never spans a ``yield``, so a slow consumer is not
-    counted against the upstream and the timer never fires into another task.
-    """
-    content = response.content
-    async with asyncio.timeout_at(first_deadline):
-        chunk = await content.readany()
-    loop = asyncio.get_running_loop()
-    while chunk:
-        yield chunk
-        async with asyncio.timeout_at(loop.time() + read_timeout_s):
-            chunk = await content.readany()
-
-
-async def drain(response: aiohttp.ClientResponse, timeout_s: float = 1.0) -> None:
-    """Read what is left of a finished stream (its chunked-encoding end) so the connection goes back to
-    the pool instead of being closed. Best effort: a stall or error here only costs the connection."""
-    with contextlib.suppress(TimeoutError, aiohttp.ClientError, OSError):
-        async with asyncio.timeout(timeout_s):
-            while await response.content.readany():
-                pass

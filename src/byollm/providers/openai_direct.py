@@ -13,19 +13,16 @@ always uses the usage the answer reports.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-import aiohttp
 import orjson
 
-from byollm.errors import ByollmError, ErrorClass
-from byollm.providers.base import ApiKeyAuth, CompletedMessage, StreamEvent, UpstreamCall, Usage
-from byollm.providers.classify import UpstreamHttpError, drain, timed_chunks, upstream_errors
+from byollm.providers.base import CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.classify import upstream_errors
+from byollm.providers.direct_http import DirectHttp, api_key, json_object
 from byollm.providers.http import HttpPool
-from byollm.providers.sse import iter_sse
 from byollm.providers.translate_openai import (
     OpenAIStreamToCanonical,
     canonical_to_openai_request,
@@ -41,19 +38,13 @@ _TOKENS_PER_ATTACHMENT = 800
 
 
 def _headers(call: UpstreamCall) -> dict[str, str]:
-    if not isinstance(call.auth, ApiKeyAuth):
-        raise ByollmError(ErrorClass.INTERNAL_ERROR, "the openai route was given no API key", provider=_PROVIDER)
-    return {"authorization": f"Bearer {call.auth.api_key}", "content-type": "application/json"}
+    return {"authorization": f"Bearer {api_key(call, _PROVIDER)}", "content-type": "application/json"}
 
 
 def _url(call: UpstreamCall) -> str:
     """``base_url`` may be the API root (``https://api.openai.com``) or, as OpenAI's SDK has it, ``…/v1``."""
     base = call.base_url.rstrip("/")
     return base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
-
-
-def _request_id(response: aiohttp.ClientResponse) -> str | None:
-    return response.headers.get("x-request-id")
 
 
 def estimate_openai_tokens(request: Mapping[str, Any]) -> int:
@@ -85,68 +76,30 @@ class OpenAIDirect:
     """``Provider`` for ``api.openai.com`` (or anything speaking Chat Completions, like the simulator)."""
 
     def __init__(self, pool: HttpPool) -> None:
-        self._pool = pool
+        self._http = DirectHttp(pool, request_id_header="x-request-id")
 
     async def complete(self, call: UpstreamCall) -> CompletedMessage:
         model = call.candidate.upstream_model_id
         request = canonical_to_openai_request(call.request.body, model)
         with upstream_errors(_PROVIDER, model=model):
-            async with self._pool.session.post(
-                _url(call), data=orjson.dumps(request), headers=_headers(call),
-                timeout=aiohttp.ClientTimeout(total=call.timeout_s),
-            ) as response:
-                raw = await response.read()
-                if response.status != 200:
-                    raise UpstreamHttpError.from_body(response.status, raw, _request_id(response))
-            answer = orjson.loads(raw)
-            if not isinstance(answer, dict):
-                raise ValueError("not a chat completion")
-            message = openai_response_to_canonical(answer, model)
+            raw = await self._http.post(call, _url(call), orjson.dumps(request), _headers(call))
+            message = openai_response_to_canonical(json_object(raw, "a chat completion"), model)
         return CompletedMessage(message=message, usage=Usage.from_anthropic(message["usage"]))
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[StreamEvent]:
-        """Anthropic events translated from the chunk stream; an ``{"error": …}`` chunk raises.
-
-        The first bytes must come within ``call.timeout_s``, each later chunk within ``read_timeout_s``;
-        a stream that ends before a ``finish_reason`` fails as ``upstream_unavailable``.
-        """
+        """Anthropic events translated from the ``chat.completion.chunk`` stream, read by
+        :meth:`DirectHttp.translated_stream` (its timeouts; it must reach ``[DONE]`` or a ``finish_reason``)."""
         model = call.candidate.upstream_model_id
         request = canonical_to_openai_request(call.request.body, model, stream=True)
         translator = OpenAIStreamToCanonical(model)
-        deadline = asyncio.get_running_loop().time() + call.timeout_s
         with upstream_errors(_PROVIDER, model=model):
-            async with asyncio.timeout_at(deadline):
-                response = await self._pool.session.post(
-                    _url(call), data=orjson.dumps(request), headers=_headers(call),
-                    timeout=aiohttp.ClientTimeout(total=None),
-                )
-            try:
-                if response.status != 200:
-                    async with asyncio.timeout_at(deadline):
-                        raw = await response.read()
-                    raise UpstreamHttpError.from_body(response.status, raw, _request_id(response))
-                done = False
-                chunks = timed_chunks(response, first_deadline=deadline, read_timeout_s=call.read_timeout_s)
-                async with aclosing(iter_sse(chunks)) as messages:
-                    async for message in messages:
-                        if message.data == b"[DONE]":
-                            done = True
-                            break
-                        chunk = orjson.loads(message.data)
-                        if not isinstance(chunk, dict):
-                            raise ValueError("not a chat completion chunk")
-                        if "error" in chunk:
-                            raise UpstreamHttpError.from_body(None, chunk, _request_id(response))
-                        for event in translator.feed(chunk):
-                            yield StreamEvent(event["type"], event)
-                if not (done or translator.finished):
-                    raise aiohttp.ClientPayloadError("the stream ended before a finish_reason")
-                if done:
-                    await drain(response)
-                for event in translator.finish():
-                    yield StreamEvent(event["type"], event)
-            finally:
-                response.release()
+            events = self._http.translated_stream(
+                call, _url(call), orjson.dumps(request), _headers(call), translator,
+                chunk_name="a chat completion chunk", finish_name="a finish_reason", done_marker=b"[DONE]",
+            )
+            async with aclosing(events):
+                async for event in events:
+                    yield event
 
     async def count_tokens(self, call: UpstreamCall) -> int:
         """A local estimate (no upstream call); see the module docstring."""

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from byollm.sim import engine
-from byollm.sim.faults import Fault, TransportFaultResponse
+from byollm.sim.faults import Fault, break_off_stream, with_transport_fault
 
 if TYPE_CHECKING:
     from byollm.sim.state import SimState
@@ -37,7 +37,6 @@ ANTHROPIC_MODELS: tuple[str, ...] = (
 )
 
 _SERVICE = "anthropic"
-_HANG_S = 600.0
 _STATUS_BY_TYPE: Mapping[str, int] = {
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -97,13 +96,6 @@ def _sse(event: Mapping[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
-def _with_transport_fault(fault: Fault | None, response: Response) -> Response:
-    """Delay, hang or drop the connection before ``response`` when the fault asks for it."""
-    if fault is not None and fault.after_events is None and (fault.delay_s or fault.timeout or fault.reset):
-        return TransportFaultResponse(fault, after=response)  # type: ignore[return-value]
-    return response
-
-
 async def _read_json(request: Request) -> dict[str, Any] | None:
     try:
         body = json.loads(await request.body())
@@ -133,7 +125,7 @@ class _AnthropicApi:
             if fault is not None and fault.error is not None and fault.after_events is None:
                 raise _fault_error(fault)
         except AnthropicError as exc:
-            return _with_transport_fault(fault, _error_response(exc, request_id))
+            return with_transport_fault(fault, _error_response(exc, request_id))
         message_id = _new_id("msg_01")
         ttft, per_token = self._state.latency(_SERVICE, model)
         headers = {"request-id": request_id}
@@ -144,10 +136,10 @@ class _AnthropicApi:
                 media_type="text/event-stream; charset=utf-8",
                 headers={**headers, "cache-control": "no-cache"},
             )
-            return _with_transport_fault(fault, response)
+            return with_transport_fault(fault, response)
         await asyncio.sleep(ttft + per_token * reply.output_tokens)
         message = engine.anthropic_message(reply, model=model, message_id=message_id)
-        return _with_transport_fault(fault, JSONResponse(message, headers=headers))
+        return with_transport_fault(fault, JSONResponse(message, headers=headers))
 
     async def count_tokens(self, request: Request) -> Response:
         request_id = _new_id("req_011C")
@@ -162,9 +154,9 @@ class _AnthropicApi:
             if fault is not None and fault.error is not None:
                 raise _fault_error(fault)
         except AnthropicError as exc:
-            return _with_transport_fault(fault, _error_response(exc, request_id))
+            return with_transport_fault(fault, _error_response(exc, request_id))
         counted = JSONResponse({"input_tokens": engine.count_input_tokens(body)}, headers={"request-id": request_id})
-        return _with_transport_fault(fault, counted)
+        return with_transport_fault(fault, counted)
 
     async def _admit(self, request: Request) -> dict[str, Any]:
         """Check the key, the version header, the JSON body and the model, in Anthropic's order."""
@@ -192,8 +184,8 @@ class _AnthropicApi:
         await asyncio.sleep(ttft)
         for sent, event in enumerate(events):
             if fault is not None and fault.after_events is not None and sent >= fault.after_events:
-                async for chunk in _break_stream(fault):
-                    yield chunk
+                if not await break_off_stream(fault):  # then end with an error event
+                    yield _sse(_fault_error(fault).body())
                 return
             text = _delta_text(event)
             if text and per_token:
@@ -201,18 +193,6 @@ class _AnthropicApi:
             yield _sse(event)
             if event["type"] == "content_block_start" and event["index"] == 0:
                 yield _sse({"type": "ping"})
-
-
-async def _break_stream(fault: Fault) -> AsyncIterator[bytes]:
-    """How a stream ends under a mid-stream fault: stall, drop the connection, or an error event."""
-    if fault.delay_s:
-        await asyncio.sleep(fault.delay_s)
-    if fault.timeout:
-        await asyncio.sleep(_HANG_S)
-        return
-    if fault.reset:
-        raise ConnectionResetError("simulated connection reset (fault injection)")
-    yield _sse(_fault_error(fault).body())
 
 
 def _bearer(header: str) -> str | None:

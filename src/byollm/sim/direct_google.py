@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from byollm.sim import engine
-from byollm.sim.faults import Fault, TransportFaultResponse
+from byollm.sim.faults import Fault, break_off_stream, with_transport_fault
 
 if TYPE_CHECKING:
     from byollm.sim.state import SimState
@@ -33,7 +33,6 @@ __all__ = ["GOOGLE_MODELS", "GoogleError", "gemini_to_messages_body", "google_ro
 GOOGLE_MODELS: tuple[str, ...] = ("gemini-2.5-pro", "gemini-2.5-flash")
 
 _SERVICE = "google"
-_HANG_S = 600.0
 _DEFAULT_MAX_TOKENS = 8192
 _STATUS_CODES: Mapping[str, int] = {
     "INVALID_ARGUMENT": 400,
@@ -251,13 +250,6 @@ def _stream_chunks(reply: engine.ModelReply, *, model: str, response_id: str) ->
 # --------------------------------------------------------------------------------------- handlers
 
 
-def _with_transport_fault(fault: Fault | None, response: Response) -> Response:
-    """Delay, hang or drop the connection before ``response`` when the fault asks for it."""
-    if fault is not None and fault.after_events is None and (fault.delay_s or fault.timeout or fault.reset):
-        return TransportFaultResponse(fault, after=response)  # type: ignore[return-value]
-    return response
-
-
 def _fault_error(fault: Fault) -> GoogleError:
     status = fault.error or _STATUS_BY_CODE.get(fault.status or 500, "INTERNAL")
     message = fault.message or _DEFAULT_MESSAGES.get(status, status.replace("_", " ").capitalize())
@@ -349,7 +341,7 @@ class _GeminiApi:
             if fault is not None and fault.error is not None and fault.after_events is None:
                 raise _fault_error(fault)
         except GoogleError as exc:
-            return _with_transport_fault(fault, JSONResponse(exc.body(), status_code=exc.code))
+            return with_transport_fault(fault, JSONResponse(exc.body(), status_code=exc.code))
         response_id = secrets.token_urlsafe(16)
         ttft, per_token = self._state.latency(_SERVICE, model)
         if stream:
@@ -359,10 +351,10 @@ class _GeminiApi:
                 _stream(chunks, fault, ttft, per_token, sse=sse),
                 media_type="text/event-stream" if sse else "application/json",
             )
-            return _with_transport_fault(fault, response)
+            return with_transport_fault(fault, response)
         await asyncio.sleep(ttft + per_token * reply.output_tokens)
         body = _response(_parts(reply.content), reply, model=model, response_id=response_id, final=True)
-        return _with_transport_fault(fault, JSONResponse(body))
+        return with_transport_fault(fault, JSONResponse(body))
 
 
 async def _stream(
@@ -379,13 +371,8 @@ async def _stream(
     await asyncio.sleep(ttft)
     for index, chunk in enumerate(chunks):
         if fault is not None and fault.after_events is not None and index >= fault.after_events:
-            if fault.delay_s:
-                await asyncio.sleep(fault.delay_s)
-            if fault.timeout:
-                await asyncio.sleep(_HANG_S)
+            if await break_off_stream(fault):  # it hung until the client left
                 return
-            if fault.reset:
-                raise ConnectionResetError("simulated connection reset (fault injection)")
             yield frame(_fault_error(fault).body(), index)
             if not sse:
                 yield b"]"

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from byollm.sim import engine
-from byollm.sim.faults import Fault, TransportFaultResponse
+from byollm.sim.faults import Fault, break_off_stream, with_transport_fault
 
 if TYPE_CHECKING:
     from byollm.sim.state import SimState
@@ -33,7 +33,6 @@ __all__ = ["OPENAI_MODELS", "OpenAIError", "chat_to_messages_body", "openai_rout
 OPENAI_MODELS: tuple[str, ...] = ("gpt-5", "gpt-5-mini")
 
 _SERVICE = "openai"
-_HANG_S = 600.0
 _MODEL_CREATED = 1754425777
 _DEFAULT_MAX_TOKENS = 4096
 _FINISH_REASONS: Mapping[str, str] = {
@@ -322,13 +321,6 @@ def _data(payload: Mapping[str, Any] | str) -> bytes:
     return f"data: {text}\n\n".encode()
 
 
-def _with_transport_fault(fault: Fault | None, response: Response) -> Response:
-    """Delay, hang or drop the connection before ``response`` when the fault asks for it."""
-    if fault is not None and fault.after_events is None and (fault.delay_s or fault.timeout or fault.reset):
-        return TransportFaultResponse(fault, after=response)  # type: ignore[return-value]
-    return response
-
-
 class _OpenAIApi:
     """Request handlers; one instance per mounted app so state is never global."""
 
@@ -399,7 +391,7 @@ class _OpenAIApi:
             if fault is not None and fault.error is not None and fault.after_events is None:
                 raise OpenAIError.named(fault.error, fault.message, status=fault.status)
         except OpenAIError as exc:
-            return _with_transport_fault(fault, self._error(exc, request_id))
+            return with_transport_fault(fault, self._error(exc, request_id))
         completion_id = "chatcmpl-" + secrets.token_urlsafe(21).replace("-", "x").replace("_", "y")
         created = int(time.time())
         ttft, per_token = self._state.latency(_SERVICE, model)
@@ -415,10 +407,10 @@ class _OpenAIApi:
                 media_type="text/event-stream; charset=utf-8",
                 headers=headers,
             )
-            return _with_transport_fault(fault, response)
+            return with_transport_fault(fault, response)
         await asyncio.sleep(ttft + per_token * reply.output_tokens)
         body = _completion(reply, model=model, completion_id=completion_id, created=created)
-        return _with_transport_fault(fault, JSONResponse(body, headers=headers))
+        return with_transport_fault(fault, JSONResponse(body, headers=headers))
 
 
 def _model_object(model: str) -> dict[str, Any]:
@@ -438,8 +430,9 @@ async def _stream(
     for event in events:
         for chunk in translator.translate(event):
             if fault is not None and fault.after_events is not None and sent >= fault.after_events:
-                async for tail in _break_stream(fault):
-                    yield tail
+                if not await break_off_stream(fault):  # then end with an error line
+                    code = fault.error or _CODE_BY_STATUS.get(fault.status or 500, "server_error")
+                    yield _data(OpenAIError.named(code, fault.message, status=fault.status).body())
                 return
             delta = chunk["choices"][0]["delta"] if chunk["choices"] else {}
             text = str(delta.get("content") or "")
@@ -448,16 +441,3 @@ async def _stream(
             yield _data(chunk)
             sent += 1
     yield _data("[DONE]")
-
-
-async def _break_stream(fault: Fault) -> AsyncIterator[bytes]:
-    """How a stream ends under a mid-stream fault: stall, drop the connection, or an error line."""
-    if fault.delay_s:
-        await asyncio.sleep(fault.delay_s)
-    if fault.timeout:
-        await asyncio.sleep(_HANG_S)
-        return
-    if fault.reset:
-        raise ConnectionResetError("simulated connection reset (fault injection)")
-    code = fault.error or _CODE_BY_STATUS.get(fault.status or 500, "server_error")
-    yield _data(OpenAIError.named(code, fault.message, status=fault.status).body())

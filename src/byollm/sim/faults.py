@@ -8,7 +8,8 @@ run is reproducible. Firing yields a ``Fault``: an error to answer with (service
 only after ``after_events`` stream events, or a transport behaviour (``delay_s``, ``timeout``, ``reset``).
 
 Services render the error in their own wire shape; the transport behaviours are shared here
-(``apply_transport_fault``, ``TransportFaultResponse``) so every service stalls and drops the same way.
+(``apply_transport_fault``, ``TransportFaultResponse``, ``with_transport_fault`` before an answer,
+``break_off_stream`` in the middle of one) so every service stalls and drops the same way.
 
 Rule data (world file ``faults:`` list, or ``POST /_sim/faults``)::
 
@@ -27,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 __all__ = [
@@ -35,8 +37,10 @@ __all__ = [
     "FaultRule",
     "TransportFaultResponse",
     "apply_transport_fault",
+    "break_off_stream",
     "parse_rule",
     "wait_for_disconnect",
+    "with_transport_fault",
 ]
 
 _SERVICES = ("bedrock", "sts", "iam", "anthropic", "openai", "google", "*")
@@ -254,3 +258,27 @@ class TransportFaultResponse:
             return
         if self.after is not None:
             await self.after(scope, receive, send)
+
+
+def with_transport_fault(fault: Fault | None, response: Response) -> Response:
+    """``response``, or, when the fault asks for a delay, hang or drop before the answer (not mid-stream),
+    a ``TransportFaultResponse`` that applies it and then answers ``response`` (after a pure delay)."""
+    if fault is not None and fault.after_events is None and (fault.delay_s or fault.timeout or fault.reset):
+        return TransportFaultResponse(fault, after=response)  # type: ignore[return-value]
+    return response
+
+
+async def break_off_stream(fault: Fault) -> bool:
+    """Apply a mid-stream fault (its ``after_events`` reached): delay, then hang or drop the connection.
+
+    Returns True when the stream is over (it hung until ``_HANG_MAX_S``); raises ``ConnectionResetError``
+    for a reset; returns False when the service should now send its own error frame and end the stream.
+    """
+    if fault.delay_s:
+        await asyncio.sleep(fault.delay_s)
+    if fault.timeout:
+        await asyncio.sleep(_HANG_MAX_S)
+        return True
+    if fault.reset:
+        raise ConnectionResetError("simulated connection reset (fault injection)")
+    return False
