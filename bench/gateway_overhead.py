@@ -1,0 +1,883 @@
+"""Gateway overhead and throughput: byollm in front of the zero-latency simulator, against the simulator alone.
+
+What runs (one invocation, loopback only, bounded: about 75 s with the defaults on a quiet machine)
+    - the simulator (``byollm.sim``, default world, behaviour forced to time_to_first_token 0 / per_token 0,
+      quotas lifted) in a child process: uvicorn, one worker;
+    - byollm in a second child process, built exactly as ``byollm serve`` builds it (``Settings.from_env``
+      with ``BYOLLM_*`` variables pointing every upstream at the simulator, ``create_app(settings)``, uvicorn
+      with its default uvloop + httptools, lifespan on, no access log, one worker, SQLite in a temporary
+      data directory);
+    - the load generator in this process: asyncio (uvloop when installed) with a minimal HTTP/1.1 client over
+      keep-alive connections, so the client's own cost is small and identical on both paths.
+
+Setup: the operator is bootstrapped (``bootstrap_operator``), a team is created through the admin API
+(Bedrock endpoint = the simulator, region us-east-1, claude-haiku-4-5 enabled for Bedrock and direct, a large
+AI-credit allowance), the operator's provider keys are the simulator world's ``direct`` keys, a member token
+is issued, and delegated AWS session credentials come from ``/signin/_sim/session-credentials``.
+
+What is measured, for the Bedrock route (delegated credentials) and the direct Anthropic route (no AWS
+credentials, operator key), each non-streaming and streaming
+    - concurrency 1: requests alternate between the gateway and the equivalent request sent straight to the
+      simulator, so both series share the same time window. Gateway overhead is reported two ways:
+      (a) the gateway's own ``x-byollm-overhead-ms`` header (p50/p99), and (b) p50/p99 of the client-observed
+      latency through the gateway minus p50/p99 of the client-observed latency direct to the simulator
+      (a difference of percentiles, not a percentile of differences). For streaming, (b) uses the time to
+      the first body byte (TTFB) and, separately, the time to the end of the stream.
+    - concurrency C (default 8): after a warm-up on each path, N requests direct to the simulator and N through
+      the gateway, in 4 alternating rounds of N/4 (so drift from other work on the machine hits both paths);
+      throughput ratio = gateway requests/s divided by direct requests/s.
+
+Equivalent upstream requests for the baseline
+    - Bedrock: InvokeModel / InvokeModelWithResponseStream on the profile id the gateway used (read from its
+      ``x-byollm-route`` header), with the body and ``x-amzn-bedrock-request-metadata`` header the gateway
+      sends, SigV4-signed with botocore's ``SigV4Auth`` using the same session credentials. The baseline is
+      signed *before* its timer starts (pre-signed), so SigV4 signing (and the simulator's verification, which
+      both paths pay) is not subtracted: the gateway's signing cost counts as gateway overhead. The baseline
+      client does not decode the event stream (the gateway's translation to SSE is gateway work).
+    - Direct: ``POST <sim>/anthropic/v1/messages`` with the world's Anthropic key and the gateway's upstream
+      model id.
+
+How the 2 cores are shared (the load generator, the simulator and the gateway share this 2-core machine)
+    ``--cores split`` (default): byollm is pinned alone to CPU 1; the simulator and the load generator are both
+    pinned to CPU 0. Why: the figure of interest is the gateway's own cost, so it gets a core no other process
+    of the benchmark can preempt; the simulator + client pair is the same work on both paths (one request, one
+    response per request), on the same core, so the direct baseline and the gateway path compete for CPU 0
+    identically. At concurrency 1 nothing contends (each hop waits for the next). The throughput ratio under
+    ``split`` therefore compares the gateway's per-request CPU cost against the simulator's + client's.
+    ``--cores shared``: nothing pinned; the kernel spreads all three processes over both cores.
+
+Targets (issue 4 item 10; issue 8 item 6 later): overhead p50 <= 1 ms (0.5), p99 <= 3 ms (2); throughput
+ratio >= 0.25 (0.35). Each figure is printed with PASS/MISS against both. The exit status is non-zero only
+when something errors (a failed request, an unexpected route or fallback, a process that does not start),
+never for a missed target.
+
+    .venv/bin/python bench/gateway_overhead.py [--requests 2000] [--concurrency 8] [--quick] [--json]
+                                               [--cores split|shared] [--profile OUT_PREFIX]
+
+``--profile OUT_PREFIX`` runs ``py-spy record`` (non-blocking, 250 Hz, pinned with the simulator) on the
+gateway during the concurrency-C gateway phases, writes ``OUT_PREFIX.<phase>.txt`` collapsed stacks and
+prints the top frames by own time. The sampler costs CPU too, so a profiled run's figures are not the ones
+to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import itertools
+import json
+import multiprocessing as mp
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+MODEL = "claude-haiku-4-5"
+ACCOUNT = "111122223333"
+DEV_USER = "byollm-dev"
+MAX_TOKENS = 64
+HOST = "127.0.0.1"
+CPU_SHARED = 0  # simulator + load generator (+ py-spy when profiling)
+CPU_GATEWAY = 1  # byollm alone
+ROUNDS = 4  # throughput: direct and gateway alternate in this many rounds
+
+TARGETS_4 = {"overhead_p50_ms": 1.0, "overhead_p99_ms": 3.0, "throughput_ratio": 0.25}
+TARGETS_8 = {"overhead_p50_ms": 0.5, "overhead_p99_ms": 2.0, "throughput_ratio": 0.35}
+
+T = TypeVar("T")
+_LINE = re.compile(r":\d+\)$")
+
+
+class BenchError(RuntimeError):
+    """Something went wrong (not a missed target): the benchmark exits non-zero."""
+
+
+# --- processes --------------------------------------------------------------------------------------------
+
+
+def _pin(cpus: set[int] | None, pid: int = 0) -> None:
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, cpus)
+
+
+def _listen() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    sock.listen(4096)
+    return sock
+
+
+def _serve_sim(conn: Connection, cpus: set[int] | None) -> None:
+    """Child process: the simulator (default world), uvicorn, one worker."""
+    import uvicorn
+
+    from byollm.sim.app import build_app
+    from byollm.sim.state import SimState
+    from byollm.sim.world import load_world
+
+    _pin(cpus)
+    app = build_app(SimState(load_world(None)))
+    sock = _listen()
+    conn.send(sock.getsockname()[1])
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_gateway(conn: Connection, cpus: set[int] | None, env: dict[str, str]) -> None:
+    """Child process: byollm as ``byollm serve`` builds it (settings from the environment), one worker."""
+    os.environ.update(env)
+    _pin(cpus)
+    import uvicorn
+
+    from byollm.api.app import create_app
+    from byollm.settings import Settings
+
+    app = create_app(Settings.from_env())
+    sock = _listen()
+    conn.send(sock.getsockname()[1])
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_echo(conn: Connection, cpus: set[int] | None) -> None:
+    """Child process: a bare TCP echo on one connection (the loopback hop calibration)."""
+    _pin(cpus)
+    sock = _listen()
+    conn.send(sock.getsockname()[1])
+    peer, _ = sock.accept()
+    peer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := peer.recv(256):
+        peer.sendall(data)
+
+
+def _hop_us(ctx: Any, server_cpus: set[int] | None, client_cpus: set[int] | None, count: int = 3000) -> float:
+    """p50 of a 1-byte loopback TCP round trip from this process to an echo process, in microseconds."""
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_serve_echo, args=(child, server_cpus), daemon=True)
+    process.start()
+    try:
+        if not parent.poll(30):
+            raise BenchError("the echo process did not start")
+        _pin(client_cpus)
+        with socket.create_connection((HOST, int(parent.recv()))) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            times = []
+            for _ in range(count):
+                started = time.perf_counter()
+                sock.sendall(b"x")
+                sock.recv(256)
+                times.append(time.perf_counter() - started)
+        return _pct(times, 0.5) * 1e6
+    finally:
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+
+
+@dataclass
+class Child:
+    name: str
+    process: mp.process.BaseProcess
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            pid = self.process.pid
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)  # uvicorn shuts down cleanly (byollm flushes its request log)
+            self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+
+def _start(ctx: Any, name: str, target: Callable[..., None], *args: Any) -> Child:
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=target, args=(child, *args), name=name, daemon=True)
+    process.start()
+    if not parent.poll(60):
+        process.kill()
+        raise BenchError(f"{name} did not start")
+    return Child(name, process, int(parent.recv()))
+
+
+def _wait_ready(url: str, timeout_s: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise BenchError(f"{url} did not answer in {timeout_s:.0f} s")
+
+
+# --- setup through the public APIs ---------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    token: str
+    aws: dict[str, str]  # delegated session credentials, credential_process shape
+    anthropic_key: str
+
+
+def _check(response: Any, *expected: int) -> dict[str, Any]:
+    if response.status_code not in expected:
+        raise BenchError(f"{response.request.method} {response.request.url.path}: {response.status_code}"
+                         f" {response.text[:300]}")
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _configure(sim_url: str, gateway_url: str, operator_token: str) -> Setup:
+    import httpx
+
+    with httpx.Client(base_url=sim_url, timeout=30) as sim:
+        _check(sim.put("/_sim/behaviour", json={"time_to_first_token_s": 0, "per_token_s": 0}), 200)
+        _check(sim.put(f"/_sim/accounts/{ACCOUNT}/quotas/*",
+                       json={"requests_per_minute": 10**9, "tokens_per_minute": 10**12}), 200)
+        world = _check(sim.get("/_sim/world"), 200)
+        keys = {name: conf["api_keys"][0] for name, conf in world.get("direct", {}).items() if conf.get("api_keys")}
+        aws = _check(sim.post("/signin/_sim/session-credentials", json={"user": DEV_USER, "duration_s": 3600}), 200)
+    with httpx.Client(base_url=gateway_url + "/api/v1", timeout=30,
+                      headers={"authorization": f"Bearer {operator_token}"}) as admin:
+        for provider, key in keys.items():
+            _check(admin.put(f"/operator/provider-keys/{provider}", json={"api_key": key}), 200)
+        uid = _check(admin.post("/teams", json={"name": f"bench-{secrets.token_hex(4)}"}), 201)["uid"]
+        _check(admin.patch(f"/teams/{uid}/bedrock", json={"region": "us-east-1", "endpoint_url": sim_url}), 200)
+        _check(admin.patch(f"/teams/{uid}/settings", json={"monthly_ai_credits": 10**12}), 200)
+        _check(admin.patch(f"/teams/{uid}/policy", json={"models": {MODEL: {"bedrock": True, "direct": True}},
+                                                         "fallback_order": []}), 200)
+        member = _check(admin.post(f"/teams/{uid}/members", json={"email": "bench@example.test"}), 201)
+        token = _check(admin.post(f"/teams/{uid}/tokens", json={"name": "bench", "user_uid": member["user_uid"]}),
+                       201)["token"]
+    if "anthropic" not in keys:
+        raise BenchError("the simulator's world has no direct Anthropic key")
+    return Setup(token=token, aws=aws, anthropic_key=keys["anthropic"])
+
+
+# --- requests as bytes -----------------------------------------------------------------------------------------
+
+
+def _http(path: str, port: int, headers: dict[str, str], body: bytes) -> bytes:
+    head = f"POST {path} HTTP/1.1\r\nhost: {HOST}:{port}\r\ncontent-length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() not in ("host", "content-length"))
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+def _messages(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"benchmark request {i}: say something short"}]
+
+
+@dataclass(frozen=True)
+class Combo:
+    route: str  # "bedrock" | "direct"
+    stream: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.route} {'stream' if self.stream else 'plain'}"
+
+
+class Requests:
+    """Builds the gateway request and the equivalent direct-to-simulator request for one combination."""
+
+    def __init__(self, combo: Combo, setup: Setup, gateway_port: int, sim_port: int) -> None:
+        self.combo = combo
+        self.setup = setup
+        self.gateway_port = gateway_port
+        self.sim_port = sim_port
+        self.upstream_id = ""  # learned from the gateway's x-byollm-route header (probe)
+
+    def gateway(self, i: int) -> bytes:
+        body: dict[str, Any] = {"model": MODEL, "max_tokens": MAX_TOKENS, "messages": _messages(i)}
+        if self.combo.stream:
+            body["stream"] = True
+        headers = {"authorization": f"Bearer {self.setup.token}", "anthropic-version": "2023-06-01",
+                   "content-type": "application/json"}
+        if self.combo.route == "bedrock":
+            aws = self.setup.aws
+            headers.update({
+                "x-byollm-aws-access-key-id": aws["AccessKeyId"],
+                "x-byollm-aws-secret-access-key": aws["SecretAccessKey"],
+                "x-byollm-aws-session-token": aws["SessionToken"],
+                "x-byollm-aws-expiration": aws["Expiration"],
+            })
+        return _http("/v1/messages", self.gateway_port, headers, json.dumps(body).encode())
+
+    def direct(self, i: int) -> bytes:
+        if self.combo.route == "bedrock":
+            return self._bedrock(i)
+        body: dict[str, Any] = {"model": self.upstream_id, "max_tokens": MAX_TOKENS, "messages": _messages(i)}
+        if self.combo.stream:
+            body["stream"] = True
+        headers = {"x-api-key": self.setup.anthropic_key, "anthropic-version": "2023-06-01",
+                   "content-type": "application/json"}
+        return _http("/anthropic/v1/messages", self.sim_port, headers, json.dumps(body).encode())
+
+    def _bedrock(self, i: int) -> bytes:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        operation = "invoke-with-response-stream" if self.combo.stream else "invoke"
+        accept = "application/vnd.amazon.eventstream" if self.combo.stream else "application/json"
+        path = f"/model/{quote(self.upstream_id, safe='')}/{operation}"
+        body = json.dumps({"max_tokens": MAX_TOKENS, "messages": _messages(i),
+                           "anthropic_version": "bedrock-2023-05-31"}).encode()
+        headers = {"content-type": "application/json", "accept": accept,
+                   "x-amzn-bedrock-request-metadata": json.dumps(
+                       {"byollm_request_id": "req_" + secrets.token_hex(12), "byollm_team": "bench"})}
+        aws = self.setup.aws
+        request = AWSRequest(method="POST", url=f"http://{HOST}:{self.sim_port}{path}", data=body, headers=headers)
+        credentials = Credentials(aws["AccessKeyId"], aws["SecretAccessKey"], aws["SessionToken"])
+        SigV4Auth(credentials, "bedrock", "us-east-1").add_auth(request)
+        return _http(path, self.sim_port, dict(request.headers.items()), body)
+
+
+# --- a minimal HTTP/1.1 client -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Sample:
+    total_s: float  # request written -> last body byte
+    ttfb_s: float  # request written -> first body byte
+    status: int
+    overhead_ms: float | None = None
+    route: str | None = None
+    fallbacks: str | None = None
+    body: bytes = b""
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; handles Content-Length and chunked bodies."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._reader is None or self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(HOST, self.port)
+            sock = self._writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self._reader, self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+    async def send(self, raw: bytes, keep_body: bool = False) -> Sample:
+        reader, writer = await self._connect()
+        started = time.perf_counter()
+        writer.write(raw)
+        head = await reader.readuntil(b"\r\n\r\n")
+        head_at = time.perf_counter()
+        lines = head[:-4].split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length = 0
+        chunked = close = False
+        overhead = route = fallbacks = None
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name, value = name.strip().lower(), value.strip()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                close = value.lower() == b"close"
+            elif name == b"x-byollm-overhead-ms":
+                overhead = float(value)
+            elif name == b"x-byollm-route":
+                route = value.decode()
+            elif name == b"x-byollm-fallbacks":
+                fallbacks = value.decode()
+        parts: list[bytes] = []
+        first_at: float | None = None
+        if chunked:
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+                if first_at is None:
+                    first_at = time.perf_counter()
+                if size == 0:
+                    while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, if any
+                        pass
+                    break
+                chunk = await reader.readexactly(size + 2)
+                if keep_body or not parts:
+                    parts.append(chunk[:-2])
+                else:
+                    parts[0] = chunk[:-2]  # keep the last chunk only (enough to check the stream ended)
+        else:
+            first_at = head_at
+            if length:
+                parts.append(await reader.readexactly(length))
+        ended = time.perf_counter()
+        if close:
+            self.close()
+        return Sample(total_s=ended - started, ttfb_s=(first_at or ended) - started, status=status,
+                      overhead_ms=overhead, route=route, fallbacks=fallbacks, body=b"".join(parts))
+
+
+# --- phases ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Errors:
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def note(self, kind: str, example: str) -> None:
+        self.counts[kind] += 1
+        self.examples.setdefault(kind, example[:300])
+
+
+def _verify(sample: Sample, combo: Combo, via_gateway: bool, errors: Errors, where: str) -> None:
+    if sample.status != 200:
+        errors.note(f"{where}: HTTP {sample.status}", sample.body.decode(errors="replace"))
+        return
+    if not via_gateway:
+        return
+    expected = "bedrock:" if combo.route == "bedrock" else "anthropic:"
+    if not (sample.route or "").startswith(expected) or sample.fallbacks != "0":
+        errors.note(f"{where}: unexpected route/fallback", f"route={sample.route} fallbacks={sample.fallbacks}")
+    if sample.overhead_ms is None:
+        errors.note(f"{where}: no x-byollm-overhead-ms header", "")
+    if combo.stream and b"message_stop" not in sample.body:
+        errors.note(f"{where}: stream did not end with message_stop", sample.body.decode(errors="replace"))
+
+
+async def _probe(requests: Requests, errors: Errors) -> None:
+    client = Client(requests.gateway_port)
+    try:
+        sample = await client.send(requests.gateway(0), keep_body=True)
+    finally:
+        client.close()
+    _verify(sample, requests.combo, True, errors, f"{requests.combo.label} probe")
+    if sample.status != 200 or not sample.route:
+        raise BenchError(f"{requests.combo.label}: probe through the gateway failed: HTTP {sample.status}"
+                         f" {sample.body[:300]!r}")
+    requests.upstream_id = sample.route.split(":", 1)[1]
+
+
+async def _alternating(requests: Requests, count: int, warmup: int, errors: Errors
+                       ) -> tuple[list[Sample], list[Sample]]:
+    """Concurrency 1: gateway and direct requests alternate on two keep-alive connections."""
+    gateway, direct = Client(requests.gateway_port), Client(requests.sim_port)
+    via: list[Sample] = []
+    base: list[Sample] = []
+    try:
+        for i in range(warmup + count):
+            raw_direct = requests.direct(i)  # built (and, for Bedrock, signed) before the timer starts
+            raw_gateway = requests.gateway(i)
+            g = await gateway.send(raw_gateway)
+            d = await direct.send(raw_direct)
+            _verify(g, requests.combo, True, errors, f"{requests.combo.label} c=1 gateway")
+            _verify(d, requests.combo, False, errors, f"{requests.combo.label} c=1 direct")
+            if i >= warmup:
+                via.append(g)
+                base.append(d)
+    finally:
+        gateway.close()
+        direct.close()
+    return via, base
+
+
+async def _concurrent(port: int, raws: Sequence[bytes], concurrency: int, check: Callable[[Sample], None]) -> float:
+    """Send every request over ``concurrency`` keep-alive connections; answers the seconds it took."""
+    indices = iter(range(len(raws)))
+
+    async def worker() -> None:
+        client = Client(port)
+        try:
+            for i in indices:
+                check(await client.send(raws[i]))
+        finally:
+            client.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+class Profiler:
+    """``py-spy record`` on the gateway during the concurrency-C gateway phases (collapsed stacks)."""
+
+    def __init__(self, prefix: str | None, gateway_pid: int, cpus: set[int] | None) -> None:
+        self.prefix = prefix
+        self.pid = gateway_pid
+        self.cpus = cpus
+        self.files: list[Path] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+        exe = Path(sys.executable).with_name("py-spy")
+        self.exe = str(exe) if exe.exists() else shutil.which("py-spy")
+        if prefix and not self.exe:
+            raise BenchError("--profile needs py-spy (.venv/bin/pip install py-spy)")
+
+    def start(self, phase: str) -> None:
+        if not self.prefix or not self.exe:
+            return
+        out = Path(f"{self.prefix}.{phase}.txt")
+        self.files.append(out)
+        self._proc = subprocess.Popen(
+            [self.exe, "record", "--pid", str(self.pid), "--rate", "250", "--nonblocking", "--format", "raw",
+             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _pin(self.cpus, self._proc.pid)
+        time.sleep(0.5)  # let it attach
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.send_signal(signal.SIGINT)
+        try:
+            self._proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(5)
+        self._proc = None
+
+    def top(self, n: int = 15) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Top frames by own time (aggregated per function, line numbers dropped), and byollm's own functions
+        by inclusive time."""
+        own: Counter[str] = Counter()
+        inclusive: Counter[str] = Counter()
+        total = 0
+        for path in self.files:
+            if not path.exists():
+                continue
+            for line in path.read_text().splitlines():
+                stack, _, count_text = line.rpartition(" ")
+                if not stack or not count_text.isdigit():
+                    continue
+                count = int(count_text)
+                frames = [_LINE.sub(")", f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+                if not frames:
+                    continue
+                total += count
+                own[frames[-1] or "(native)"] += count
+                for frame in set(frames):
+                    inclusive[frame] += count
+        if not total:
+            return [], []
+
+        def row(frame: str, c: int) -> dict[str, Any]:
+            return {"frame": frame, "own_pct": round(100 * own[frame] / total, 2),
+                    "inclusive_pct": round(100 * c / total, 2)}
+
+        top_own = [row(frame, inclusive[frame]) for frame, _ in own.most_common(n)]
+        ours = [row(frame, c) for frame, c in inclusive.most_common() if "byollm/" in frame][:n]
+        return top_own, ours
+
+
+class CpuUse:
+    """CPU time used on the whole machine vs by the benchmark's own processes (``/proc``), so a run disturbed
+    by other work on the machine says so."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = list(pids)
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float, float] | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+            values = [int(v) for v in fields[:8]]
+            busy = sum(values) - values[3] - values[4]  # minus idle and iowait
+            ours = 0
+            for pid in self.pids:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ours += int(stat[11]) + int(stat[12])  # utime + stime, all threads
+        except (OSError, ValueError, IndexError):
+            return None
+        return busy / self.tick, ours / self.tick, time.monotonic()
+
+    def summary(self) -> str:
+        end = self._read()
+        if self._start is None or end is None:
+            return "machine load: unknown (no /proc)"
+        busy, ours, wall = (e - s for e, s in zip(end, self._start, strict=True))
+        others = max(busy - ours, 0.0)
+        cores = os.cpu_count() or 1
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        return (f"machine load during the measurements: benchmark processes {ours:.1f} CPU-s, other processes"
+                f" {others:.1f} CPU-s, over {wall:.0f} s x {cores} cores ({100 * others / (wall * cores):.0f}%"
+                f" of the machine taken by others); 1-min load average at the end {load:.2f}")
+
+
+# --- statistics and the report -----------------------------------------------------------------------------------
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass
+class Figure:
+    combo: str
+    name: str
+    value: float
+    unit: str
+    kind: str  # "overhead_p50_ms" | "overhead_p99_ms" | "throughput_ratio" | "info"
+
+    def verdict(self, targets: dict[str, float]) -> tuple[str, str]:
+        if self.kind not in targets:
+            return "", ""
+        target = targets[self.kind]
+        if self.kind == "throughput_ratio":
+            return f">= {target:g}", "PASS" if self.value >= target else "MISS"
+        return f"<= {target:g} ms", "PASS" if self.value <= target else "MISS"
+
+
+def _latency_figures(combo: Combo, via: list[Sample], base: list[Sample]) -> list[Figure]:
+    label = combo.label
+    header = [s.overhead_ms for s in via if s.overhead_ms is not None]
+    figures = [Figure(label, f"overhead {q} (x-byollm-overhead-ms)", _pct(header, p), "ms", f"overhead_{q}_ms")
+               for q, p in (("p50", 0.5), ("p99", 0.99))]
+    ms = 1000.0
+    series = [("latency", [s.total_s * ms for s in via], [s.total_s * ms for s in base])]
+    if combo.stream:
+        series.insert(0, ("TTFB", [s.ttfb_s * ms for s in via], [s.ttfb_s * ms for s in base]))
+    for what, gw, direct in series:
+        for q, p in (("p50", 0.5), ("p99", 0.99)):
+            whole = combo.stream and what == "latency"
+            kind = "info" if whole else f"overhead_{q}_ms"
+            prefix = "TTFB " if what == "TTFB" else ""
+            suffix = ", whole stream" if whole else ""
+            name = f"{prefix}overhead {q} (gateway - direct{suffix})"
+            figures.append(Figure(label, name, _pct(gw, p) - _pct(direct, p), "ms", kind))
+        for q, p in (("p50", 0.5), ("p99", 0.99)):
+            figures.append(Figure(label, f"  {what} {q}: gateway {_pct(gw, p):.3f} / direct {_pct(direct, p):.3f}",
+                                  _pct(gw, p), "ms", "info"))
+    return figures
+
+
+def _print_table(figures: list[Figure], notes: list[str]) -> None:
+    rows = [("combination", "figure", "value", "target #4", "", "target #8", "")]
+    for f in figures:
+        t4, v4 = f.verdict(TARGETS_4)
+        t8, v8 = f.verdict(TARGETS_8)
+        value = f"{f.value:.3f} {f.unit}" if f.unit == "ms" else f"{f.value:.3f}"
+        if f.kind == "info" and f.name.startswith("  "):
+            rows.append((f.combo, f.name, "", "", "", "", ""))
+            continue
+        rows.append((f.combo, f.name, value, t4, v4, t8, v8))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    for note in notes:
+        print(note)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+# --- main --------------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000,
+                        help="requests per path for each concurrency-1 series and each throughput run")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrency of the throughput runs")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up requests per phase (default N/10)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 requests, 50 warm-up")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    parser.add_argument("--cores", choices=("split", "shared"), default="split",
+                        help="split: gateway alone on CPU 1, simulator + load generator on CPU 0; shared: unpinned")
+    parser.add_argument("--profile", metavar="OUT_PREFIX", default=None,
+                        help="py-spy the gateway during the concurrency-C gateway phases")
+    args = parser.parse_args(argv)
+    if args.requests < ROUNDS or args.concurrency < 1 or (args.warmup is not None and args.warmup < 0):
+        parser.error(f"need --requests >= {ROUNDS}, --concurrency >= 1 and --warmup >= 0")
+    count = 200 if args.quick else args.requests
+    warmup = args.warmup if args.warmup is not None else (50 if args.quick else max(count // 10, 50))
+    cpus = os.cpu_count() or 1
+    split = args.cores == "split" and cpus >= 2 and hasattr(os, "sched_setaffinity")
+    shared_cpus = {CPU_SHARED} if split else None
+    gateway_cpus = {CPU_GATEWAY} if split else None
+    cores_note = (f"cores: {cpus} online; gateway pinned alone to CPU {CPU_GATEWAY}; simulator and load generator"
+                  f" (this process{', py-spy' if args.profile else ''}) pinned together to CPU {CPU_SHARED}"
+                  if split else f"cores: {cpus} online; nothing pinned: gateway, simulator and load generator"
+                  " share all cores as the kernel schedules them")
+
+    started = time.monotonic()
+    ctx = mp.get_context("spawn")
+    children: list[Child] = []
+    data_dir = Path(tempfile.mkdtemp(prefix="byollm-bench-"))
+    errors = Errors()
+    figures: list[Figure] = []
+    throughput: dict[str, dict[str, float]] = {}
+    profile: list[dict[str, Any]] = []
+    profile_ours: list[dict[str, Any]] = []
+    load_note = "machine load: not measured (the run stopped early)"
+    hop_note = "loopback round trip: not measured (the run stopped early)"
+    try:
+        sim = _start(ctx, "simulator", _serve_sim, shared_cpus)
+        children.append(sim)
+        _wait_ready(sim.url + "/_sim/world")
+        env = {
+            "BYOLLM_DATA_DIR": str(data_dir),
+            "BYOLLM_KEK": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "BYOLLM_ALLOW_HTTP_ENDPOINTS": "1",
+            "BYOLLM_ANTHROPIC_BASE_URL": f"{sim.url}/anthropic",
+            "BYOLLM_OPENAI_BASE_URL": f"{sim.url}/openai/v1",
+            "BYOLLM_GOOGLE_BASE_URL": f"{sim.url}/google",
+            "BYOLLM_STS_ENDPOINT_URL": sim.url,
+        }
+        from byollm.control.bootstrap import bootstrap_operator
+        from byollm.settings import Settings
+
+        settings = Settings.from_env(env)
+        boot = asyncio.run(bootstrap_operator(settings, email="operator@bench.test"))
+        gateway = _start(ctx, "gateway", _serve_gateway, gateway_cpus, env)
+        children.append(gateway)
+        _wait_ready(gateway.url + "/healthz")
+        setup = _configure(sim.url, gateway.url, boot.token)
+        _pin(shared_cpus)
+        profiler = Profiler(args.profile, gateway.process.pid or 0, shared_cpus)
+        cpu = CpuUse([os.getpid(), sim.process.pid or 0, gateway.process.pid or 0])
+
+        async def measure() -> None:
+            for combo in (Combo("bedrock", False), Combo("bedrock", True), Combo("direct", False),
+                          Combo("direct", True)):
+                requests = Requests(combo, setup, gateway.port, sim.port)
+                await _probe(requests, errors)
+                via, base = await _alternating(requests, count, warmup, errors)
+                figures.extend(_latency_figures(combo, via, base))
+
+                def check_gateway(sample: Sample, combo: Combo = combo) -> None:
+                    _verify(sample, combo, True, errors, f"{combo.label} c={args.concurrency} gateway")
+
+                def check_direct(sample: Sample, combo: Combo = combo) -> None:
+                    _verify(sample, combo, False, errors, f"{combo.label} c={args.concurrency} direct")
+
+                direct_raws = [requests.direct(i) for i in range(warmup + count)]  # pre-signed
+                gateway_raws = [requests.gateway(i) for i in range(warmup + count)]
+                await _concurrent(sim.port, direct_raws[:warmup], args.concurrency, check_direct)
+                await _concurrent(gateway.port, gateway_raws[:warmup], args.concurrency, check_gateway)
+                # ROUNDS alternating rounds per path, so drift (other work on the machine) hits both alike
+                spent = {"direct": 0.0, "gateway": 0.0}
+                bounds = [warmup + count * r // ROUNDS for r in range(ROUNDS + 1)]
+                profiler.start(combo.label.replace(" ", "-"))
+                try:
+                    for low, high in itertools.pairwise(bounds):
+                        spent["direct"] += await _concurrent(sim.port, direct_raws[low:high], args.concurrency,
+                                                             check_direct)
+                        spent["gateway"] += await _concurrent(gateway.port, gateway_raws[low:high],
+                                                              args.concurrency, check_gateway)
+                finally:
+                    profiler.stop()
+                direct_rps, gateway_rps = count / spent["direct"], count / spent["gateway"]
+                throughput[combo.label] = {"gateway_rps": gateway_rps, "direct_rps": direct_rps}
+                figures.append(Figure(combo.label, f"throughput ratio at c={args.concurrency} (gateway"
+                                      f" {gateway_rps:,.0f} / direct {direct_rps:,.0f} req/s)",
+                                      gateway_rps / direct_rps, "", "throughput_ratio"))
+
+        _run(measure())
+        if split:
+            same = _hop_us(ctx, shared_cpus, shared_cpus)
+            cross = _hop_us(ctx, gateway_cpus, shared_cpus)
+            hop_note = (f"loopback TCP round trip (1 byte, p50): same core {same:.0f} us, across cores {cross:.0f} us;"
+                        " the gateway path adds two cross-core round trips that the direct path (same core) does"
+                        " not make")
+        else:
+            hop_note = f"loopback TCP round trip (1 byte, p50, unpinned): {_hop_us(ctx, None, None):.0f} us"
+        load_note = cpu.summary()
+        profile, profile_ours = profiler.top(15) if args.profile else ([], [])
+    except BenchError as exc:
+        errors.note("fatal", str(exc))
+    except Exception as exc:  # any other failure: report it, clean up, exit non-zero
+        errors.note("fatal", f"{type(exc).__name__}: {exc}")
+    finally:
+        for child in reversed(children):
+            child.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    elapsed = time.monotonic() - started
+    notes = [
+        cores_note,
+        f"requests: {count} per series at c=1 (gateway and direct alternating) and {count} per throughput run at"
+        f" c={args.concurrency} ({ROUNDS} alternating rounds per path); {warmup} warm-up per phase;"
+        f" {elapsed:.0f} s in all",
+        "overhead (gateway - direct) is a difference of percentiles; the Bedrock baseline is pre-signed with"
+        " botocore SigV4Auth before its timer starts, so the gateway's signing counts as its overhead",
+        "streaming: x-byollm-overhead-ms is taken when the stream opens; TTFB = first body byte",
+        load_note,
+        hop_note,
+    ]
+    if args.profile:
+        notes.append("PROFILED RUN: py-spy sampled the gateway during the throughput phases; figures are perturbed")
+    if args.json:
+        print(json.dumps({
+            "cores": cores_note, "requests": count, "warmup": warmup, "concurrency": args.concurrency,
+            "elapsed_s": round(elapsed, 1),
+            "figures": [{"combination": f.combo, "figure": f.name.strip(), "value": round(f.value, 4),
+                         "unit": f.unit, "kind": f.kind,
+                         "target_4": f.verdict(TARGETS_4)[0], "result_4": f.verdict(TARGETS_4)[1],
+                         "target_8": f.verdict(TARGETS_8)[0], "result_8": f.verdict(TARGETS_8)[1]}
+                        for f in figures],
+            "throughput": throughput, "machine_load": load_note, "loopback": hop_note, "profile_top_own": profile,
+            "profile_byollm_inclusive": profile_ours,
+            "errors": dict(errors.counts), "error_examples": errors.examples,
+        }, indent=2))
+    else:
+        _print_table(figures, notes)
+        if profile:
+            print("\npy-spy, gateway process during the throughput phases: top functions by own time")
+            for row in profile:
+                print(f"  {row['own_pct']:6.2f}% own {row['inclusive_pct']:6.2f}% incl  {row['frame']}")
+            print("byollm's own functions by inclusive time")
+            for row in profile_ours:
+                print(f"  {row['own_pct']:6.2f}% own {row['inclusive_pct']:6.2f}% incl  {row['frame']}")
+        if errors.counts:
+            print("\nERRORS:")
+            for kind, n in errors.counts.items():
+                print(f"  {n} x {kind}: {errors.examples.get(kind, '')}")
+    return 1 if errors.counts else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
