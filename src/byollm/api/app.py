@@ -51,9 +51,10 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
+    # the inference routes first: they are the hot path, and routing tries routes in order
+    app.include_router(inference_routes.router)
     app.include_router(health_routes.router)
     app.include_router(admin_routes.router)
-    app.include_router(inference_routes.router)
     app.include_router(oidc_routes.router)
     app.include_router(runs_routes.router)
     app.add_middleware(RequestIdMiddleware)

@@ -175,8 +175,17 @@ async def messages(request: Request) -> Response:
     opened = await services.gateway.stream(context, canonical, route_request)
 
     async def sse() -> AsyncIterator[bytes]:
+        preamble: list[bytes] = []
         async for event in opened.events:
-            yield encode_sse(event.type, _event_bytes(event))
+            encoded = encode_sse(event.type, _event_bytes(event))
+            if len(preamble) < opened.preamble:  # the events read before committing go out in one write
+                preamble.append(encoded)
+                if len(preamble) == opened.preamble:
+                    yield b"".join(preamble)
+                continue
+            yield encoded
+        if 0 < len(preamble) < opened.preamble:
+            yield b"".join(preamble)
 
     return StreamingResponse(sse(), media_type="text/event-stream",
                              headers={**_headers(opened), "cache-control": "no-cache"})

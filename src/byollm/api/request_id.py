@@ -6,7 +6,7 @@ unguessable and free of anything a client could inject.
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,7 +17,7 @@ _HEADER = b"x-request-id"
 
 
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    return "req_" + os.urandom(12).hex()  # 96 random bits from the OS CSPRNG; cheaper than secrets.token_hex
 
 
 def request_id_of(scope: Scope) -> str:

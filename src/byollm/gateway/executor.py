@@ -134,6 +134,7 @@ class ServedStream:
     fallbacks: int
     overhead_ms: float
     auto_reason: str | None = None
+    preamble: int = 0  # how many leading events were read before committing (a writer can send them as one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +159,7 @@ class _Outcome:
     credits: Decimal = Decimal(0)
     response_text: list[str] = field(default_factory=list)
     response: Mapping[str, Any] | None = None
+    call: UpstreamCall | None = None  # the serving attempt's call (its wire clock keeps running while streaming)
 
 
 class Gateway:
@@ -275,33 +277,39 @@ class Gateway:
                                                 "the request's deadline passed before this route"))
                 break
             begun = time.perf_counter()
+            call: UpstreamCall | None = None
             try:
                 auth = await self._auth_for(context, candidate)
                 call = self._call(policy, candidate, request, auth, min(remaining, self._config.attempt_timeout_s))
                 async with asyncio.timeout(remaining):
                     result = await run(self._providers[candidate.host], call)
             except ByollmError as error:
-                self._note_attempt(context, outcome, number, candidate, begun, error.error_class, error.detail)
+                self._note_attempt(context, outcome, number, candidate, begun, call, error.error_class, error.detail)
                 if not error.error_class.fails_over:
                     raise self._final(error, outcome) from None
                 continue
             except TimeoutError:
                 if time.perf_counter() < deadline:  # this attempt's own timeout: the next route may serve
-                    self._note_attempt(context, outcome, number, candidate, begun, ErrorClass.UPSTREAM_UNAVAILABLE,
+                    self._note_attempt(context, outcome, number, candidate, begun, call,
+                                       ErrorClass.UPSTREAM_UNAVAILABLE,
                                        "the upstream did not answer within the attempt timeout")
                     continue
-                self._note_attempt(context, outcome, number, candidate, begun, ErrorClass.UPSTREAM_UNAVAILABLE,
+                self._note_attempt(context, outcome, number, candidate, begun, call, ErrorClass.UPSTREAM_UNAVAILABLE,
                                    "the request's deadline passed")
                 break
-            self._note_attempt(context, outcome, number, candidate, begun, None, "")
+            self._note_attempt(context, outcome, number, candidate, begun, call, None, "")
             outcome.served = candidate
+            outcome.call = call
             return candidate, result
         raise NoRouteError(outcome.failures, dropped=[d.label for d in plan.dropped])
 
     def _note_attempt(self, context: InferenceContext, outcome: _Outcome, number: int, candidate: RouteCandidate,
-                      begun: float, error_class: ErrorClass | None, detail: str) -> None:
+                      begun: float, call: UpstreamCall | None, error_class: ErrorClass | None, detail: str) -> None:
         elapsed = time.perf_counter() - begun
-        outcome.upstream_s += elapsed
+        # only the time spent waiting on the upstream is the upstream's; signing, serialising and parsing
+        # are byollm's overhead (a timeout is all waiting)
+        waited = elapsed if call is None and error_class is ErrorClass.UPSTREAM_UNAVAILABLE else 0.0
+        outcome.upstream_s += call.wire.seconds if call is not None else waited
         code = error_class.code if error_class else None
         outcome.attempts.append(AttemptRecord(
             attempt_id=f"{context.request_id}:{number}", route=candidate.label, host=candidate.host.value,
@@ -335,14 +343,14 @@ class Gateway:
             candidate, message = await self._attempts(context, policy, plan, request, outcome, run)
             outcome.usage = message.usage
             outcome.response = message.message
-            overhead = self._overhead_ms(context, outcome)
-            return Served(value=message, route=candidate.label, model=candidate.model,
-                          fallbacks=len(outcome.attempts) - 1, overhead_ms=overhead, auto_reason=plan.auto_reason)
+            served = Served(value=message, route=candidate.label, model=candidate.model,
+                            fallbacks=len(outcome.attempts) - 1, overhead_ms=0.0, auto_reason=plan.auto_reason)
         except ByollmError as error:
             outcome.status, outcome.error_code = error.status, error.error_class.code
             raise
         finally:
             self._finish(context, request, route_request, plan, policy, outcome)
+        return replace(served, overhead_ms=self._overhead_ms(context, outcome))  # the bookkeeping counts too
 
     async def count_tokens(self, context: InferenceContext, request: CanonicalRequest,
                            route_request: RouteRequest) -> Served:
@@ -380,7 +388,7 @@ class Gateway:
         return ServedStream(
             events=self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream),
             route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
-            overhead_ms=overhead, auto_reason=plan.auto_reason,
+            overhead_ms=overhead, auto_reason=plan.auto_reason, preamble=len(buffered),
         )
 
     async def _open_stream(self, provider: Provider, call: UpstreamCall
@@ -408,7 +416,8 @@ class Gateway:
                      plan: RoutePlan, policy: TeamPolicy, outcome: _Outcome, buffered: list[StreamEvent],
                      upstream: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
         usage = _StreamUsage()
-        started = time.perf_counter()
+        call = outcome.call
+        wire_at_commit = call.wire.seconds if call is not None else 0.0
         try:
             for event in buffered:
                 usage.see(event)
@@ -428,7 +437,8 @@ class Gateway:
             raise
         finally:
             await _close(upstream)
-            outcome.upstream_s += time.perf_counter() - started
+            if call is not None:
+                outcome.upstream_s += call.wire.seconds - wire_at_commit
             outcome.usage = usage.total
             outcome.response_text = usage.text
             self._finish(context, request, route_request, plan, policy, outcome)

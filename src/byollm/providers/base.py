@@ -38,6 +38,7 @@ __all__ = [
     "UpstreamAuth",
     "UpstreamCall",
     "Usage",
+    "WireClock",
 ]
 
 
@@ -114,6 +115,19 @@ class ApiKeyAuth:
 UpstreamAuth = AwsAuth | ApiKeyAuth
 
 
+class WireClock:
+    """Time one attempt spent waiting on its upstream: connecting, sending, and reading the answer.
+
+    Adapters add to it around each network await and nothing else, so the gateway's overhead figure (total
+    time minus this) counts byollm's own work, serialising and signing included, as byollm's.
+    """
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamCall:
     """Everything one attempt needs: the route, where to send it, and the credential for it.
@@ -130,6 +144,7 @@ class UpstreamCall:
     timeout_s: float = 120.0
     read_timeout_s: float = 60.0
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    wire: WireClock = field(default_factory=WireClock)
 
 
 @dataclass(frozen=True, slots=True)

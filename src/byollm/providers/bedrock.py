@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -181,9 +182,14 @@ class BedrockProvider:
     async def _post(self, call: UpstreamCall, operation: str, body: bytes, accept: str,
                     client_timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         url, headers = self._signed(call, operation, body, accept)
-        response = await self._pool.session.post(url, data=body, headers=headers, timeout=client_timeout)
+        began = time.perf_counter()
+        try:
+            response = await self._pool.session.post(url, data=body, headers=headers, timeout=client_timeout)
+            if response.status >= 300:
+                raw = await response.read()
+        finally:
+            call.wire.seconds += time.perf_counter() - began
         if response.status >= 300:
-            raw = await response.read()
             response.release()
             try:
                 payload = orjson.loads(raw) if raw else {}
@@ -199,7 +205,9 @@ class BedrockProvider:
         with _upstream_errors(call, "invoke"):
             response = await self._post(call, "invoke", body, "application/json",
                                         aiohttp.ClientTimeout(total=call.timeout_s))
+            began = time.perf_counter()
             raw = await response.read()
+            call.wire.seconds += time.perf_counter() - began
             message = orjson.loads(raw)
             if not isinstance(message, dict):
                 raise ValueError("not an object")
@@ -219,7 +227,9 @@ class BedrockProvider:
             decoder = EventStreamBuffer()
             while True:
                 with _upstream_errors(call, "stream"):
+                    began = time.perf_counter()
                     chunk = await response.content.read(_STREAM_READ_SIZE)
+                    call.wire.seconds += time.perf_counter() - began
                 if not chunk:
                     return
                 with _upstream_errors(call, "stream"):
@@ -244,7 +254,10 @@ class BedrockProvider:
         with _upstream_errors(call, "count-tokens"):
             response = await self._post(call, "count-tokens", payload, "application/json",
                                         aiohttp.ClientTimeout(total=call.timeout_s))
-            data = orjson.loads(await response.read())
+            began = time.perf_counter()
+            raw = await response.read()
+            call.wire.seconds += time.perf_counter() - began
+            data = orjson.loads(raw)
             return int(data["inputTokens"])
 
 

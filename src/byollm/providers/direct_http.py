@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ import aiohttp
 import orjson
 
 from byollm.errors import ByollmError, ErrorClass
-from byollm.providers.base import ApiKeyAuth, StreamEvent, UpstreamCall
+from byollm.providers.base import ApiKeyAuth, StreamEvent, UpstreamCall, WireClock
 from byollm.providers.classify import UpstreamHttpError
 from byollm.providers.http import HttpPool
 from byollm.providers.sse import SseMessage, iter_sse
@@ -67,8 +68,8 @@ def token_count(raw: bytes, field: str, endpoint: str) -> int:
     return tokens
 
 
-async def timed_chunks(response: aiohttp.ClientResponse, *, first_deadline: float, read_timeout_s: float
-                       ) -> AsyncIterator[bytes]:
+async def timed_chunks(response: aiohttp.ClientResponse, *, first_deadline: float, read_timeout_s: float,
+                       wire: WireClock | None = None) -> AsyncIterator[bytes]:
     """The response body as it arrives, bounded: the first bytes by ``first_deadline`` (a loop time), each
     later chunk within ``read_timeout_s`` of the previous one. Raises ``TimeoutError``.
 
@@ -76,13 +77,18 @@ async def timed_chunks(response: aiohttp.ClientResponse, *, first_deadline: floa
     counted against the upstream and the timer never fires into another task.
     """
     content = response.content
+    clock = wire or WireClock()
+    began = time.perf_counter()
     async with asyncio.timeout_at(first_deadline):
         chunk = await content.readany()
+    clock.seconds += time.perf_counter() - began
     loop = asyncio.get_running_loop()
     while chunk:
         yield chunk
+        began = time.perf_counter()
         async with asyncio.timeout_at(loop.time() + read_timeout_s):
             chunk = await content.readany()
+        clock.seconds += time.perf_counter() - began
 
 
 async def drain(response: aiohttp.ClientResponse, timeout_s: float = 1.0) -> None:
@@ -134,12 +140,16 @@ class DirectHttp:
 
     async def post(self, call: UpstreamCall, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
         """POST ``body`` and read the whole answer, both within ``call.timeout_s``; a non-200 status raises."""
-        async with self._pool.session.post(
-            url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=call.timeout_s),
-        ) as response:
-            raw = await response.read()
-            if response.status != 200:
-                raise UpstreamHttpError.from_body(response.status, raw, response.headers.get(self._request_id_header))
+        began = time.perf_counter()
+        try:
+            async with self._pool.session.post(
+                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=call.timeout_s),
+            ) as response:
+                raw = await response.read()
+        finally:
+            call.wire.seconds += time.perf_counter() - began
+        if response.status != 200:
+            raise UpstreamHttpError.from_body(response.status, raw, response.headers.get(self._request_id_header))
         return raw
 
     @asynccontextmanager
@@ -149,16 +159,23 @@ class DirectHttp:
         included) must come within ``call.timeout_s``, then each chunk within ``call.read_timeout_s``.
         The response is released when the block ends, however it ends."""
         deadline = asyncio.get_running_loop().time() + call.timeout_s
-        async with asyncio.timeout_at(deadline):
-            response = await self._pool.session.post(
-                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=None),
-            )
+        began = time.perf_counter()
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._pool.session.post(
+                    url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=None),
+                )
+        finally:
+            call.wire.seconds += time.perf_counter() - began
         try:
             if response.status != 200:
+                began = time.perf_counter()
                 async with asyncio.timeout_at(deadline):
                     raw = await response.read()
+                call.wire.seconds += time.perf_counter() - began
                 raise UpstreamHttpError.from_body(response.status, raw, response.headers.get(self._request_id_header))
-            chunks = timed_chunks(response, first_deadline=deadline, read_timeout_s=call.read_timeout_s)
+            chunks = timed_chunks(response, first_deadline=deadline, read_timeout_s=call.read_timeout_s,
+                                  wire=call.wire)
             async with aclosing(iter_sse(chunks)) as messages:
                 yield SseStream(response, messages, self._request_id_header)
         finally:
