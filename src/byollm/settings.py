@@ -26,8 +26,37 @@ Environment variables (all optional):
 - ``BYOLLM_REQUEST_DEADLINE_SECONDS`` (default 600) bounds a whole inference request, every attempt
   included; ``BYOLLM_ATTEMPT_TIMEOUT_SECONDS`` (default 300) bounds one attempt (for a stream: the wait
   for its first content), so a hanging upstream fails over instead of holding the request.
+- Cloud runs (``byollm.runs``): ``BYOLLM_RUN_WORKER_EMBEDDED`` (default ``1``: ``byollm serve`` also executes
+  runs; set ``0`` on gateway replicas when separate ``byollm worker`` processes do), ``BYOLLM_RUN_WORKER_CONCURRENCY``
+  (runs one process executes at once, default 4), ``BYOLLM_RUN_LEASE_SECONDS`` (a worker's claim on a run,
+  renewed every third of it; default 30), ``BYOLLM_RUN_POLL_SECONDS`` (safety-net queue poll, default 5),
+  ``BYOLLM_RUN_MAX_ATTEMPTS`` (executions of a run whose worker died, default 2), ``BYOLLM_RUN_MAX_TURNS``
+  (model calls per run, default 20), ``BYOLLM_RUN_PLATFORM_CREDITS`` (platform credits per run, default 1),
+  ``BYOLLM_RUN_COMPUTE_CREDITS_PER_SECOND`` (default 1), ``BYOLLM_RUN_TOOL_TIMEOUT_SECONDS`` (one tool call,
+  default 30), ``BYOLLM_RUN_TOOL_OUTPUT_BYTES`` (tool output kept, default 16384), ``BYOLLM_RUN_USER_TOOLS``
+  (comma-separated tools a run without a named agent may request; default none) and
+  ``BYOLLM_RUN_WORKDIR`` (per-run working directories; default ``<data dir>/runs``).
 - ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
   revocation reaches other replicas within this time.
+
+OIDC issuer and web identity (cloud runs; see ``byollm.oidc``):
+
+- ``BYOLLM_OIDC_ISSUER_URL``: the issuer URL put in tokens' ``iss`` (default ``BYOLLM_PUBLIC_URL``). AWS
+  must reach ``<issuer>/.well-known/openid-configuration`` over public HTTPS.
+- ``BYOLLM_OIDC_AUDIENCE``: the tokens' ``aud`` (default ``sts.amazonaws.com``).
+- ``BYOLLM_OIDC_TOKEN_LIFETIME_SECONDS``: how long a minted token is valid (default 300; tokens are used once,
+  at once, by STS).
+- ``BYOLLM_OIDC_KEY_ROTATION_SECONDS``: automatic signing-key rotation interval (default 30 days; 0 turns
+  automatic rotation off, ``byollm keys rotate`` still works).
+- ``BYOLLM_OIDC_KEY_PUBLISH_DELAY_SECONDS``: how long a new key is published before it signs (default 900,
+  more than the JWKS ``max-age`` plus the replicas' key cache, so every cached JWKS knows it first).
+- ``BYOLLM_OIDC_JWKS_MAX_AGE_SECONDS``: ``Cache-Control: max-age`` of the discovery document and JWKS
+  (default 300).
+- ``BYOLLM_OIDC_KEY_CACHE_SECONDS``: how long a replica reuses the key list it read from the database
+  (default 5).
+- ``BYOLLM_WEB_IDENTITY_SESSION_SECONDS``: ``DurationSeconds`` asked of STS (default 3600, the smallest
+  ``MaxSessionDuration`` a role can have; clamped to 900..43200).
+- ``BYOLLM_STS_CONNECT_TIMEOUT_SECONDS`` / ``BYOLLM_STS_READ_TIMEOUT_SECONDS``: STS call timeouts (3 / 10).
 """
 
 from __future__ import annotations
@@ -35,6 +64,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 
 __all__ = ["Settings", "default_data_dir", "normalize_database_url"]
@@ -84,6 +114,28 @@ class Settings:
     sts_endpoint_url: str | None = None
     request_deadline_s: float = 600.0
     attempt_timeout_s: float = 300.0
+    run_worker_embedded: bool = True
+    run_worker_concurrency: int = 4
+    run_lease_s: float = 30.0
+    run_poll_s: float = 5.0
+    run_max_attempts: int = 2
+    run_max_turns: int = 20
+    run_platform_credits: int = 1
+    run_compute_credits_per_second: Decimal = Decimal(1)
+    run_tool_timeout_s: float = 30.0
+    run_tool_output_bytes: int = 16384
+    run_user_tools: tuple[str, ...] = ()
+    run_workdir: Path | None = None
+    oidc_issuer_url: str | None = None  # None: ``public_url``
+    oidc_audience: str = "sts.amazonaws.com"
+    oidc_token_lifetime_seconds: int = 300
+    oidc_key_rotation_seconds: float = 30 * 86400.0
+    oidc_key_publish_delay_seconds: float = 900.0
+    oidc_jwks_max_age_seconds: int = 300
+    oidc_key_cache_seconds: float = 5.0
+    web_identity_session_seconds: int = 3600
+    sts_connect_timeout_seconds: float = 3.0
+    sts_read_timeout_seconds: float = 10.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -109,6 +161,28 @@ class Settings:
             sts_endpoint_url=env.get("BYOLLM_STS_ENDPOINT_URL") or None,
             request_deadline_s=float(env.get("BYOLLM_REQUEST_DEADLINE_SECONDS") or 600.0),
             attempt_timeout_s=float(env.get("BYOLLM_ATTEMPT_TIMEOUT_SECONDS") or 300.0),
+            run_worker_embedded=_flag(env.get("BYOLLM_RUN_WORKER_EMBEDDED") or "1"),
+            run_worker_concurrency=int(env.get("BYOLLM_RUN_WORKER_CONCURRENCY") or 4),
+            run_lease_s=float(env.get("BYOLLM_RUN_LEASE_SECONDS") or 30.0),
+            run_poll_s=float(env.get("BYOLLM_RUN_POLL_SECONDS") or 5.0),
+            run_max_attempts=int(env.get("BYOLLM_RUN_MAX_ATTEMPTS") or 2),
+            run_max_turns=int(env.get("BYOLLM_RUN_MAX_TURNS") or 20),
+            run_platform_credits=int(env.get("BYOLLM_RUN_PLATFORM_CREDITS") or 1),
+            run_compute_credits_per_second=Decimal(env.get("BYOLLM_RUN_COMPUTE_CREDITS_PER_SECOND") or 1),
+            run_tool_timeout_s=float(env.get("BYOLLM_RUN_TOOL_TIMEOUT_SECONDS") or 30.0),
+            run_tool_output_bytes=int(env.get("BYOLLM_RUN_TOOL_OUTPUT_BYTES") or 16384),
+            run_user_tools=tuple(x.strip() for x in (env.get("BYOLLM_RUN_USER_TOOLS") or "").split(",") if x.strip()),
+            run_workdir=Path(env["BYOLLM_RUN_WORKDIR"]) if env.get("BYOLLM_RUN_WORKDIR") else None,
+            oidc_issuer_url=env.get("BYOLLM_OIDC_ISSUER_URL") or None,
+            oidc_audience=env.get("BYOLLM_OIDC_AUDIENCE") or "sts.amazonaws.com",
+            oidc_token_lifetime_seconds=int(env.get("BYOLLM_OIDC_TOKEN_LIFETIME_SECONDS") or 300),
+            oidc_key_rotation_seconds=float(env.get("BYOLLM_OIDC_KEY_ROTATION_SECONDS") or 30 * 86400.0),
+            oidc_key_publish_delay_seconds=float(env.get("BYOLLM_OIDC_KEY_PUBLISH_DELAY_SECONDS") or 900.0),
+            oidc_jwks_max_age_seconds=int(env.get("BYOLLM_OIDC_JWKS_MAX_AGE_SECONDS") or 300),
+            oidc_key_cache_seconds=float(env.get("BYOLLM_OIDC_KEY_CACHE_SECONDS") or 5.0),
+            web_identity_session_seconds=int(env.get("BYOLLM_WEB_IDENTITY_SESSION_SECONDS") or 3600),
+            sts_connect_timeout_seconds=float(env.get("BYOLLM_STS_CONNECT_TIMEOUT_SECONDS") or 3.0),
+            sts_read_timeout_seconds=float(env.get("BYOLLM_STS_READ_TIMEOUT_SECONDS") or 10.0),
         )
 
     @classmethod
@@ -116,6 +190,12 @@ class Settings:
         """Embedded defaults rooted at ``data_dir`` (tests and the demo)."""
         base = cls(data_dir=data_dir, database_url=normalize_database_url(f"sqlite:///{data_dir / 'byollm.sqlite3'}"))
         return replace(base, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def oidc_issuer(self) -> str | None:
+        """The issuer URL tokens carry (no trailing slash), or None when neither setting names one."""
+        url = self.oidc_issuer_url or self.public_url
+        return url.rstrip("/") if url else None
 
     @property
     def is_sqlite(self) -> bool:

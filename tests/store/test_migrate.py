@@ -28,6 +28,7 @@ EXPECTED_TABLES = {
     "issued_uids",
     "memberships",
     "model_routes",
+    "oidc_signing_keys",
     "request_log",
     "secrets",
     "teams",

@@ -3,6 +3,10 @@
 Why a real socket: tests and the demo talk to byollm through real HTTP clients (the official SDKs, httpx,
 the CLI), so the protocol they see is the one production sees. Binding port 0 picks a free port; the
 socket is bound before the thread starts, so ``url`` is valid as soon as ``start()`` returns.
+
+When the app needs its own URL before it is built (the OIDC issuer URL must be in ``Settings`` before
+``create_app(settings)``), bind first with ``bind_socket``, read ``socket_url``, build the app, and hand the
+socket over: ``ServerThread(app, sock=sock)``.
 """
 
 from __future__ import annotations
@@ -16,14 +20,27 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["ServerThread"]
+__all__ = ["ServerThread", "bind_socket", "socket_url"]
+
+
+def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A bound (not yet listening) TCP socket; port 0 picks a free port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def socket_url(sock: socket.socket) -> str:
+    """The http URL a server on ``sock`` will answer at."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
 
 
 class ServerThread:
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
+                 sock: socket.socket | None = None) -> None:
+        self._sock = sock if sock is not None else bind_socket(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, server_header=False)
         self._server = uvicorn.Server(config)

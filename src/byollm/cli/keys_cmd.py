@@ -1,7 +1,7 @@
 """``byollm keys``: one group for two kinds of keys, each defined in its own module.
 
-``signing_keys_cmd`` holds the operator's OIDC signing-key commands (``rotate``, ``list``); ``byok_cmd`` the
-user's own provider keys kept in the OS keyring (``add``, ``remove``, ``show``).
+``signing_keys_cmd`` holds the operator's OIDC signing-key commands (``rotate``, ``signing-list``); ``byok_cmd``
+the user's own provider keys kept in the OS keyring (``add``, ``list``, ``remove``).
 """
 
 from __future__ import annotations
