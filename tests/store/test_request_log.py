@@ -436,7 +436,7 @@ def _downgrade(connection: Connection, settings: Settings, revision: str) -> set
 
 async def test_the_gateway_migration_applies_over_0001_and_reverts(empty_settings: Settings) -> None:
     assert (await upgrade(empty_settings, revision="0001")).after == "0001"
-    result = await upgrade(empty_settings)
+    result = await upgrade(empty_settings, revision="0002")
     assert (result.before, result.after) == ("0001", "0002")
     engine = create_engine(empty_settings, sqlite_foreign_keys=False)
     try:
@@ -445,4 +445,4 @@ async def test_the_gateway_migration_applies_over_0001_and_reverts(empty_setting
     finally:
         await engine.dispose()
     assert "request_log" not in names and "credit_ledger" not in names and "teams" in names
-    assert (await upgrade(empty_settings)).after == "0002"
+    assert (await upgrade(empty_settings, revision="0002")).after == "0002"
