@@ -1,4 +1,4 @@
-"""``byollm keys list`` and ``byollm keys rotate``: the OIDC issuer's signing keys (operator), via the API.
+"""``byollm keys signing-list`` and ``byollm keys rotate``: the OIDC issuer's signing keys (operator), via the API.
 
 Rotation goes through the server so the operator needs only a token, and every replica sees the new key
 through the database: it is published at once and signs after the publish delay.
