@@ -30,6 +30,8 @@ EXPECTED_TABLES = {
     "model_routes",
     "oidc_signing_keys",
     "request_log",
+    "run_events",
+    "runs",
     "secrets",
     "teams",
     "users",

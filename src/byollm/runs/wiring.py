@@ -1,26 +1,100 @@
-"""Build the cloud-run services (run service, embedded worker) for one process."""
+"""Build the cloud-run services (run service, signals, embedded worker) for one process.
+
+Signals: PostgreSQL LISTEN/NOTIFY when the store is PostgreSQL (replicas and ``byollm worker`` processes
+share the queue), in-process callbacks with SQLite (one process). The worker is embedded when
+``Settings.run_worker_embedded`` is on (the default: ``byollm serve`` alone executes runs); ``byollm
+worker`` builds the same services with it on and no HTTP server.
+
+The web-identity broker (when the OIDC issuer is built) gets a failure hook that records each failed STS
+exchange once in the run's events, and the execution asks it to forget a run's credentials when the run
+ends.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
-from byollm.gateway.executor import Gateway
+from sqlalchemy.engine import make_url
+
+from byollm.errors import ByollmError
+from byollm.gateway.executor import Gateway, InferenceContext
 from byollm.oidc.wiring import OidcServices
+from byollm.runs.execution import ExecutionConfig
+from byollm.runs.journal import RunJournal
+from byollm.runs.service import RunLimits, RunService
+from byollm.runs.signals import LocalSignals, PgSignals, Signals
+from byollm.runs.tools import ToolRegistry, default_registry
+from byollm.runs.worker import Worker
 from byollm.settings import Settings
 from byollm.store import Store
 
-__all__ = ["RunServices", "build_runs"]
+__all__ = ["RunServices", "build_runs", "signals_for"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class RunServices:
+    service: RunService
+    journal: RunJournal
+    signals: Signals
+    tools: ToolRegistry
+    worker: Worker | None = None
+    _started: bool = field(default=False, repr=False)
+
     async def start(self) -> None:
-        """Start the embedded worker, if configured."""
+        """Connect the signals and start the embedded worker, if configured."""
+        if self._started:
+            return
+        self._started = True
+        await self.signals.start()
+        if self.worker is not None:
+            await self.worker.start()
 
     async def close(self) -> None:
-        """Stop workers; runs in flight are left for another worker to recover."""
+        """Stop the worker (runs in flight go back to the queue for another worker) and the signals."""
+        if self.worker is not None:
+            await self.worker.close()
+        self.service.close()
+        await self.signals.close()
+
+
+def signals_for(store: Store) -> Signals:
+    if store.dialect == "postgresql":
+        dsn = make_url(store.engine.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        return PgSignals(dsn)
+    return LocalSignals()
+
+
+def execution_config(settings: Settings) -> ExecutionConfig:
+    return ExecutionConfig(
+        lease_s=settings.run_lease_s, compute_credits_per_second=settings.run_compute_credits_per_second,
+        tool_timeout_s=settings.run_tool_timeout_s, tool_output_bytes=settings.run_tool_output_bytes,
+        workdir_root=settings.run_workdir or settings.data_dir / "runs",
+    )
 
 
 async def build_runs(settings: Settings, store: Store, gateway: Gateway,
                      oidc: OidcServices | None) -> RunServices | None:
-    return None
+    signals = signals_for(store)
+    journal = RunJournal(store, signals)
+    tools = default_registry()
+    service = RunService(store=store, catalog=gateway.catalog, journal=journal, tools=tools, limits=RunLimits(
+        max_attempts=settings.run_max_attempts, max_turns=settings.run_max_turns,
+        platform_credits=settings.run_platform_credits, user_tools=settings.run_user_tools))
+    broker = oidc.web_identity if oidc is not None else None
+    if broker is not None:
+        async def record_failure(context: InferenceContext, error: ByollmError) -> None:
+            if context.run_uid:
+                await journal.record(context.run_uid, "web_identity_failure", {
+                    "code": error.error_class.code, "message": error.detail,
+                    "remediation": error.error_class.remediation})
+
+        broker.on_failure = record_failure
+    worker = None
+    if settings.run_worker_embedded:
+        worker = Worker(store=store, gateway=gateway, journal=journal, tools=tools,
+                        config=execution_config(settings), concurrency=settings.run_worker_concurrency,
+                        poll_s=settings.run_poll_s, web_identity=broker)
+    return RunServices(service=service, journal=journal, signals=signals, tools=tools, worker=worker)
