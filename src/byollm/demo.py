@@ -182,8 +182,70 @@ def step_policy_view(run: DemoRun) -> StepResult:
     return StepResult("What this member may use, with each model's ordered routes", ok, lines)
 
 
+def _run_to_end(run: DemoRun, prompt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    started = httpx.post(f"{run.url}/api/v1/teams/{run.team_uid}/runs", timeout=30,
+                         headers={"authorization": f"Bearer {run.member_token}"},
+                         json={"prompt": prompt, "model": "claude-opus-4-7"})
+    started.raise_for_status()
+    uid = started.json()["uid"]
+    deadline = time.monotonic() + 30
+    while True:
+        state = httpx.get(f"{run.url}/api/v1/teams/{run.team_uid}/runs/{uid}", timeout=30,
+                          headers={"authorization": f"Bearer {run.member_token}"}).json()
+        if state["state"] in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    events = httpx.get(f"{run.url}/api/v1/teams/{run.team_uid}/runs/{uid}/events", timeout=30,
+                       headers={"authorization": f"Bearer {run.member_token}", "accept": "application/json"}).json()
+    return state, list(events)
+
+
+def _event_lines(events: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for e in events:
+        d = e["data"]
+        if e["kind"] == "model_call":
+            lines.append(f"  model call: {d['route']} (fallbacks {d['fallbacks']})"
+                         + (f", as {d['assumed_role_arn']}" if d.get("assumed_role_arn") else ""))
+        elif e["kind"] in ("web_identity_failure", "route_failure"):
+            lines.append(f"  {e['kind']}: {d.get('code')}: {d.get('message')}")
+            lines.append(f"    remediation: {d.get('remediation')}")
+        elif e["kind"] == "credits":
+            lines.append(f"  charged {d['credits']} {d['bucket']} credits")
+        elif e["kind"] == "state":
+            lines.append(f"  state: {d['state']}")
+    return lines
+
+
+def step_cloud_run(run: DemoRun) -> StepResult:
+    state, events = _run_to_end(run, "Summarise our open incidents")
+    calls = [e["data"] for e in events if e["kind"] == "model_call"]
+    ok = (state["state"] == "succeeded" and bool(calls) and calls[0]["route"].startswith("bedrock:")
+          and "assumed-role/byollm-team/" in str(calls[0].get("assumed_role_arn")))
+    return StepResult("Cloud agent run: byollm's own OIDC token, exchanged with STS for the team's role", ok,
+                      [f"run {state['uid']}: {state['state']}", *_event_lines(events)])
+
+
+def step_cloud_run_misconfigured(run: DemoRun) -> StepResult:
+    run.sim.post(f"/_sim/accounts/{DEMO_ACCOUNT}/web-identity-trust", json={
+        "issuer": run.url, "role": "byollm-team", "subject": "scoped_principal:SomeOtherTeamUid000000/*"})
+    try:
+        state, events = _run_to_end(run, "Now the trust policy names another team")
+    finally:
+        run.sim.post(f"/_sim/accounts/{DEMO_ACCOUNT}/web-identity-trust", json={
+            "issuer": run.url, "role": "byollm-team", "subject": f"scoped_principal:{run.team_uid}/*"})
+    failures = [e["data"] for e in events if e["kind"] == "web_identity_failure"]
+    calls = [e["data"] for e in events if e["kind"] == "model_call"]
+    ok = (bool(failures) and failures[0]["code"] == "role_assumption_failed" and bool(calls)
+          and calls[0]["route"].startswith("anthropic:"))
+    return StepResult("Trust policy pinned to another team: role assumption failed, named in the run's events,"
+                      " and the run fails over to the direct API the admin enabled", ok,
+                      [f"run {state['uid']}: {state['state']}", *_event_lines(events)])
+
+
 STEPS: list[Callable[[DemoRun], StepResult]] = [
     step_policy_view, step_bedrock, step_failover, step_openai, step_expired, step_nothing_left,
+    step_cloud_run, step_cloud_run_misconfigured,
 ]
 
 
@@ -193,19 +255,21 @@ STEPS: list[Callable[[DemoRun], StepResult]] = [
 @contextlib.contextmanager
 def demo_environment(data_dir: Path) -> Iterator[DemoRun]:
     from byollm.api.app import create_app
-    from byollm.api.serving import ServerThread
+    from byollm.api.serving import ServerThread, bind_socket, socket_url
     from byollm.control.bootstrap import bootstrap_operator
     from byollm.settings import Settings
     from byollm.sim import SimServer
 
     with SimServer() as sim:
+        sock = bind_socket()  # bound first: its URL is the OIDC issuer the simulated STS fetches keys from
         settings = Settings.for_data_dir(
             data_dir, kek=None, allow_http_endpoints=True, anthropic_base_url=f"{sim.url}/anthropic",
             openai_base_url=f"{sim.url}/openai/v1", google_base_url=f"{sim.url}/google", sts_endpoint_url=sim.url,
+            public_url=socket_url(sock), oidc_key_publish_delay_seconds=0.0, oidc_jwks_max_age_seconds=5,
         )
         boot = asyncio.run(bootstrap_operator(settings, email="admin@demo.example", team_name="demo"))
         assert boot.team_uid is not None
-        with ServerThread(create_app(settings)) as server, \
+        with ServerThread(create_app(settings), sock=sock) as server, \
                 httpx.Client(base_url=server.url + "/api/v1", timeout=30,
                              headers={"authorization": f"Bearer {boot.token}"}) as admin, \
                 httpx.Client(base_url=sim.url, timeout=30) as sim_http:
@@ -216,7 +280,12 @@ def demo_environment(data_dir: Path) -> Iterator[DemoRun]:
             admin.patch(f"/teams/{team}/bedrock", json={
                 "region": "us-east-1", "endpoint_url": sim.url,
                 "role_arn": f"arn:aws:iam::{DEMO_ACCOUNT}:role/byollm-team"}).raise_for_status()
-            admin.patch(f"/teams/{team}/settings", json={"monthly_ai_credits": 10_000}).raise_for_status()
+            admin.patch(f"/teams/{team}/settings", json={"monthly_ai_credits": 10_000, "platform_credits": 100,
+                                                         "compute_credits": 10_000}).raise_for_status()
+            # what the customer's cloud admin does once: trust byollm's issuer for this team's runs
+            sim_http.post(f"/_sim/accounts/{DEMO_ACCOUNT}/web-identity-trust", json={
+                "issuer": server.url, "role": "byollm-team", "subject": f"scoped_principal:{team}/*",
+                "audience": "sts.amazonaws.com"}).raise_for_status()
             admin.patch(f"/teams/{team}/policy", json={
                 "models": {"claude-opus-4-7": {"bedrock": True, "direct": True},
                            "claude-sonnet-4-6": {"bedrock": True, "direct": True},
@@ -277,5 +346,5 @@ def _summary(console: Console, results: list[StepResult]) -> None:
     for r in results:
         table.add_row(r.title, "ok" if r.ok else "UNEXPECTED")
     console.print(table)
-    console.print("Not built yet, and so not shown: cloud agent runs with byollm as the OIDC issuer, the terminal"
-                  " client (`byollm chat`, `byollm proxy`) and the admin panel.")
+    console.print("Also built, not narrated here: the terminal client (`byollm login`, `chat`, `proxy`, `doctor"
+                  " --local`). Not built yet: the admin panel and its configuration doctor.")
