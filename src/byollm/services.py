@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from byollm.catalog.loader import load_catalog
 from byollm.catalog.types import Catalog
@@ -20,6 +21,7 @@ from byollm.control.service import ControlService
 from byollm.credentials.delegated import AccountChecker
 from byollm.credentials.log_guard import silence_credential_debug_logs
 from byollm.crypto.kek import KeyRing
+from byollm.doctor.wiring import build_doctor
 from byollm.gateway.executor import Gateway, GatewayConfig
 from byollm.gateway.metrics import GatewayMetrics
 from byollm.gateway.operator_keys import OperatorKeys
@@ -58,6 +60,7 @@ class Services:
     gateway: Gateway
     oidc: OidcServices | None = None
     runs: RunServices | None = None
+    doctor: Any = None  # byollm.doctor: the configuration doctor (built by ``doctor.wiring.build_doctor``)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
@@ -149,6 +152,8 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
         policies=policies, operator_keys=operator_keys, pool=pool, request_log=request_log, metrics=metrics,
         gateway=gateway, oidc=oidc, runs=await build_runs(settings, store, gateway, oidc),
     )
+    services.doctor = build_doctor(settings=settings, store=store, catalog=catalog, oidc=oidc, gateway=gateway,
+                                   control=services.control, pool=pool)
     if background:
         await services.start_background()
     return services

@@ -1,0 +1,1 @@
+"""The configuration doctor: finds each misconfiguration the product's troubleshooting list names."""

@@ -1,0 +1,1 @@
+"""The web admin panel, served by ``byollm serve`` under ``/admin``."""
