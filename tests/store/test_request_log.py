@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ from byollm.settings import Settings
 from byollm.store import Store, create_engine
 from byollm.store import request_log as request_log_module
 from byollm.store import tables as t
+from byollm.store.engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_path
 from byollm.store.ledger import ai_credits_used
 from byollm.store.migrate import alembic_config, upgrade
 from byollm.store.request_log import (
@@ -62,8 +64,21 @@ async def rename(store: Store, old: str, new: str) -> None:
         await conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
 
 
-def count_commits(store: Store) -> list[int]:
+def count_commits(store: Store, writer: RequestLogWriter) -> list[int]:
+    """Transactions the writer commits: on the engine (PostgreSQL), or on the writer's own sqlite3
+    connection (a SQLite file; call before its first write, which opens that connection)."""
     commits = [0]
+    backend = writer._backend
+    if isinstance(backend, request_log_module._SqliteBackend):
+        connect = backend._connect
+
+        def traced_connect() -> sqlite3.Connection:
+            conn = connect()
+            conn.set_trace_callback(lambda sql: commits.__setitem__(0, commits[0] + (sql == "COMMIT")))
+            return conn
+
+        backend._connect = traced_connect  # type: ignore[method-assign]
+        return commits
 
     @event.listens_for(store.engine.sync_engine, "commit")
     def _on_commit(_conn: Any) -> None:
@@ -116,7 +131,7 @@ async def test_many_submits_are_written_in_few_transactions(store: Store, make_r
     writer = RequestLogWriter(store, max_batch=200)
     for _ in range(1000):
         writer.submit(make_request())
-    commits = count_commits(store)
+    commits = count_commits(store, writer)
     assert await writer.flush() == 1000
     assert commits[0] == 5
     assert writer.batches == 5
@@ -128,7 +143,7 @@ async def test_the_flusher_writes_within_the_interval_without_being_asked(
 ) -> None:
     writer = RequestLogWriter(store, flush_interval_s=0.05)
     await writer.start()
-    commits = count_commits(store)
+    commits = count_commits(store, writer)
     try:
         started = time.monotonic()
         for _ in range(50):
@@ -423,6 +438,127 @@ async def test_records_older_than_a_day_still_use_their_own_time(store: Store, m
     async with store.session(readonly=True) as session:
         [stored] = await list_requests(session, team_uid=TEAM)
     assert stored.started_at == old.started_at
+
+
+def sqlite_file(store: Store) -> str:
+    if store.dialect != "sqlite":
+        pytest.skip("the writer's own sqlite3 connection: SQLite only")
+    path = sqlite_path(store.engine.url)
+    assert path is not None
+    return str(path)
+
+
+def raw_rows(path: str, table: str, key: str, unlike: str) -> dict[str, tuple[Any, ...]]:
+    """Every stored value of ``table`` with its SQLite storage class, by key; the key and the ``unlike``
+    column (which differ between the rows compared) left out."""
+    conn = sqlite3.connect(path)
+    try:
+        names = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+        others = [name for name in names if name not in (key, unlike)]
+        columns = ", ".join(f"{name}, typeof({name})" for name in others)
+        return {row[0]: row[1:] for row in conn.execute(f"SELECT {key}, {columns} FROM {table}")}
+    finally:
+        conn.close()
+
+
+async def test_sqlite_rows_are_stored_exactly_as_through_the_engine(
+    store: Store, make_request: MakeRequest, make_charge: MakeCharge
+) -> None:
+    path = sqlite_file(store)
+    zone = timezone(timedelta(hours=-5, minutes=-30))
+    attempts = (
+        AttemptRecord("att_a", "bedrock:x", "bedrock", "m", "throttled", 3),
+        AttemptRecord("att_b", 'anthropic:"q"', "anthropic", "m", None, 40.25),
+    )
+    variants: list[dict[str, Any]] = [
+        {},
+        {
+            "attempts": attempts,
+            "stream": True,
+            "status": 502,
+            "error_code": "boom",
+            "credits": Decimal("1.2345675"),
+            "started_at": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=zone),
+            "auto_reason": "r" * 2000,
+            "run_uid": "R" * 22,
+            "token_uid": None,
+            "served_model": None,
+            "route": None,
+            "host": None,
+            "credential": None,
+            "billing": None,
+            "content": {"text": "é \u2028 \U0001f600", "n": [1, 2.5, None, True], "x": {"big": 1e300, "z": -0.0}},
+        },
+        {"credits": Decimal(0), "input_tokens": 2**62, "output_tokens": 0, "duration_ms": 1, "content": {}},
+    ]
+    own, through_engine = RequestLogWriter(store), RequestLogWriter(store)
+    assert isinstance(own._backend, request_log_module._SqliteBackend)
+    request_table, ledger_table = t.RequestLog.__table__, t.LedgerEntry.__table__
+    through_engine._backend = request_log_module._EngineBackend(store, request_table, ledger_table)  # type: ignore[arg-type]
+    for index, overrides in enumerate(variants):
+        for prefix, writer in (("own", own), ("engine", through_engine)):
+            record = make_request(f"{prefix}{index}", **{"attempts": attempts[1:], **overrides})
+            charge = make_charge(record, attempt_id=f"{prefix}{index}", credits=Decimal("3.0000005"), run_uid="Q" * 22)
+            writer.submit(record, [charge])
+    assert await own.flush() == await through_engine.flush() == len(variants)
+    await own.close()
+    await through_engine.close()
+
+    for table, key, unlike in (
+        ("request_log", "request_id", "request_id"),
+        ("credit_ledger", "attempt_id", "request_id"),
+    ):
+        rows = raw_rows(path, table, key, unlike)
+        for index in range(len(variants)):
+            assert rows[f"own{index}"] == rows[f"engine{index}"]
+    async with store.session(readonly=True) as session:
+        stored = {r.request_id: r for r in await list_requests(session, team_uid=TEAM)}
+    for index in range(len(variants)):
+        assert dataclasses.replace(stored[f"own{index}"], request_id="x") == dataclasses.replace(
+            stored[f"engine{index}"], request_id="x"
+        )
+
+
+async def test_the_sqlite_connection_is_set_up_like_the_store_and_closed_with_the_writer(
+    store: Store, make_request: MakeRequest
+) -> None:
+    sqlite_file(store)
+    writer = RequestLogWriter(store)
+    backend = writer._backend
+    assert isinstance(backend, request_log_module._SqliteBackend)
+    assert backend._conn is None  # opened lazily
+    writer.submit(make_request())
+    await writer.flush()
+    conn = backend._conn
+    assert conn is not None
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    assert conn.execute("PRAGMA busy_timeout").fetchone() == (SQLITE_BUSY_TIMEOUT_MS,)
+    await writer.close()
+    assert backend._conn is None and backend._executor is None
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")
+
+
+async def test_a_timed_out_sqlite_write_is_rolled_back_then_retried(store: Store, make_request: MakeRequest) -> None:
+    path = sqlite_file(store)
+    writer = RequestLogWriter(store, write_timeout_s=0.2)
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database past the write timeout
+        for _ in range(5):
+            writer.submit(make_request())
+        assert await writer.flush() == 0
+        assert (writer.failed_batches, writer.pending) == (1, 5)
+        blocker.execute("ROLLBACK")  # the abandoned write gets the lock now, and must not commit
+        await asyncio.sleep(0.3)
+        assert await count_rows(store, t.RequestLog) == 0
+    finally:
+        blocker.close()
+    assert await writer.flush() == 5
+    await writer.close()
+    assert (writer.written, writer.batches, writer.pending) == (5, 1, 0)
+    assert await count_rows(store, t.RequestLog) == 5
 
 
 def _downgrade(connection: Connection, settings: Settings, revision: str) -> set[str]:

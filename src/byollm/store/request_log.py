@@ -8,6 +8,14 @@ NOTHING (on ``request_id`` and ``attempt_id``), so a batch that is replayed (aft
 acknowledgement was lost, or by a second writer) never charges twice. The first write of a request id or
 an attempt id wins; a later record with the same id is ignored, not merged.
 
+How a batch reaches the database: on a SQLite file the writer keeps its own stdlib ``sqlite3`` connection
+(WAL, busy timeout and foreign keys like the store's engine; opened on the first batch, closed by
+``close``) and writes each batch - BEGIN IMMEDIATE, one ``executemany`` per table, COMMIT - in one call on
+a dedicated thread: one thread hop per batch, where SQLAlchemy on aiosqlite would hop for every statement.
+Values are converted exactly as SQLAlchemy binds them on SQLite (naive UTC timestamps as text, credits as
+REAL, JSON as text), so the repositories read the rows back unchanged. PostgreSQL (and an in-memory
+SQLite database, which a second connection could not see) goes through the store's engine as usual.
+
 Failure policy:
 
 - A batch that fails for a database reason (down, locked, a table missing) is kept, whole, in front of the
@@ -34,24 +42,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
+import operator
 import random
 import re
+import sqlite3
+import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, Protocol, cast
 
-from sqlalchemy import String, Table
+from sqlalchemy import JSON, Numeric, String, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.sql.dml import Insert
 
 from byollm.policy.types import BillingBucket, CredentialSource
 from byollm.store import tables as t
-from byollm.store.engine import Store
+from byollm.store.engine import SQLITE_BUSY_TIMEOUT_MS, Store, sqlite_path
 from byollm.store.ledger import CreditBucket
 from byollm.store.records import PrincipalType
 
@@ -274,16 +288,216 @@ def _check_ms(name: str, value: object) -> float:
 def _is_poison(exc: BaseException) -> bool:
     """True when the database refused the data itself (retrying cannot help); False when the database
     was unavailable or broken in a way that can pass (down, locked, a table missing, a timeout)."""
-    if isinstance(exc, (IntegrityError, DataError)):
+    if isinstance(exc, (IntegrityError, DataError, sqlite3.IntegrityError, sqlite3.DataError)):
         return True
-    if isinstance(exc, DBAPIError):
+    if isinstance(exc, (DBAPIError, sqlite3.Error)):
         return False
-    return isinstance(exc, (StatementError, ValueError, TypeError))  # a value refused while binding
+    # a value refused while converting or binding
+    return isinstance(exc, (StatementError, ValueError, TypeError, OverflowError))
 
 
 def _reason(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     return type(orig).__name__ if orig is not None else type(exc).__name__
+
+
+class _Backend(Protocol):
+    """Writes one batch in one transaction (all of it, or nothing and an exception)."""
+
+    async def write(self, request_rows: list[dict[str, Any]], charge_rows: list[dict[str, Any]]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class _EngineBackend:
+    """Through the store's SQLAlchemy engine: PostgreSQL (asyncpg), and in-memory SQLite."""
+
+    def __init__(self, store: Store, request_table: Table, ledger_table: Table) -> None:
+        self._store = store
+        self._insert_request = self._insert_ignoring_duplicates(request_table, "request_id")
+        self._insert_charge = self._insert_ignoring_duplicates(ledger_table, "attempt_id")
+
+    def _insert_ignoring_duplicates(self, table: Table, key: str) -> Insert:
+        if self._store.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing(index_elements=[key])
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
+
+    async def write(self, request_rows: list[dict[str, Any]], charge_rows: list[dict[str, Any]]) -> None:
+        async with self._store.engine.begin() as conn:
+            # In chunks within the one transaction: binding parameters runs on the event loop, and a
+            # chunk at a time keeps each stall short for the requests sharing it.
+            for statement, rows in ((self._insert_request, request_rows), (self._insert_charge, charge_rows)):
+                for start in range(0, len(rows), _CHUNK):
+                    await conn.execute(statement, rows[start : start + _CHUNK])
+
+    async def close(self) -> None:
+        return None
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    """What ``UTCDateTime`` then SQLAlchemy's SQLite DATETIME bind: naive UTC, 'YYYY-MM-DD HH:MM:SS.ffffff'."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("the store only accepts timezone-aware datetimes")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_float(value: Any) -> float | None:
+    """What SQLAlchemy binds for Numeric and Float on SQLite (no native decimal): a float."""
+    return None if value is None else float(value)
+
+
+def _sqlite_json(value: Any) -> str:
+    """What SQLAlchemy binds for JSON on SQLite: ``json.dumps`` with its defaults; None becomes 'null'."""
+    return json.dumps(value)
+
+
+def _sqlite_insert(table: Table, key: str) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+    """INSERT ... ON CONFLICT (key) DO NOTHING for every column of ``table``, compiled by SQLAlchemy for
+    SQLite with positional parameters, and the function turning one prepared row into those parameters,
+    each converted for its column type as SQLAlchemy would on SQLite."""
+    from sqlalchemy.dialects import sqlite
+
+    statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+    compiled = statement.compile(
+        dialect=sqlite.dialect(paramstyle="qmark"), column_keys=[column.key for column in table.columns]
+    )
+    names = list(compiled.positiontup or ())
+    converters: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(names):
+        column_type = table.c[name].type
+        if isinstance(column_type, t.UTCDateTime):
+            converters.append((index, _sqlite_datetime))
+        elif isinstance(column_type, JSON):
+            converters.append((index, _sqlite_json))
+        elif isinstance(column_type, Numeric):  # Numeric and Float
+            converters.append((index, _sqlite_float))
+    values = operator.itemgetter(*names)
+
+    def parameters(row: dict[str, Any]) -> tuple[Any, ...]:
+        params = list(values(row))
+        for index, convert in converters:
+            params[index] = convert(params[index])
+        return tuple(params)
+
+    return str(compiled), parameters
+
+
+class _Abandoned(Exception):
+    """The caller stopped waiting for this write; it is rolled back, never committed late."""
+
+
+class _SqliteBackend:
+    """A SQLite file through the writer's own ``sqlite3`` connection, one thread hop per batch.
+
+    The connection lives on a dedicated single-thread executor, so batches run strictly one after another
+    even when a timed-out write is still finishing. A write whose caller gave up (``write_timeout_s``, or a
+    cancelled flusher) is abandoned: its running statement is interrupted, and the thread rolls it back at
+    the next step instead of committing it behind the writer's back (only a COMMIT already under way can
+    still land, which the batch's retry then finds as duplicates and skips).
+    """
+
+    def __init__(self, path: Path, request_table: Table, ledger_table: Table) -> None:
+        self._path = path
+        self._request_sql, self._request_params = _sqlite_insert(request_table, "request_id")
+        self._charge_sql, self._charge_params = _sqlite_insert(ledger_table, "attempt_id")
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def write(self, request_rows: list[dict[str, Any]], charge_rows: list[dict[str, Any]]) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byollm-request-log")
+        # Converted here, a chunk at a time: on the writer's thread the conversion would hold the GIL for
+        # whole batches, and the event loop would wait for it (up to the 5 ms switch interval each time).
+        request_params: list[tuple[Any, ...]] = []
+        charge_params: list[tuple[Any, ...]] = []
+        for convert, rows, params in (
+            (self._request_params, request_rows, request_params),
+            (self._charge_params, charge_rows, charge_params),
+        ):
+            for start in range(0, len(rows), _CHUNK):
+                if start:
+                    await asyncio.sleep(0)
+                params.extend([convert(row) for row in rows[start : start + _CHUNK]])
+        loop = asyncio.get_running_loop()
+        abandoned = threading.Event()
+        try:
+            await loop.run_in_executor(self._executor, self._write_batch, request_params, charge_params, abandoned)
+        except asyncio.CancelledError:
+            abandoned.set()
+            conn = self._conn
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.interrupt()  # abort a hung statement; its transaction rolls back in the thread
+            raise
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            self._disconnect()
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        finally:
+            executor.shutdown(wait=False)
+
+    # --- on the writer's thread ---
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _write_batch(
+        self,
+        request_params: list[tuple[Any, ...]],
+        charge_params: list[tuple[Any, ...]],
+        abandoned: threading.Event,
+    ) -> None:
+        if abandoned.is_set():
+            return  # given up on while it waited behind an earlier write
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in ((self._request_sql, request_params), (self._charge_sql, charge_params)):
+                    if abandoned.is_set():
+                        raise _Abandoned
+                    if params:
+                        conn.executemany(sql, params)
+                if abandoned.is_set():
+                    raise _Abandoned
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            if not _is_poison(exc):
+                self._disconnect()  # a fresh connection for the retry, whatever state this one is in
+            raise
 
 
 class RequestLogWriter:
@@ -319,8 +533,12 @@ class RequestLogWriter:
         ledger_table = cast(Table, t.LedgerEntry.__table__)
         self._request_limits = _string_limits(request_table)
         self._charge_limits = _string_limits(ledger_table)
-        self._insert_request = self._insert_ignoring_duplicates(request_table, "request_id")
-        self._insert_charge = self._insert_ignoring_duplicates(ledger_table, "attempt_id")
+        path = sqlite_path(store.engine.url) if store.dialect == "sqlite" else None
+        self._backend: _Backend = (
+            _SqliteBackend(path, request_table, ledger_table)
+            if path is not None and not store.engine.url.query.get("uri")
+            else _EngineBackend(store, request_table, ledger_table)
+        )
         self._queue: deque[tuple[RequestRecord, tuple[LedgerCharge, ...]]] = deque()
         self._retry: deque[_Prepared] = deque()  # the batch being written, or that failed: written first
         self._lock = asyncio.Lock()
@@ -338,15 +556,6 @@ class RequestLogWriter:
         self.rejected = 0
         self.dropped = 0
         self.redacted = 0
-
-    def _insert_ignoring_duplicates(self, table: Table, key: str) -> Insert:
-        if self._store.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            return pg_insert(table).on_conflict_do_nothing(index_elements=[key])
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
 
     @property
     def pending(self) -> int:
@@ -426,6 +635,11 @@ class RequestLogWriter:
             self._queue.clear()
             self._retry.clear()
             log.error("request log: the database stayed unavailable; %d records were not written", lost)
+        try:
+            async with asyncio.timeout(self._write_timeout_s):
+                await self._backend.close()
+        except Exception as exc:
+            log.warning("request log: could not close the database connection (%s)", _reason(exc))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -606,12 +820,8 @@ class RequestLogWriter:
     async def _write(self, items: Sequence[_Prepared]) -> int:
         request_rows = [item.request_row for item in items if item.request_row is not None]
         charge_rows = [row for item in items for row in item.charge_rows]
-        async with asyncio.timeout(self._write_timeout_s), self._store.engine.begin() as conn:
-            # In chunks within the one transaction: binding parameters runs on the event loop, and a
-            # chunk at a time keeps each stall short for the requests sharing it.
-            for statement, rows in ((self._insert_request, request_rows), (self._insert_charge, charge_rows)):
-                for start in range(0, len(rows), _CHUNK):
-                    await conn.execute(statement, rows[start : start + _CHUNK])
+        async with asyncio.timeout(self._write_timeout_s):
+            await self._backend.write(request_rows, charge_rows)
         self.written += len(request_rows)
         self.charges_written += len(charge_rows)
         self.batches += 1
