@@ -249,7 +249,8 @@ class Catalog:
 
         A profile needs the foundation model in every region it routes to; a global profile additionally
         needs the region-less ARN (``arn:aws:bedrock:::foundation-model/…``) that global cross-region
-        inference is authorised against; a bare foundation-model id needs it in the source region. Application-inference-profile ARNs and unknown ids give an empty tuple: what they
+        inference is authorised against; a bare foundation-model id needs it in the source region.
+        Application-inference-profile ARNs and unknown ids give an empty tuple: what they
         route to is only known to the customer's account. The profile's own ARN needs the account id, see
         ``inference_profile_arn``.
         """
