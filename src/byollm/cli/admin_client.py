@@ -7,12 +7,16 @@ machine. Only ``byollm admin bootstrap`` touches the database directly, because 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import typer
+from rich.console import Console
 
-__all__ = ["AdminApiError", "AdminClient"]
+__all__ = ["AdminApiError", "AdminClient", "api_session"]
 
 
 @dataclass
@@ -83,3 +87,23 @@ def _error_from(response: httpx.Response) -> AdminApiError:
         message=str(info.get("message", f"HTTP {response.status_code}")),
         remediation=str(info.get("remediation", "")),
     )
+
+
+@contextmanager
+def api_session(url: str, token: str, *, err: Console | None = None) -> Iterator[AdminClient]:
+    """An admin-API client for one CLI command; an API error ends the command with its class and remediation
+    on stderr (exit 1), a missing token with a hint (exit 2)."""
+    err = err or Console(stderr=True, highlight=False)
+    if not token:
+        err.print("[red]No token.[/] Pass --token or set BYOLLM_TOKEN (`byollm admin bootstrap` prints the first).")
+        raise typer.Exit(2)
+    client = AdminClient(url, token)
+    try:
+        yield client
+    except AdminApiError as exc:
+        err.print(f"[red]Error:[/] {exc.message} [dim]({exc.code})[/]")
+        if exc.remediation:
+            err.print(exc.remediation)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()

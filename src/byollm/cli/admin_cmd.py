@@ -7,15 +7,15 @@ Every command except ``bootstrap`` calls the admin API with the caller's token (
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from byollm.cli.admin_client import AdminApiError, AdminClient
+from byollm.cli.admin_client import AdminClient, api_session
 
 __all__ = ["register"]
 
@@ -46,21 +46,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(admin, name="admin")
 
 
-@contextmanager
-def _client(url: str, token: str) -> Iterator[AdminClient]:
-    if not token:
-        err.print("[red]No token.[/] Pass --token or set BYOLLM_TOKEN (`byollm admin bootstrap` prints the first).")
-        raise typer.Exit(2)
-    client = AdminClient(url, token)
-    try:
-        yield client
-    except AdminApiError as exc:
-        err.print(f"[red]Error:[/] {exc.message} [dim]({exc.code})[/]")
-        if exc.remediation:
-            err.print(exc.remediation)
-        raise typer.Exit(1) from None
-    finally:
-        client.close()
+def _client(url: str, token: str) -> AbstractContextManager[AdminClient]:
+    return api_session(url, token, err=err)
 
 
 def _show(data: Any, as_json: bool, columns: list[str] | None = None, title: str | None = None) -> None:

@@ -8,15 +8,14 @@ can be redirected into a file, and the notes on stderr. ``--json`` prints the wh
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from byollm.cli.admin_client import AdminApiError, AdminClient
+from byollm.cli.admin_client import AdminClient, api_session
 from byollm.cli.admin_cmd import DEFAULT_URL, AsJson, Team, Token, Url
 
 __all__ = ["register"]
@@ -42,21 +41,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(iam, name="iam")
 
 
-@contextmanager
-def _client(url: str, token: str) -> Iterator[AdminClient]:
-    if not token:
-        err.print("[red]No token.[/] Pass --token or set BYOLLM_TOKEN.")
-        raise typer.Exit(2)
-    client = AdminClient(url, token)
-    try:
-        yield client
-    except AdminApiError as exc:
-        err.print(f"[red]Error:[/] {exc.message} [dim]({exc.code})[/]")
-        if exc.remediation:
-            err.print(exc.remediation)
-        raise typer.Exit(1) from None
-    finally:
-        client.close()
+def _client(url: str, token: str) -> AbstractContextManager[AdminClient]:
+    return api_session(url, token, err=err)
 
 
 def _print(answer: Any, as_json: bool) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 import httpx
@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from byollm.cli.admin_client import AdminApiError, AdminClient
+from byollm.cli.admin_client import AdminClient, api_session
 
 __all__ = ["register"]
 
@@ -43,21 +43,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs, name="runs")
 
 
-@contextmanager
-def _client(url: str, token: str) -> Iterator[AdminClient]:
-    if not token:
-        err.print("[red]No token.[/] Pass --token or set BYOLLM_TOKEN.")
-        raise typer.Exit(2)
-    client = AdminClient(url, token)
-    try:
-        yield client
-    except AdminApiError as exc:
-        err.print(f"[red]Error:[/] {exc.message} [dim]({exc.code})[/]")
-        if exc.remediation:
-            err.print(exc.remediation)
-        raise typer.Exit(1) from None
-    finally:
-        client.close()
+def _client(url: str, token: str) -> AbstractContextManager[AdminClient]:
+    return api_session(url, token, err=err)
 
 
 def _show(data: Any, as_json: bool) -> None:
