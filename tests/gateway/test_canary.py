@@ -23,11 +23,8 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
-from sqlalchemy import text
 
-from byollm.store import Store
-from byollm.store.tables import Base
+from support.canary import LogRecords, canary_world, dump_database
 from support.stack import Stack, running_stack
 
 CANARY_KEYS = {
@@ -42,23 +39,9 @@ TOOL = {"name": "get_weather", "description": "weather",
 
 
 def _world() -> dict[str, Any]:
-    path = Path(__file__).resolve().parents[2] / "src" / "byollm" / "sim" / "default_world.yaml"
-    world = yaml.safe_load(path.read_text())
-    world["direct"]["anthropic"]["api_keys"] = [CANARY_KEYS["anthropic"], BYOK_ANTHROPIC]
-    world["direct"]["openai"]["api_keys"] = [CANARY_KEYS["openai"]]
-    world["direct"]["google"]["api_keys"] = [CANARY_KEYS["google"]]
-    return dict(world)
+    return canary_world({"anthropic": [CANARY_KEYS["anthropic"], BYOK_ANTHROPIC],
+                         "openai": [CANARY_KEYS["openai"]], "google": [CANARY_KEYS["google"]]})
 
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-        if record.exc_info:
-            self.lines.append(logging.Formatter().formatException(record.exc_info))
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_no_secret_reaches_a_log_row_response_metric_or_wrong_upstream(
     stack: Stack, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    records = _Records()
+    records = LogRecords()
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(records)
@@ -144,7 +127,7 @@ def test_no_secret_reaches_a_log_row_response_metric_or_wrong_upstream(
         "stderr": captured.err,
         "responses": "\n".join(seen),
         "metrics": metrics,
-        "database": _dump_database(stack),
+        "database": dump_database(stack),
     }
     hits = [(name, where) for name, value in secrets.items() for where, blob in places.items() if value in blob]
     assert hits == []
@@ -171,14 +154,3 @@ def test_no_secret_reaches_a_log_row_response_metric_or_wrong_upstream(
             assert not any(n.startswith(("x-byollm", "x-amz")) for n in names), entry["headers"]
     assert leaks == []
 
-
-def _dump_database(stack: Stack) -> str:
-    async def dump() -> str:
-        parts: list[str] = []
-        async with Store.from_settings(stack.settings) as store, store.engine.connect() as conn:
-            for table in Base.metadata.sorted_tables:
-                rows = (await conn.execute(text(f"SELECT * FROM {table.name}"))).all()
-                parts.extend(repr(tuple(row)) for row in rows)
-        return "\n".join(parts)
-
-    return asyncio.run(dump())

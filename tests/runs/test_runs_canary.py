@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
+from support.canary import LogRecords, canary_world, dump_database
 from support.oidc_stack import make_role, minted_tokens, running_oidc_stack
 from support.runs_stack import (
     RUN_SETTINGS,
@@ -42,22 +42,8 @@ PASTED = "sk-ant-CANARY0pasted0by0a0user000000000000001"
 
 
 def _world() -> dict[str, Any]:
-    path = Path(__file__).resolve().parents[2] / "src" / "byollm" / "sim" / "default_world.yaml"
-    world = yaml.safe_load(path.read_text())
-    for name, key in CANARY_KEYS.items():
-        world["direct"][name]["api_keys"] = [key]
-    return dict(world)
+    return canary_world({name: [key] for name, key in CANARY_KEYS.items()})
 
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-        if record.exc_info:
-            self.lines.append(logging.Formatter().formatException(record.exc_info))
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +54,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_no_secret_reaches_run_events_transcripts_logs_or_tables(
         stack: Stack, capfd: pytest.CaptureFixture[str]) -> None:
-    records = _Records()
+    records = LogRecords()
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(records)
@@ -128,28 +114,10 @@ def test_no_secret_reaches_run_events_transcripts_logs_or_tables(
     }
     places = {
         "logs": "\n".join(records.lines), "stdout": captured.out, "stderr": captured.err,
-        "responses": "\n".join(seen), "database": _dump_database(stack),
+        "responses": "\n".join(seen), "database": dump_database(stack),
     }
     hits = [(name, where) for name, value in secrets.items() if value
             for where, blob in places.items() if value in blob]
     assert hits == []
     assert "You said" in places["responses"] or "returned" in places["responses"]
 
-
-def _dump_database(stack: Stack) -> str:
-    import asyncio
-
-    from sqlalchemy import text
-
-    from byollm.store import Store
-    from byollm.store.tables import Base
-
-    async def dump() -> str:
-        parts: list[str] = []
-        async with Store.from_settings(stack.settings) as store, store.engine.connect() as conn:
-            for table in Base.metadata.sorted_tables:
-                rows = (await conn.execute(text(f"SELECT * FROM {table.name}"))).all()
-                parts.extend(repr(tuple(row)) for row in rows)
-        return "\n".join(parts)
-
-    return asyncio.run(dump())

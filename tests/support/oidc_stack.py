@@ -9,7 +9,6 @@ loop that shares the database with the server.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -17,15 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
-
-from byollm.api.app import create_app
-from byollm.api.serving import ServerThread, bind_socket, socket_url
-from byollm.control.bootstrap import bootstrap_operator
 from byollm.services import Services, build_services
 from byollm.settings import Settings
-from byollm.sim import SimServer
-from support.stack import ACCOUNT, KEK, Stack, world_provider_keys
+from support.stack import ACCOUNT, Stack, running_stack
 
 __all__ = ["INVOKE_POLICY", "make_role", "minted_tokens", "replica_services", "running_oidc_stack", "sts_calls"]
 
@@ -52,25 +45,9 @@ TEST_OIDC_SETTINGS: dict[str, Any] = {
 
 @contextmanager
 def running_oidc_stack(data_dir: Path, world: Any = None, **overrides: Any) -> Iterator[Stack]:
-    with SimServer(world) as sim:
-        sock = bind_socket()
-        url = socket_url(sock)
-        settings = Settings.for_data_dir(
-            data_dir, kek=KEK, allow_http_endpoints=True, public_url=url,
-            anthropic_base_url=f"{sim.url}/anthropic", openai_base_url=f"{sim.url}/openai/v1",
-            google_base_url=f"{sim.url}/google", sts_endpoint_url=sim.url, **{**TEST_OIDC_SETTINGS, **overrides},
-        )
-        boot = asyncio.run(bootstrap_operator(settings, email="operator@test"))
-        keys = world_provider_keys(sim)
-        with ServerThread(create_app(settings), sock=sock) as server, \
-                httpx.Client(base_url=server.url + "/api/v1", timeout=30,
-                             headers={"authorization": f"Bearer {boot.token}"}) as admin, \
-                httpx.Client(base_url=sim.url, timeout=30) as sim_http:
-            for provider, key in keys.items():
-                r = admin.put(f"/operator/provider-keys/{provider}", json={"api_key": key})
-                assert r.status_code == 200, r.text
-            yield Stack(sim=sim, url=server.url, settings=settings, operator=boot.token, admin=admin,
-                        sim_http=sim_http, provider_keys=keys)
+    """``running_stack`` with issuer timings fit for tests (keys publish at once, short caches)."""
+    with running_stack(data_dir, world, **{**TEST_OIDC_SETTINGS, **overrides}) as stack:
+        yield stack
 
 
 def make_role(stack: Stack, *, subjects: Sequence[str], max_session_duration: int = 3600,

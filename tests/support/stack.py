@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from byollm.api.app import create_app
-from byollm.api.serving import ServerThread
+from byollm.api.serving import ServerThread, bind_socket, socket_url
 from byollm.control.bootstrap import bootstrap_operator
 from byollm.credentials.delegated import (
     HEADER_ACCESS_KEY_ID,
@@ -157,14 +157,15 @@ def world_provider_keys(sim: SimServer) -> dict[str, str]:
 @contextmanager
 def running_stack(data_dir: Path, world: Any = None, **settings_overrides: Any) -> Iterator[Stack]:
     with SimServer(world) as sim:
+        sock = bind_socket()  # bound first: the server's own URL is the OIDC issuer the simulated STS trusts
         settings = Settings.for_data_dir(
-            data_dir, kek=KEK, allow_http_endpoints=True,
+            data_dir, kek=KEK, allow_http_endpoints=True, public_url=socket_url(sock),
             anthropic_base_url=f"{sim.url}/anthropic", openai_base_url=f"{sim.url}/openai/v1",
             google_base_url=f"{sim.url}/google", sts_endpoint_url=sim.url, **settings_overrides,
         )
         boot = asyncio.run(bootstrap_operator(settings, email="operator@test"))
         keys = world_provider_keys(sim)
-        with ServerThread(create_app(settings)) as server, \
+        with ServerThread(create_app(settings), sock=sock) as server, \
                 httpx.Client(base_url=server.url + "/api/v1", timeout=30,
                              headers={"authorization": f"Bearer {boot.token}"}) as admin, \
                 httpx.Client(base_url=sim.url, timeout=30) as sim_http:
