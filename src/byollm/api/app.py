@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from byollm import __version__
-from byollm.api import admin_routes, health_routes, inference_routes, oidc_routes, runs_routes
+from byollm.api import admin_routes, doctor_routes, health_routes, inference_routes, oidc_routes, runs_routes
 from byollm.api.errors import install_error_handlers
 from byollm.api.request_id import RequestIdMiddleware
 from byollm.panel import routes as panel_routes
@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     app.include_router(admin_routes.router)
     app.include_router(oidc_routes.router)
     app.include_router(runs_routes.router)
+    app.include_router(doctor_routes.router)
     app.include_router(panel_routes.router)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -1,5 +1,6 @@
-"""The terminal client's commands: ``login`` (``configure``), ``logout``, ``config``, ``chat``, ``ask``,
-``proxy`` and ``doctor --local``. Each parses, calls one function in ``byollm.client``, and renders."""
+"""The terminal client's commands: ``login`` (``configure``), ``logout``, ``config``, ``chat``, ``ask``
+and ``proxy`` (``doctor --local`` is in ``doctor_cmd``). Each parses, calls one function in ``byollm.client``,
+and renders."""
 
 from __future__ import annotations
 
@@ -170,25 +171,3 @@ def register(app: typer.Typer) -> None:
         say: Callable[[str], None] = lambda line: err.print(escape(line))  # noqa: E731
         with _context(profile) as ctx:
             serve_proxy(ctx, port=port or ctx.config.proxy_port, say=say)
-
-    @app.command("doctor")
-    def doctor(
-        local: Annotated[bool, typer.Option("--local", help="Check this machine (the only mode so far).")] = True,
-        profile: Profile = None,
-    ) -> None:
-        """Check credentials, region, account, gateway and each Bedrock model; name every failure's fix."""
-        from byollm.client.doctor import Check, Status, run_doctor
-
-        marks = {Status.OK: "[green]✓[/]", Status.WARN: "[yellow]![/]", Status.FAIL: "[red]✗[/]",
-                 Status.SKIP: "[dim]-[/]"}
-
-        def report(check: Check) -> None:
-            out.print(f"{marks[check.status]} [bold]{escape(check.name)}[/]: {escape(check.detail)}")
-            if check.code:
-                out.print(f"    error class: {escape(check.code)}")
-            if check.remediation and check.status != Status.OK:
-                out.print(f"    fix: {escape(check.remediation)}")
-
-        with _context(profile) as ctx:
-            ok = run_doctor(ctx, report)
-        raise typer.Exit(0 if ok else 1)

@@ -13,6 +13,7 @@ from byollm.cli import (
     client_cmd,
     db_cmd,
     demo_cmd,
+    doctor_cmd,
     iam_cmd,
     keys_cmd,
     runs_cmd,
@@ -33,6 +34,7 @@ sim_cmd.register(app)
 db_cmd.register(app)
 admin_cmd.register(app)
 client_cmd.register(app)
+doctor_cmd.register(app)
 keys_cmd.register(app)
 iam_cmd.register(app)
 runs_cmd.register(app)

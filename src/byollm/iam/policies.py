@@ -36,6 +36,7 @@ __all__ = [
     "OutputFormat",
     "oidc_provider_document",
     "permissions_policy_document",
+    "route_resources",
     "trust_policy_document",
 ]
 
@@ -218,6 +219,13 @@ def _route_resources(catalog: Catalog, model_id: str, upstream: str, region: str
     if ref.kind is ProfileKind.FOUNDATION_MODEL_ARN:
         return {upstream}
     return set(catalog.foundation_model_arns(upstream, region))
+
+
+def route_resources(catalog: Catalog, model_id: str, upstream: str, region: str, account: str) -> frozenset[str]:
+    """The resources one Bedrock route needs ``bedrock:InvokeModel*`` on: the doctor checks a role's policy
+    against exactly these, and ``permissions_policy_document`` grants exactly their union. Raises
+    ``InvalidValue`` for an upstream id that is not a profile, model id or Bedrock ARN."""
+    return frozenset(_route_resources(catalog, model_id, upstream, region, account))
 
 
 def permissions_policy_document(*, policy: TeamPolicy, catalog: Catalog, fmt: OutputFormat,

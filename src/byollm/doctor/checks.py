@@ -1,0 +1,335 @@
+"""The doctor's checks that judge IAM and Bedrock facts: pure functions from documents and answers to ``Check``s.
+
+Why separate from the service: these run in two places. The server runs them on policy documents an admin
+pasted into the panel (and, in tests, with an in-process reader); the ``byollm doctor`` CLI runs them on its
+own machine with what it read from AWS with the admin's credentials (``run_aws_checks``), then merges them
+into the server's report. Same code, same wording, same fixing documents.
+
+Each failing check names exactly what is wrong (the trust-policy condition that is false for byollm's token,
+each resource the permissions do not cover) and carries its error class's remediation and the documents
+that fix this configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from byollm.doctor.aws import AwsReader, AwsReadError, OidcProviderFacts
+from byollm.doctor.report import Check, DoctorInputs, ScopeInputs, failing, passing, skipped
+from byollm.errors import ErrorClass
+from byollm.iam.evaluate import MalformedPolicy, evaluate_identity, evaluate_trust
+from byollm.iam.policies import INVOKE_ACTIONS
+from byollm.policy.validate import InvalidValue, parse_role_arn
+
+__all__ = [
+    "logging_checks",
+    "model_account_checks",
+    "permissions_check",
+    "permissions_from_decisions",
+    "provider_check",
+    "role_account",
+    "run_aws_checks",
+    "trust_check",
+]
+
+TRUST = "Trust policy admits byollm's tokens"
+PERMISSIONS = "Permissions cover every enabled model's route"
+PROVIDER = "OIDC provider registered for byollm's issuer"
+
+
+def role_account(role_arn: str | None) -> tuple[str, str] | None:
+    """(partition, account) of a role ARN, or None when it is missing or invalid."""
+    if not role_arn:
+        return None
+    try:
+        parsed = parse_role_arn(role_arn)
+    except InvalidValue:
+        return None
+    return parsed.partition, parsed.account_id
+
+
+def _provider_arn(inputs: DoctorInputs, scope: ScopeInputs) -> str | None:
+    facts = role_account(scope.role_arn)
+    if facts is None or inputs.issuer_host is None:
+        return None
+    return f"arn:{facts[0]}:iam::{facts[1]}:oidc-provider/{inputs.issuer_host}"
+
+
+# --- trust policy ----------------------------------------------------------------------------------------------
+
+
+def trust_check(inputs: DoctorInputs, scope: ScopeInputs, document: Mapping[str, Any] | None, *,
+                source: str) -> Check:
+    """Evaluate ``document`` (the role's trust policy, from ``source``) for the tokens byollm mints for this
+    scope, with IAM's condition semantics; name each false condition or principal mismatch."""
+    cid, fixes = f"{scope.scope}.trust_policy", scope.fixes.get("trust_policy", {})
+    provider_arn = _provider_arn(inputs, scope)
+    host = inputs.issuer_host
+    if provider_arn is None or host is None:
+        return skipped(cid, TRUST, "needs a valid role ARN and byollm's public issuer URL", scope=scope.scope)
+    if document is None:
+        return failing(cid, TRUST, f"{scope.role_arn} has no trust policy ({source})",
+                       ErrorClass.ROLE_ASSUMPTION_FAILED, scope=scope.scope, fixes=fixes)
+    refused: list[str] = []
+    optional_refused: list[str] = []
+    admitted: list[str] = []
+    for purpose, subject in scope.subjects.items():
+        context = {f"{host}:sub": [subject], f"{host}:aud": [inputs.audience]}
+        try:
+            evaluation = evaluate_trust(document, principal=("Federated", provider_arn), context=context)
+        except MalformedPolicy as exc:
+            return failing(cid, TRUST, f"the trust policy of {scope.role_arn} ({source}) cannot be read: {exc}",
+                           ErrorClass.ROLE_ASSUMPTION_FAILED, scope=scope.scope, fixes=fixes)
+        if evaluation.allowed:
+            admitted.append(f"{purpose} (sub {subject})")
+            continue
+        line = f"{purpose} (sub {subject}, aud {inputs.audience}): " + "; ".join(evaluation.reasons())
+        (refused if subject in scope.required_subjects else optional_refused).append(line)
+    if refused:
+        detail = (f"the trust policy of {scope.role_arn} ({source}) refuses byollm's tokens for the federated"
+                  f" principal {provider_arn}: " + " | ".join(refused + optional_refused))
+        return failing(cid, TRUST, detail, ErrorClass.ROLE_ASSUMPTION_FAILED, scope=scope.scope, fixes=fixes)
+    if optional_refused:
+        detail = (f"the trust policy of {scope.role_arn} ({source}) admits {', '.join(admitted)} but refuses "
+                  + " | ".join(optional_refused))
+        return failing(cid, TRUST, detail, ErrorClass.ROLE_ASSUMPTION_FAILED, scope=scope.scope, fixes=fixes,
+                       status="warn")
+    return passing(cid, TRUST, f"the trust policy of {scope.role_arn} ({source}) admits {', '.join(admitted)}"
+                               f" from {provider_arn} with aud {inputs.audience}", scope=scope.scope)
+
+
+# --- permissions -----------------------------------------------------------------------------------------------
+
+
+def _needs(scope: ScopeInputs) -> dict[str, list[str]]:
+    """Resource -> the routes (``model via upstream``) that need it, in route order."""
+    needs: dict[str, list[str]] = {}
+    for route in scope.routes:
+        for resource in route.resources:
+            needs.setdefault(resource, []).append(f"{route.model} via {route.upstream}")
+    return needs
+
+
+def _permissions_verdict(scope: ScopeInputs, missing: Mapping[str, list[str]], source: str) -> Check:
+    cid, fixes = f"{scope.scope}.permissions", scope.fixes.get("permissions_policy", {})
+    needs = _needs(scope)
+    if not needs:
+        return skipped(cid, PERMISSIONS, "no Bedrock model is enabled for this team's region", scope=scope.scope)
+    if not missing:
+        return passing(cid, PERMISSIONS, f"{scope.role_arn} ({source}) allows {' and '.join(INVOKE_ACTIONS)} on all"
+                                         f" {len(needs)} resource(s) the enabled routes need", scope=scope.scope)
+    lines = [f"{resource} ({', '.join(actions)}; needed by {', '.join(needs.get(resource, []))})"
+             for resource, actions in missing.items()]
+    detail = f"the permissions of {scope.role_arn} ({source}) do not allow: " + "; ".join(lines)
+    return failing(cid, PERMISSIONS, detail, ErrorClass.INSUFFICIENT_PERMISSIONS, scope=scope.scope, fixes=fixes)
+
+
+def permissions_check(scope: ScopeInputs, documents: Sequence[Mapping[str, Any]], *, source: str) -> Check:
+    """Evaluate identity-policy ``documents`` for every action on every resource the scope's routes need."""
+    missing: dict[str, list[str]] = {}
+    try:
+        for resource in _needs(scope):
+            for action in INVOKE_ACTIONS:
+                evaluation = evaluate_identity(documents, action, resource)
+                if not evaluation.allowed:
+                    why = "explicit deny" if evaluation.decision == "explicitDeny" else "not allowed"
+                    missing.setdefault(resource, []).append(f"{action}: {why}")
+    except MalformedPolicy as exc:
+        return failing(f"{scope.scope}.permissions", PERMISSIONS, f"the permissions policy ({source}) cannot be"
+                       f" read: {exc}", ErrorClass.INSUFFICIENT_PERMISSIONS, scope=scope.scope,
+                       fixes=scope.fixes.get("permissions_policy", {}))
+    return _permissions_verdict(scope, missing, source)
+
+
+def permissions_from_decisions(scope: ScopeInputs, decisions: Mapping[tuple[str, str], str], *,
+                               source: str) -> Check:
+    """The same verdict from ``SimulatePrincipalPolicy`` answers (every policy attached to the role counts)."""
+    missing: dict[str, list[str]] = {}
+    for resource in _needs(scope):
+        for action in INVOKE_ACTIONS:
+            decision = decisions.get((action, resource), "implicitDeny")
+            if decision != "allowed":
+                missing.setdefault(resource, []).append(f"{action}: {decision}")
+    return _permissions_verdict(scope, missing, source)
+
+
+# --- OIDC provider -----------------------------------------------------------------------------------------------
+
+
+def provider_check(inputs: DoctorInputs, scope: ScopeInputs, facts: OidcProviderFacts | None) -> Check:
+    cid, fixes = f"{scope.scope}.oidc_provider", scope.fixes.get("oidc_provider", {})
+    provider_arn = _provider_arn(inputs, scope) or "?"
+    if facts is None:
+        return failing(cid, PROVIDER, f"no IAM OpenID Connect provider {provider_arn} exists for issuer"
+                                      f" {inputs.issuer_url} in the role's account",
+                       ErrorClass.OIDC_PROVIDER_MISSING, scope=scope.scope, fixes=fixes)
+    if inputs.audience not in facts.client_ids:
+        return failing(cid, PROVIDER, f"the OIDC provider {facts.arn} does not list the audience {inputs.audience}"
+                                      f" (its client IDs: {', '.join(facts.client_ids) or 'none'})",
+                       ErrorClass.OIDC_PROVIDER_MISSING, scope=scope.scope, fixes=fixes)
+    return passing(cid, PROVIDER, f"{facts.arn} lists the audience {inputs.audience}", scope=scope.scope)
+
+
+# --- models and logging (the account's Bedrock control plane) ----------------------------------------------------
+
+
+def model_account_checks(inputs: DoctorInputs, reader: AwsReader) -> list[Check]:
+    """Each enabled model offered to the account in the region (ListFoundationModels) and each system
+    profile it uses callable from there (GetInferenceProfile)."""
+    routes = {r.model: r for s in inputs.scopes for r in s.routes}
+    checks: list[Check] = []
+    title = "Model offered to the account in the team's region"
+    try:
+        offered = reader.foundation_models(inputs.region)
+    except AwsReadError as exc:
+        return [skipped(f"models.{m}.account", title, f"could not list Bedrock models in {inputs.region}:"
+                        f" {exc.code}", scope="account") for m in routes]
+    for model, route in routes.items():
+        cid = f"models.{model}.account"
+        if route.foundation_model_id and route.foundation_model_id not in offered:
+            checks.append(failing(cid, title, f"{route.foundation_model_id} ({model}) is not offered in"
+                                              f" {inputs.region} (ListFoundationModels)",
+                                  ErrorClass.REGION_MODEL_MISMATCH, scope="account"))
+            continue
+        if not route.upstream.startswith("arn:") and route.upstream != route.foundation_model_id:
+            try:
+                profile = reader.inference_profile(inputs.region, route.upstream)
+            except AwsReadError as exc:
+                checks.append(skipped(cid, title, f"could not read inference profile {route.upstream}: {exc.code}",
+                                      scope="account"))
+                continue
+            if profile is None:
+                checks.append(failing(cid, title, f"inference profile {route.upstream} ({model}) cannot be called"
+                                                  f" from {inputs.region} (GetInferenceProfile: not found)",
+                                      ErrorClass.REGION_MODEL_MISMATCH, scope="account"))
+                continue
+        checks.append(passing(cid, title, f"{route.upstream} ({model}) is offered in {inputs.region}", scope="account"))
+    return checks
+
+
+def logging_checks(inputs: DoctorInputs, reader: AwsReader) -> tuple[list[Check], str]:
+    """Whether model invocation logging is configured, and whether the doctor's test prompts are visible in
+    the log. Says plainly when the log cannot be read."""
+    title, seen_title = "Model invocation logging configured", "Test prompt visible in the invocation log"
+    try:
+        config = reader.invocation_logging(inputs.region)
+    except AwsReadError as exc:
+        return [skipped("account.invocation_logging", title, f"could not read the logging configuration in"
+                        f" {inputs.region}: {exc.code}", scope="account")], "unknown"
+    if not config:
+        return [Check(id="account.invocation_logging", title=title, status="warn", scope="account",
+                      detail=f"model invocation logging is not configured in {inputs.region}: Bedrock keeps no"
+                             " record of byollm's requests in your account",
+                      remediation="Turn on model invocation logging (Bedrock console → Settings) to CloudWatch Logs"
+                                  " or S3 if you want provider-side logs of each request.")], "disabled"
+    group = (config.get("cloudWatchConfig") or {}).get("logGroupName")
+    where = f"CloudWatch Logs group {group}" if group else "S3" if config.get("s3Config") else "a configured sink"
+    checks = [passing("account.invocation_logging", title, f"invocation logs go to {where} ({inputs.region})",
+                      scope="account")]
+    if not group:
+        checks.append(skipped("account.invocation_log", seen_title, f"invocation logs go to {where}; byollm reads"
+                              " CloudWatch Logs only", scope="account"))
+    elif not inputs.probe_request_ids:
+        checks.append(skipped("account.invocation_log", seen_title, "no test prompt was sent", scope="account"))
+    else:
+        marker = inputs.probe_request_ids[0]
+        try:
+            found = reader.invocation_log_has(inputs.region, group, marker)
+        except AwsReadError as exc:
+            checks.append(skipped("account.invocation_log", seen_title, f"could not read CloudWatch Logs group"
+                                  f" {group} ({exc.code}{': ' + exc.message[:160] if exc.message else ''}); look for"
+                                  f" request metadata byollm_request_id={marker}"
+                                  " there yourself", scope="account"))
+        else:
+            checks.append(passing("account.invocation_log", seen_title, f"found {marker} in {group}", scope="account")
+                          if found else Check(
+                              id="account.invocation_log", title=seen_title, status="warn", scope="account",
+                              detail=f"{marker} is not in {group} yet (delivery can take minutes); run the doctor"
+                                     " again later"))
+    return checks, "enabled"
+
+
+# --- everything the CLI reads ----------------------------------------------------------------------------------
+
+
+def _with_app_profiles(inputs: DoctorInputs, scope: ScopeInputs, reader: AwsReader) -> ScopeInputs:
+    """Application-profile routes with the resources the account says they use (GetInferenceProfile): the
+    profile and every foundation model it routes to, plus the region-less ARN when those span geographies
+    (a copy of a global profile)."""
+    routes = []
+    for route in scope.routes:
+        if ":application-inference-profile/" not in route.upstream:
+            routes.append(route)
+            continue
+        try:
+            profile = reader.inference_profile(inputs.region, route.upstream)
+        except AwsReadError:
+            profile = None
+        arns = [str(m.get("modelArn")) for m in (profile or {}).get("models", []) if isinstance(m, dict)]
+        if not arns:
+            routes.append(route)
+            continue
+        needed = {route.upstream, *arns}
+        if len({a.split(":")[3].split("-")[0] for a in arns}) > 1:
+            partition = route.upstream.split(":")[1]
+            needed.add(f"arn:{partition}:bedrock:::foundation-model/{route.foundation_model_id}")
+        routes.append(replace(route, resources=tuple(sorted(needed))))
+    return replace(scope, routes=tuple(routes))
+
+
+def run_aws_checks(inputs: DoctorInputs, reader: AwsReader) -> tuple[list[Check], str]:
+    """Every AWS-reading check for ``inputs``: per role, the OIDC provider, the trust policy (GetRole) and
+    the permissions (SimulatePrincipalPolicy); then the account's models and invocation logging.
+    Returns the checks and the invocation-logging state (``enabled``/``disabled``/``unknown``)."""
+    checks: list[Check] = []
+    try:
+        account = reader.caller_account()
+    except AwsReadError as exc:
+        account = None
+        checks.append(skipped("account.credentials", "Your AWS credentials", f"could not identify them: {exc.code}"
+                              " (sign in with `aws login` or set AWS_PROFILE)", scope="account"))
+    for scope in inputs.scopes:
+        facts = role_account(scope.role_arn)
+        if facts is None or scope.role_arn is None:
+            continue
+        if account is not None and account != facts[1]:
+            why = (f"your AWS credentials are for account {account}, the role {scope.role_arn} is in {facts[1]}:"
+                   " run the doctor with credentials of that account")
+            checks.extend(skipped(f"{scope.scope}.{what}", title, why, scope=scope.scope)
+                          for what, title in (("oidc_provider", PROVIDER), ("trust_policy", TRUST),
+                                              ("permissions", PERMISSIONS)))
+            continue
+        if inputs.issuer_host is not None:
+            try:
+                checks.append(provider_check(inputs, scope, reader.oidc_provider(facts[1], inputs.issuer_host)))
+            except AwsReadError as exc:
+                checks.append(skipped(f"{scope.scope}.oidc_provider", PROVIDER, f"could not read it: {exc.code}",
+                                      scope=scope.scope))
+        try:
+            document = reader.role_trust_policy(scope.role_arn)
+            checks.append(trust_check(inputs, scope, document, source="GetRole"))
+        except AwsReadError as exc:
+            error_class = ErrorClass.ROLE_ASSUMPTION_FAILED
+            if exc.code == "NoSuchEntity":
+                checks.append(failing(f"{scope.scope}.trust_policy", TRUST, f"the role {scope.role_arn} does not"
+                                      " exist (GetRole: NoSuchEntity): check the role ARN configured in byollm",
+                                      error_class, scope=scope.scope, fixes=scope.fixes.get("trust_policy", {})))
+            else:
+                checks.append(skipped(f"{scope.scope}.trust_policy", TRUST, f"could not read the role: {exc.code}",
+                                      scope=scope.scope))
+        role_arn = scope.role_arn
+        scope = _with_app_profiles(inputs, scope, reader)
+        resources = sorted({r for route in scope.routes for r in route.resources})
+        if resources:
+            try:
+                decisions = reader.simulate(role_arn, INVOKE_ACTIONS, resources)
+                checks.append(permissions_from_decisions(scope, decisions, source="SimulatePrincipalPolicy"))
+            except AwsReadError as exc:
+                checks.append(skipped(f"{scope.scope}.permissions", PERMISSIONS,
+                                      f"could not simulate the role's policies: {exc.code}", scope=scope.scope))
+    checks.extend(model_account_checks(inputs, reader))
+    logging, state = logging_checks(inputs, reader)
+    checks.extend(logging)
+    return checks, state
