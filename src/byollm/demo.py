@@ -347,4 +347,5 @@ def _summary(console: Console, results: list[StepResult]) -> None:
         table.add_row(r.title, "ok" if r.ok else "UNEXPECTED")
     console.print(table)
     console.print("Also built, not narrated here: the terminal client (`byollm login`, `chat`, `proxy`, `doctor"
-                  " --local`). Not built yet: the admin panel and its configuration doctor.")
+                  " --local`), the admin panel (/admin, sign in with an admin token) and the configuration doctor"
+                  " (`byollm doctor --team <team>`, or the panel's Validate page).")

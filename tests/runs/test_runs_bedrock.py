@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -75,7 +76,9 @@ def test_a_run_uses_the_team_role_and_a_named_agent_its_override(stack: Stack) -
     assert not [r for r in rows if r["bucket"] == "ai_credits"]
     assert sum(Decimal(str(r["credits"])) for r in rows if r["bucket"] == "platform") == 3
     assert [r for r in rows if r["bucket"] == "compute"]
-    logged = [r for r in stack.request_log(t.uid) if r["run_uid"]]
+    deadline = time.monotonic() + 5  # the request log is written in batches, off the run's path
+    while len(logged := [r for r in stack.request_log(t.uid) if r["run_uid"]]) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert len(logged) == 3 and {r["credential"] for r in logged} == {"web_identity"}
     assert {r["billing"] for r in logged} == {"customer_cloud"}
 

@@ -1,0 +1,247 @@
+"""The panel's plumbing: per-app state, templates, security headers, sign-in and CSRF gates, error pages.
+
+Why a custom route class and not middleware: ``api/app.py`` mounts the panel as one router, and every
+panel response (pages, redirects, error pages, the events stream) must carry the same security headers
+and turn a ``ByollmError`` into an HTML page with its remediation rather than the API's JSON. Wrapping the
+panel's route handlers does both without touching the API's behaviour.
+
+Headers on every panel response: a ``Content-Security-Policy`` that allows scripts, styles and forms from
+this origin only (no inline script), ``X-Frame-Options: DENY`` and ``frame-ancestors 'none'`` (no
+click-jacking), ``nosniff``, ``no-referrer`` and ``no-store`` (pages hold configuration, and one shows a
+new token). No CORS headers are ever sent, so other origins cannot read panel pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from byollm.api.auth import services_of
+from byollm.control.authz import Caller
+from byollm.errors import ByollmError, ErrorClass
+from byollm.panel.sessions import COOKIE_NAME, CSRF_FIELD, PanelSession, SessionStore
+from byollm.policy.types import Role
+from byollm.services import Services
+
+__all__ = [
+    "SECURITY_HEADERS",
+    "AdminPage",
+    "CsrfRefused",
+    "Form",
+    "PanelRoute",
+    "PanelState",
+    "SignInRequired",
+    "admin_page",
+    "panel_state",
+    "read_form",
+    "redirect",
+    "render",
+    "scrub",
+    "session_of",
+    "set_session_cookie",
+    "signed_in",
+]
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self';"
+       " object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS: Mapping[str, str] = {
+    "content-security-policy": CSP,
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "cross-origin-opener-policy": "same-origin",
+}
+MAX_FORM_BYTES = 256 * 1024
+_TOKEN_LIKE = re.compile(r"byo_[A-Za-z0-9_-]{8,}")
+
+
+def scrub(text: str) -> str:
+    """``text`` with anything shaped like a byollm token masked: error details may echo form input, and an
+    admin may paste a token into the wrong field; it must not come back in a page."""
+    return _TOKEN_LIKE.sub("byo_…(hidden)", text)
+
+
+class SignInRequired(Exception):
+    """No signed-in session: the wrapper redirects to the sign-in page."""
+
+
+class CsrfRefused(Exception):
+    """A POST without this session's CSRF token: refused with 403 before anything runs."""
+
+
+@dataclass
+class PanelState:
+    """What the panel keeps per app: its templates, its sessions, and the last invocation-logging finding
+    per team (so the Models page can repeat what Validate found without re-running the doctor)."""
+
+    templates: Environment
+    sessions: SessionStore
+    invocation_logging: dict[str, str] = field(default_factory=dict)
+
+
+def panel_state(request: Request) -> PanelState:
+    """The app's panel state, built on first use (``create_app`` builds nothing for the panel eagerly)."""
+    state: PanelState | None = getattr(request.app.state, "panel", None)
+    if state is None:
+        env = Environment(loader=PackageLoader("byollm.panel", "templates"),
+                          autoescape=select_autoescape(default=True, default_for_string=True),
+                          trim_blocks=True, lstrip_blocks=True)
+        state = PanelState(templates=env, sessions=SessionStore())
+        request.app.state.panel = state
+    return state
+
+
+def _secure(request: Request, services: Services | None) -> bool:
+    public = services.settings.public_url if services is not None else None
+    return request.url.scheme == "https" or bool(public and public.startswith("https://"))
+
+
+def set_session_cookie(request: Request, response: Response, session: PanelSession) -> None:
+    """HttpOnly, SameSite=Strict, scoped to /admin, Secure whenever the panel is reached over https; no
+    Max-Age (the browser forgets it on exit; the server expires it sooner)."""
+    services: Services | None = getattr(request.app.state, "services", None)
+    response.set_cookie(COOKIE_NAME, session.sid, httponly=True, samesite="strict", path="/admin",
+                        secure=_secure(request, services))
+
+
+def session_of(request: Request) -> PanelSession | None:
+    return panel_state(request).sessions.get(request.cookies.get(COOKIE_NAME))
+
+
+class Form:
+    """A parsed ``application/x-www-form-urlencoded`` body (checkboxes are present-or-absent)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+
+    def get(self, name: str, default: str = "") -> str:
+        for key, value in self._pairs:
+            if key == name:
+                return value
+        return default
+
+    def optional(self, name: str) -> str | None:
+        value = self.get(name).strip()
+        return value or None
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self._pairs if k == name]
+
+    def checked(self, name: str) -> bool:
+        return any(k == name for k, _ in self._pairs)
+
+
+async def read_form(request: Request) -> Form:
+    """Parse the form body and check its CSRF token against the session's; ``CsrfRefused`` otherwise."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise ByollmError(ErrorClass.INVALID_REQUEST, "the form is too large")
+    form = Form(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    session = session_of(request)
+    if session is None or not session.csrf_ok(form.get(CSRF_FIELD)):
+        raise CsrfRefused
+    return form
+
+
+@dataclass(frozen=True, slots=True)
+class AdminPage:
+    """A signed-in team admin on one of their team's pages."""
+
+    caller: Caller
+    session: PanelSession
+    team_uid: str
+    services: Services
+
+
+async def signed_in(request: Request) -> tuple[Caller, PanelSession]:
+    """The signed-in session and its caller (re-authenticated now, so revocation takes effect)."""
+    session = session_of(request)
+    if session is None or session.token is None:
+        raise SignInRequired
+    try:
+        caller = await services_of(request).control.authenticate(session.token)
+    except ByollmError:
+        panel_state(request).sessions.end(session.sid)
+        raise SignInRequired from None
+    return caller, session
+
+
+async def admin_page(request: Request, team_uid: str) -> AdminPage:
+    """FastAPI dependency for every team page: signed in, and an admin of ``team_uid``.
+
+    A member gets 403 with a clear message; someone outside the team gets the control plane's
+    ``not_found`` (team UIDs cannot be probed)."""
+    caller, session = await signed_in(request)
+    role = caller.role_in(team_uid)
+    if role is None:
+        raise ByollmError(ErrorClass.NOT_FOUND, "no such team", team=team_uid)
+    if role is not Role.ADMIN:
+        raise ByollmError(ErrorClass.FORBIDDEN,
+                          "the admin panel is for team admins; your role in this team is member."
+                          " Ask a team admin to change what you need, or use `byollm` with your own token.")
+    return AdminPage(caller=caller, session=session, team_uid=team_uid, services=services_of(request))
+
+
+def render(request: Request, template: str, *, status_code: int = 200, session: PanelSession | None = None,
+           **context: Any) -> HTMLResponse:
+    """Render a page with the session's CSRF token and pending flashes."""
+    session = session or session_of(request)
+    env = panel_state(request).templates
+    token = session.csrf if session else ""
+    csrf_input = Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, token)
+    html = env.get_template(template).render(
+        csrf_input=csrf_input,
+        flashes=session.take_flashes() if session else [], signed_in=bool(session and session.signed_in),
+        request_path=request.url.path, **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def redirect(path: str) -> RedirectResponse:
+    """A 303 to a panel path (post/redirect/get). Only local paths: no open redirects."""
+    safe = path if path.startswith("/admin") and "//" not in path else "/admin"
+    return RedirectResponse(quote(safe, safe="/?=&-_.~%"), status_code=303)
+
+
+def _error_page(request: Request, error: ByollmError) -> Response:
+    session = session_of(request)
+    return render(request, "error.html", status_code=error.status, session=session,
+                  title=error.error_class.title, code=error.error_class.code, detail=scrub(error.detail),
+                  remediation=error.error_class.remediation)
+
+
+Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class PanelRoute(APIRoute):
+    """Route class for every panel route: security headers on every response, HTML error pages."""
+
+    def get_route_handler(self) -> Endpoint:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                response = await original(request)
+            except SignInRequired:
+                response = redirect("/admin")
+            except CsrfRefused:
+                response = render(request, "error.html", status_code=403, title="Form refused",
+                                  code="csrf_refused",
+                                  detail="the form did not carry this session's CSRF token, so nothing changed",
+                                  remediation="Reload the page and submit the form again.")
+            except ByollmError as exc:
+                response = _error_page(request, exc)
+            for name, value in SECURITY_HEADERS.items():
+                response.headers[name] = value
+            return response
+
+        return handler

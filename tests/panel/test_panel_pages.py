@@ -1,0 +1,113 @@
+"""Each team page's forms do what they say through the control plane and the runs service (over HTTP)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from panel.conftest import PanelClient
+from support.admin_cast import Cast
+
+
+def _api(cast: Cast, path: str) -> object:
+    with cast.client(cast.operator) as op:
+        r = op.get(f"/teams/{cast.alpha}{path}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def _agent(cast: Cast, name: str) -> dict:  # type: ignore[type-arg]
+    agents = _api(cast, "/agents")
+    assert isinstance(agents, list)
+    return next(a for a in agents if a["name"] == name)
+
+
+def test_agents_are_created_edited_and_deleted(cast: Cast, panel: PanelClient) -> None:
+    panel.sign_in(cast.admin)
+    base = f"/admin/{cast.alpha}/agents"
+    arn = "arn:aws:iam::111122223333:role/agent-role"
+    name = f"bot-{secrets.token_hex(3)}"
+    r = panel.post(base, {"name": name, "role_mode": "custom", "role_arn": arn, "default_model": "claude-opus-4-7",
+                          "tools": "shell"})
+    assert r.status_code == 303
+    agent = _agent(cast, name)
+    assert (agent["role_arn_override"], agent["default_model"], agent["tools"]) == (arn, "claude-opus-4-7", ["shell"])
+    page = panel.get(base).text
+    assert f"Agent &#39;{name}&#39; created." in page and arn in page
+    # back to the team default role: the override is cleared even though the ARN field still holds it
+    panel.post(f"{base}/{agent['uid']}", {"name": name, "role_mode": "default", "role_arn": arn, "tools": ""})
+    assert _agent(cast, name)["role_arn_override"] is None
+    refused = panel.post(f"{base}/{agent['uid']}", {"name": name, "role_mode": "custom", "role_arn": ""})
+    assert refused.status_code == 303
+    assert "paste the custom role" in panel.get(base).text
+    panel.post(f"{base}/{agent['uid']}/delete", {})
+    assert all(a["name"] != name for a in _api(cast, "/agents"))  # type: ignore[attr-defined]
+
+
+def test_members_are_invited_promoted_and_removed_and_tokens_revoked(cast: Cast, panel: PanelClient) -> None:
+    panel.sign_in(cast.admin)
+    base = f"/admin/{cast.alpha}/members"
+    email = f"new-{secrets.token_hex(3)}@alpha.test"
+    assert panel.post(base, {"email": email, "display_name": "New", "role": "member"}).status_code == 303
+    members = _api(cast, "/members")
+    assert isinstance(members, list)
+    uid = next(m["user_uid"] for m in members if m["email"] == email)
+    panel.post(f"{base}/{uid}/role", {"role": "admin"})
+    assert any(m["email"] == email and m["role"] == "admin" for m in _api(cast, "/members"))  # type: ignore[attr-defined]
+    issued = panel.post(f"/admin/{cast.alpha}/tokens", {"name": "laptop", "subject": f"user:{uid}",
+                                                         "expires_in_days": "7"})
+    token_uid = re.search(r'/tokens/([A-Za-z0-9]+)/revoke"', issued.text)
+    assert token_uid, "the new token is listed with a revoke button"
+    tokens = _api(cast, "/tokens")
+    assert isinstance(tokens, list)
+    laptop = next(t for t in tokens if t["name"] == "laptop" and t["principal_uid"] == uid)
+    assert panel.post(f"/admin/{cast.alpha}/tokens/{laptop['uid']}/revoke", {}).status_code == 303
+    assert next(t for t in _api(cast, "/tokens") if t["uid"] == laptop["uid"])["revoked_at"]  # type: ignore[attr-defined]
+    panel.post(f"{base}/{uid}/remove", {})
+    assert all(m["email"] != email for m in _api(cast, "/members"))  # type: ignore[attr-defined]
+    assert "Member removed" in panel.get(base).text
+
+
+def test_the_audit_log_lists_panel_changes(cast: Cast, panel: PanelClient) -> None:
+    panel.sign_in(cast.admin)
+    panel.post(f"/admin/{cast.alpha}/models/bedrock", {"region": "us-west-2"})
+    page = panel.get(f"/admin/{cast.alpha}/audit").text
+    assert "bedrock.update" in page and cast.admin_uid in page and "us-west-2" in page
+    panel.post(f"/admin/{cast.alpha}/models/bedrock", {"region": "us-east-1"})
+
+
+def test_runs_are_started_watched_steered_and_cancelled(cast: Cast, panel: PanelClient) -> None:
+    panel.sign_in(cast.admin)
+    with cast.client(cast.operator) as op:
+        assert op.patch(f"/teams/{cast.alpha}/settings", json={"platform_credits": 100}).status_code == 200
+    r = panel.post(f"/admin/{cast.alpha}/runs", {"prompt": "hello", "model": "gpt-5"})
+    assert r.status_code == 303
+    run_path = r.headers["location"]
+    run_uid = run_path.rsplit("/", 1)[1]
+    page = panel.get(run_path).text
+    assert run_uid in page and "prompt" in page
+    assert run_uid in panel.get(f"/admin/{cast.alpha}/runs").text
+    steer = panel.post(f"{run_path}/steer", {"message": "be brief"})
+    assert steer.status_code == 303
+    assert panel.post(f"{run_path}/cancel", {}).status_code == 303
+    with panel.http.stream("GET", f"{run_path}/events") as stream:  # the run has ended: the stream closes
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.headers["x-frame-options"] == "DENY"
+        body = stream.read().decode()
+    assert "event: run" in body and '"kind":"steer"' in body and body.rstrip().endswith("data: {}")
+    assert '"kind":"cancel_requested"' in body
+
+
+def test_validate_refuses_a_pasted_document_that_is_not_json(cast: Cast, panel: PanelClient) -> None:
+    panel.sign_in(cast.admin)
+    r = panel.post(f"/admin/{cast.alpha}/validate", {"trust_policy": "{not json"})
+    assert r.status_code == 200
+    assert "trust_policy: not valid JSON" in r.text and "{not json" in r.text
+
+
+def test_static_files_are_served_and_nothing_else(cast: Cast, panel: PanelClient) -> None:
+    css = panel.get("/admin/_static/panel.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert panel.get("/admin/_static/run-events.js").headers["content-type"].startswith("text/javascript")
+    for name in ("..%2Froutes.py", "routes.py", ".hidden.css", "missing.css"):
+        assert panel.get(f"/admin/_static/{name}").status_code == 404
