@@ -159,6 +159,11 @@ class ErrorClass(Enum):
         "Fix the request as the message describes; resending it unchanged will fail again.",
         fails_over=False, retryable=False,
     )
+    PAYLOAD_TOO_LARGE = _ClassInfo(
+        "payload_too_large", 413, "Request too large",
+        "Send a smaller request; the operator sets the limit with BYOLLM_MAX_BODY_BYTES.",
+        fails_over=False, retryable=False,
+    )
     # --- byollm's own API ----------------------------------------------------------------------------
     UNAUTHENTICATED = _ClassInfo(
         "unauthenticated", 401, "Missing or invalid byollm token",

@@ -17,6 +17,7 @@ from typing import Any
 
 from byollm.catalog.loader import load_catalog
 from byollm.catalog.types import Catalog
+from byollm.control.attempts import FailedAttemptLimiter
 from byollm.control.service import ControlService
 from byollm.credentials.delegated import AccountChecker
 from byollm.credentials.log_guard import silence_credential_debug_logs
@@ -60,6 +61,7 @@ class Services:
     gateway: Gateway
     oidc: OidcServices | None = None
     runs: RunServices | None = None
+    attempts: FailedAttemptLimiter = field(default_factory=FailedAttemptLimiter)
     doctor: Any = None  # byollm.doctor: the configuration doctor (built by ``doctor.wiring.build_doctor``)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -151,6 +153,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
                                operator_keys=operator_keys),
         policies=policies, operator_keys=operator_keys, pool=pool, request_log=request_log, metrics=metrics,
         gateway=gateway, oidc=oidc, runs=await build_runs(settings, store, gateway, oidc),
+        attempts=FailedAttemptLimiter(limit=settings.failed_token_limit),
     )
     services.doctor = build_doctor(settings=settings, store=store, catalog=catalog, oidc=oidc, gateway=gateway,
                                    control=services.control, pool=pool)

@@ -36,6 +36,9 @@ Environment variables (all optional):
   default 30), ``BYOLLM_RUN_TOOL_OUTPUT_BYTES`` (tool output kept, default 16384), ``BYOLLM_RUN_USER_TOOLS``
   (comma-separated tools a run without a named agent may request; default none) and
   ``BYOLLM_RUN_WORKDIR`` (per-run working directories; default ``<data dir>/runs``).
+- ``BYOLLM_FAILED_TOKEN_LIMIT`` (default 20): failed token attempts one client address may make per minute
+  before it must wait (0 turns the limit off); ``BYOLLM_MAX_BODY_BYTES`` (default 32 MiB): the largest
+  request body byollm reads.
 - ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
   revocation reaches other replicas within this time.
 
@@ -113,6 +116,8 @@ class Settings:
     google_base_url: str = "https://generativelanguage.googleapis.com"
     sts_endpoint_url: str | None = None
     request_deadline_s: float = 600.0
+    failed_token_limit: int = 20
+    max_body_bytes: int = 32 * 1024 * 1024
     attempt_timeout_s: float = 300.0
     run_worker_embedded: bool = True
     run_worker_concurrency: int = 4
@@ -160,6 +165,8 @@ class Settings:
             google_base_url=env.get("BYOLLM_GOOGLE_BASE_URL") or "https://generativelanguage.googleapis.com",
             sts_endpoint_url=env.get("BYOLLM_STS_ENDPOINT_URL") or None,
             request_deadline_s=float(env.get("BYOLLM_REQUEST_DEADLINE_SECONDS") or 600.0),
+            failed_token_limit=int(env.get("BYOLLM_FAILED_TOKEN_LIMIT") or 20),
+            max_body_bytes=int(env.get("BYOLLM_MAX_BODY_BYTES") or 32 * 1024 * 1024),
             attempt_timeout_s=float(env.get("BYOLLM_ATTEMPT_TIMEOUT_SECONDS") or 300.0),
             run_worker_embedded=_flag(env.get("BYOLLM_RUN_WORKER_EMBEDDED") or "1"),
             run_worker_concurrency=int(env.get("BYOLLM_RUN_WORKER_CONCURRENCY") or 4),

@@ -12,7 +12,7 @@ from byollm.control.authz import Caller
 from byollm.errors import ByollmError, ErrorClass
 from byollm.services import Services
 
-__all__ = ["current_caller", "services_of", "token_from_headers"]
+__all__ = ["authenticate_request", "current_caller", "services_of", "token_from_headers"]
 
 
 def token_from_headers(authorization: str | None, api_key: str | None) -> str | None:
@@ -30,9 +30,23 @@ def services_of(request: Request) -> Services:
     return services
 
 
+async def authenticate_request(request: Request, token: str) -> Caller:
+    """The caller behind ``token``; failed attempts are counted per client address, and a client with too
+    many in the window is refused before any lookup (``too_many_attempts``)."""
+    services = services_of(request)
+    client = request.client.host if request.client else None
+    services.attempts.check(client)
+    try:
+        return await services.control.authenticate(token)
+    except ByollmError as error:
+        if error.error_class is ErrorClass.UNAUTHENTICATED:
+            services.attempts.failed(client)
+        raise
+
+
 async def current_caller(request: Request) -> Caller:
     """FastAPI dependency: the authenticated caller, or ``unauthenticated``."""
     token = token_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
     if token is None:
         raise ByollmError(ErrorClass.UNAUTHENTICATED, "no byollm token in the request")
-    return await services_of(request).control.authenticate(token)
+    return await authenticate_request(request, token)

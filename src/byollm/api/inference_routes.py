@@ -16,7 +16,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from byollm.api.auth import services_of, token_from_headers
+from byollm.api.auth import authenticate_request, services_of, token_from_headers
 from byollm.api.request_id import request_id_of, request_started_of
 from byollm.control.authz import Caller, PrincipalKind
 from byollm.credentials.delegated import is_secure_transport, parse_delegated_headers
@@ -37,7 +37,6 @@ __all__ = ["router"]
 router = APIRouter(tags=["inference"])
 
 BYOK_HEADERS = {host: f"x-byollm-byok-{host.value}" for host in Host if host.is_direct}
-MAX_BODY_BYTES = 32 * 1024 * 1024
 _HEADER_SAFE = re.compile(r"[^\x20-\x7e]")
 
 _MESSAGES_SCHEMA: dict[str, Any] = {
@@ -78,7 +77,7 @@ async def _context(request: Request, services: Services, api: str) -> InferenceC
     token = token_from_headers(headers.get("authorization"), headers.get("x-api-key"))
     if token is None:
         raise ByollmError(ErrorClass.UNAUTHENTICATED, "no byollm token in the request")
-    caller = await services.control.authenticate(token)
+    caller = await authenticate_request(request, token)
     team_uid = _team_for(caller, headers.get("x-byollm-team"))
     policy = await services.policies.get(team_uid)
     client_host = request.client.host if request.client else None
@@ -101,9 +100,7 @@ async def _context(request: Request, services: Services, api: str) -> InferenceC
 
 
 async def _json_body(request: Request) -> tuple[dict[str, Any], int]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ByollmError(ErrorClass.INVALID_REQUEST, f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    raw = await request.body()  # its size is bounded by BodyLimitMiddleware
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -22,7 +22,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from byollm.api.auth import services_of
+from byollm.api.auth import authenticate_request, services_of
 from byollm.control.authz import PrincipalKind
 from byollm.errors import ByollmError, ErrorClass
 from byollm.panel import charts
@@ -120,7 +120,7 @@ async def sign_in(request: Request, form: FormDep) -> Response:
     old = session_of(request)
     assert old is not None  # read_form checked the CSRF token against it
     try:
-        caller = await services_of(request).control.authenticate(form.get("token").strip())
+        caller = await authenticate_request(request, form.get("token").strip())
         if caller.kind is not PrincipalKind.USER:
             raise ByollmError(ErrorClass.FORBIDDEN, "agent tokens cannot sign in to the admin panel")
     except ByollmError as exc:
