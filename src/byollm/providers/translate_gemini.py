@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from byollm.errors import ByollmError, ErrorClass
+from byollm.providers.canonical import content_blocks, invalid, unsupported
 
 __all__ = [
     "GeminiStreamToCanonical",
@@ -58,28 +58,10 @@ def _new_tool_id() -> str:
     return "toolu_" + secrets.token_hex(12)
 
 
-def _invalid(field: str, why: str) -> ByollmError:
-    """A malformed conversation, invalid for any provider: the caller must fix it."""
-    return ByollmError(ErrorClass.INVALID_REQUEST, f"{field}: {why}", field=field)
-
-
-def _unsupported(field: str, why: str) -> ByollmError:
-    """A canonical request a Gemini model cannot take: this route is skipped, the next may serve it."""
-    return ByollmError(ErrorClass.UNSUPPORTED_BY_ROUTE, f"{field}: {why}", field=field)
-
-
-def _blocks(content: Any) -> list[Mapping[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if isinstance(content, list):
-        return [b for b in content if isinstance(b, Mapping)]
-    return []
-
-
 def _media_part(block: Mapping[str, Any], field: str) -> dict[str, Any]:
     source = block.get("source")
     if not isinstance(source, Mapping):
-        raise _unsupported(field, "a source is required")
+        raise unsupported(field, "a source is required")
     if source.get("type") == "base64":
         return {"inlineData": {"mimeType": str(source.get("media_type", "")), "data": str(source.get("data", ""))}}
     if source.get("type") == "url":
@@ -88,19 +70,19 @@ def _media_part(block: Mapping[str, Any], field: str) -> dict[str, Any]:
         return {"fileData": {"mimeType": mime, "fileUri": url}}
     if source.get("type") == "text":
         return {"text": str(source.get("data", ""))}
-    raise _unsupported(field, f"source type {source.get('type')!r} cannot be sent to a Gemini model")
+    raise unsupported(field, f"source type {source.get('type')!r} cannot be sent to a Gemini model")
 
 
 def _result_parts(block: Mapping[str, Any], name: str, field: str) -> list[dict[str, Any]]:
     texts: list[str] = []
     media: list[dict[str, Any]] = []
-    for index, inner in enumerate(_blocks(block.get("content"))):
+    for index, inner in enumerate(content_blocks(block.get("content"))):
         if inner.get("type") == "text":
             texts.append(str(inner.get("text", "")))
         elif inner.get("type") in ("image", "document"):
             media.append(_media_part(inner, f"{field}.content.{index}"))
         else:
-            raise _unsupported(f"{field}.content.{index}", "a tool result may hold text, images and documents only")
+            raise unsupported(f"{field}.content.{index}", "a tool result may hold text, images and documents only")
     key = "error" if block.get("is_error") else "result"
     response: dict[str, Any] = {"name": name, "response": {key: "\n".join(texts)}}
     if block.get("tool_use_id"):
@@ -126,14 +108,14 @@ def _parts(blocks: list[Mapping[str, Any]], names: dict[str, str], field: str) -
         elif kind == "tool_result":
             tool_use_id = str(block.get("tool_use_id", ""))
             if tool_use_id not in names:
-                raise _invalid(where, "tool_result refers to a tool_use that is not in the conversation")
+                raise invalid(where, "tool_result refers to a tool_use that is not in the conversation")
             parts.extend(_result_parts(block, names[tool_use_id], where))
         elif kind in ("image", "document"):
             parts.append(_media_part(block, where))
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise _unsupported(where, f"content block type {kind!r} cannot be sent to a Gemini model")
+            raise unsupported(where, f"content block type {kind!r} cannot be sent to a Gemini model")
     return parts
 
 
@@ -142,7 +124,7 @@ def _contents(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     contents: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         role = "model" if message.get("role") == "assistant" else "user"
-        parts = _parts(_blocks(message.get("content")), names, f"messages.{index}.content")
+        parts = _parts(content_blocks(message.get("content")), names, f"messages.{index}.content")
         if not parts:
             continue
         if contents and contents[-1]["role"] == role:
@@ -155,7 +137,7 @@ def _contents(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _system_instruction(system: Any) -> dict[str, Any] | None:
     if isinstance(system, str):
         return {"parts": [{"text": system}]} if system else None
-    texts = [str(b.get("text", "")) for b in _blocks(system) if b.get("type") == "text" and b.get("text")]
+    texts = [str(b.get("text", "")) for b in content_blocks(system) if b.get("type") == "text" and b.get("text")]
     return {"parts": [{"text": t} for t in texts]} if texts else None
 
 
@@ -163,7 +145,7 @@ def _tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     declarations = []
     for index, tool in enumerate(tools):
         if tool.get("type") not in (None, "custom"):
-            raise _unsupported(f"tools.{index}", f"server tool {tool.get('type')!r} cannot be used by a Gemini model")
+            raise unsupported(f"tools.{index}", f"server tool {tool.get('type')!r} cannot be used by a Gemini model")
         declaration: dict[str, Any] = {
             "name": str(tool.get("name", "")),
             "parametersJsonSchema": tool.get("input_schema") or {"type": "object", "properties": {}},

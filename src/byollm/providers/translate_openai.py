@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from byollm.errors import ByollmError, ErrorClass
+from byollm.providers.canonical import content_blocks, invalid, unsupported
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -69,27 +69,10 @@ _FINISH_TO_STOP: Mapping[str, str] = {
 }
 
 
-def _invalid(field: str, why: str) -> ByollmError:
-    return ByollmError(ErrorClass.INVALID_REQUEST, f"{field}: {why}", field=field)
-
-
-def _unsupported(field: str, why: str) -> ByollmError:
-    """A canonical request an OpenAI model cannot take: this route is skipped, the next may serve it."""
-    return ByollmError(ErrorClass.UNSUPPORTED_BY_ROUTE, f"{field}: {why}", field=field)
-
-
-def _blocks(content: Any) -> list[Mapping[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if isinstance(content, list):
-        return [b for b in content if isinstance(b, Mapping)]
-    return []
-
-
 def _system_text(system: Any) -> str:
     if isinstance(system, str):
         return system
-    return "\n\n".join(str(b.get("text", "")) for b in _blocks(system) if b.get("type") == "text")
+    return "\n\n".join(str(b.get("text", "")) for b in content_blocks(system) if b.get("type") == "text")
 
 
 def _dumps(value: Any) -> str:
@@ -106,13 +89,13 @@ def _dumps(value: Any) -> str:
 def _image_part(block: Mapping[str, Any], field: str) -> dict[str, Any]:
     source = block.get("source")
     if not isinstance(source, Mapping):
-        raise _unsupported(field, "an image needs a source")
+        raise unsupported(field, "an image needs a source")
     if source.get("type") == "base64":
         url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
     elif source.get("type") == "url":
         url = str(source.get("url", ""))
     else:
-        raise _unsupported(field, f"image source type {source.get('type')!r} cannot be sent to an OpenAI model")
+        raise unsupported(field, f"image source type {source.get('type')!r} cannot be sent to an OpenAI model")
     return {"type": "image_url", "image_url": {"url": url}}
 
 
@@ -123,7 +106,7 @@ def _document_part(block: Mapping[str, Any], field: str) -> dict[str, Any]:
     if isinstance(source, Mapping) and source.get("type") == "base64":
         data = f"data:{source.get('media_type', 'application/pdf')};base64,{source.get('data', '')}"
         return {"type": "file", "file": {"file_data": data, "filename": str(block.get("title") or "document.pdf")}}
-    raise _unsupported(field, "this document source cannot be sent to an OpenAI model")
+    raise unsupported(field, "this document source cannot be sent to an OpenAI model")
 
 
 def _user_part(block: Mapping[str, Any], field: str) -> dict[str, Any] | None:
@@ -136,20 +119,20 @@ def _user_part(block: Mapping[str, Any], field: str) -> dict[str, Any] | None:
         return _document_part(block, field)
     if kind in ("thinking", "redacted_thinking"):
         return None
-    raise _unsupported(field, f"content block type {kind!r} cannot be sent to an OpenAI model")
+    raise unsupported(field, f"content block type {kind!r} cannot be sent to an OpenAI model")
 
 
 def _tool_message(block: Mapping[str, Any], field: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A ``tool_result`` block as a tool message, plus image parts OpenAI only takes in a user message."""
     texts: list[str] = []
     images: list[dict[str, Any]] = []
-    for index, inner in enumerate(_blocks(block.get("content"))):
+    for index, inner in enumerate(content_blocks(block.get("content"))):
         if inner.get("type") == "text":
             texts.append(str(inner.get("text", "")))
         elif inner.get("type") == "image":
             images.append(_image_part(inner, f"{field}.content.{index}"))
         else:
-            raise _unsupported(f"{field}.content.{index}", "a tool result may hold text and images only")
+            raise unsupported(f"{field}.content.{index}", "a tool result may hold text and images only")
     text = "\n".join(texts)
     if block.get("is_error"):
         text = f"Error: {text}"
@@ -173,7 +156,7 @@ def _assistant_message(blocks: list[Mapping[str, Any]], field: str) -> dict[str,
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise _unsupported(f"{field}.{index}", f"content block type {kind!r} cannot be sent to an OpenAI model")
+            raise unsupported(f"{field}.{index}", f"content block type {kind!r} cannot be sent to an OpenAI model")
     if not texts and not calls:
         return None
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
@@ -192,7 +175,7 @@ def _openai_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
         role = message.get("role")
         content = message.get("content")
         if role == "assistant":
-            translated = _assistant_message(_blocks(content), field)
+            translated = _assistant_message(content_blocks(content), field)
             if translated is not None:
                 out.append(translated)
             continue
@@ -200,7 +183,7 @@ def _openai_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
             out.append({"role": "user", "content": content})
             continue
         parts: list[dict[str, Any]] = []
-        for b_index, block in enumerate(_blocks(content)):
+        for b_index, block in enumerate(content_blocks(content)):
             if block.get("type") == "tool_result":
                 tool, images = _tool_message(block, f"{field}.{b_index}")
                 out.append(tool)
@@ -219,7 +202,7 @@ def _openai_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for index, tool in enumerate(tools):
         if tool.get("type") not in (None, "custom"):
-            raise _unsupported(f"tools.{index}", f"server tool {tool.get('type')!r} cannot be used by an OpenAI model")
+            raise unsupported(f"tools.{index}", f"server tool {tool.get('type')!r} cannot be used by an OpenAI model")
         function: dict[str, Any] = {
             "name": str(tool.get("name", "")),
             "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
@@ -461,21 +444,21 @@ _UNSUPPORTED_TRUTHY = ("logprobs", "top_logprobs", "logit_bias", "audio", "predi
                        "function_call", "web_search_options")
 
 
-def _refuse_unsupported(req: Mapping[str, Any]) -> None:
+def _refuseunsupported(req: Mapping[str, Any]) -> None:
     if req.get("n") not in (None, 1):
-        raise _invalid("n", "only one choice (n=1) is supported")
+        raise invalid("n", "only one choice (n=1) is supported")
     for field in _UNSUPPORTED_TRUTHY:
         if req.get(field):
-            raise _invalid(field, "not supported by this gateway")
+            raise invalid(field, "not supported by this gateway")
     for field in ("presence_penalty", "frequency_penalty"):
         if req.get(field):
-            raise _invalid(field, "only 0 is supported")
+            raise invalid(field, "only 0 is supported")
     response_format = req.get("response_format")
     if isinstance(response_format, Mapping) and response_format.get("type") not in (None, "text"):
-        raise _invalid("response_format", "only the text format is supported")
+        raise invalid("response_format", "only the text format is supported")
     modalities = req.get("modalities")
     if modalities and set(modalities) != {"text"}:
-        raise _invalid("modalities", "only text output is supported")
+        raise invalid("modalities", "only text output is supported")
 
 
 def _content_parts(content: Any, field: str) -> list[dict[str, Any]]:
@@ -485,7 +468,7 @@ def _content_parts(content: Any, field: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     if not isinstance(content, list):
-        raise _invalid(field, "expected a string or an array of content parts")
+        raise invalid(field, "expected a string or an array of content parts")
     blocks: list[dict[str, Any]] = []
     for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, Mapping) else None
@@ -498,19 +481,19 @@ def _content_parts(content: Any, field: str) -> list[dict[str, Any]]:
         elif kind == "file":
             blocks.append(_file_block(part.get("file"), f"{field}[{index}]"))
         else:
-            raise _invalid(f"{field}[{index}]", f"content part type {kind!r} is not supported")
+            raise invalid(f"{field}[{index}]", f"content part type {kind!r} is not supported")
     return blocks
 
 
 def _image_block(image: Any, field: str) -> dict[str, Any]:
     url = image.get("url") if isinstance(image, Mapping) else image
     if not isinstance(url, str) or not url:
-        raise _invalid(field, "image_url.url is required")
+        raise invalid(field, "image_url.url is required")
     if url.startswith("data:"):
         header, _, data = url[5:].partition(",")
         media_type, _, encoding = header.partition(";")
         if encoding != "base64" or not data:
-            raise _invalid(field, "data URLs must be base64")
+            raise invalid(field, "data URLs must be base64")
         return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
     return {"type": "image", "source": {"type": "url", "url": url}}
 
@@ -518,7 +501,7 @@ def _image_block(image: Any, field: str) -> dict[str, Any]:
 def _file_block(file: Any, field: str) -> dict[str, Any]:
     data = file.get("file_data") if isinstance(file, Mapping) else None
     if not isinstance(data, str) or not data.startswith("data:"):
-        raise _invalid(field, "only inline file_data (a base64 data URL) is supported")
+        raise invalid(field, "only inline file_data (a base64 data URL) is supported")
     header, _, payload = data[5:].partition(",")
     media_type = header.partition(";")[0] or "application/pdf"
     return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": payload}}
@@ -546,10 +529,10 @@ def _canonical_tools(tools: Any) -> list[dict[str, Any]]:
     out = []
     for index, tool in enumerate(tools or ()):
         if not isinstance(tool, Mapping) or tool.get("type", "function") != "function":
-            raise _invalid(f"tools[{index}]", "only function tools are supported")
+            raise invalid(f"tools[{index}]", "only function tools are supported")
         function = tool.get("function")
         if not isinstance(function, Mapping) or not function.get("name"):
-            raise _invalid(f"tools[{index}].function.name", "required")
+            raise invalid(f"tools[{index}].function.name", "required")
         entry: dict[str, Any] = {
             "name": str(function["name"]),
             "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
@@ -571,7 +554,7 @@ def _canonical_tool_choice(choice: Any) -> dict[str, Any] | None:
         return {"type": "any"}
     if isinstance(choice, Mapping) and isinstance(choice.get("function"), Mapping):
         return {"type": "tool", "name": str(choice["function"].get("name", ""))}
-    raise _invalid("tool_choice", "expected auto, none, required or a function")
+    raise invalid("tool_choice", "expected auto, none, required or a function")
 
 
 def _number(req: Mapping[str, Any], field: str, *, integer: bool = False) -> Any:
@@ -580,10 +563,10 @@ def _number(req: Mapping[str, Any], field: str, *, integer: bool = False) -> Any
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise _invalid(field, "expected a non-negative number")
+        raise invalid(field, "expected a non-negative number")
     if integer:
         if int(value) != value or value < 1:
-            raise _invalid(field, "expected a positive integer")
+            raise invalid(field, "expected a positive integer")
         return int(value)
     return value
 
@@ -593,16 +576,16 @@ def openai_request_to_canonical(req: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises ``ByollmError(INVALID_REQUEST)`` naming the field for what cannot be served faithfully.
     """
-    _refuse_unsupported(req)
+    _refuseunsupported(req)
     raw_messages = req.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
-        raise _invalid("messages", "a non-empty array is required")
+        raise invalid("messages", "a non-empty array is required")
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for index, message in enumerate(raw_messages):
         field = f"messages[{index}]"
         if not isinstance(message, Mapping):
-            raise _invalid(field, "expected an object")
+            raise invalid(field, "expected an object")
         role = message.get("role")
         if role in ("system", "developer"):
             if text := _text_of(message.get("content")):
@@ -614,11 +597,11 @@ def openai_request_to_canonical(req: Mapping[str, Any]) -> dict[str, Any]:
             for c_index, call in enumerate(message.get("tool_calls") or ()):
                 function = call.get("function") if isinstance(call, Mapping) else None
                 if not isinstance(function, Mapping):
-                    raise _invalid(f"{field}.tool_calls[{c_index}]", "a function call is required")
+                    raise invalid(f"{field}.tool_calls[{c_index}]", "a function call is required")
                 try:
                     arguments = orjson.loads(function.get("arguments") or "{}")
                 except orjson.JSONDecodeError:
-                    raise _invalid(f"{field}.tool_calls[{c_index}].function.arguments", "must be JSON") from None
+                    raise invalid(f"{field}.tool_calls[{c_index}].function.arguments", "must be JSON") from None
                 blocks.append({"type": "tool_use", "id": str(call.get("id", "")), "name": str(function.get("name", "")),
                                "input": arguments if isinstance(arguments, dict) else {"value": arguments}})
             _append(messages, "assistant", blocks)
@@ -627,7 +610,7 @@ def openai_request_to_canonical(req: Mapping[str, Any]) -> dict[str, Any]:
                       "content": _text_of(message.get("content"))}
             _append(messages, "user", [result])
         else:
-            raise _invalid(f"{field}.role", f"role {role!r} is not supported")
+            raise invalid(f"{field}.role", f"role {role!r} is not supported")
     max_field = "max_completion_tokens" if req.get("max_completion_tokens") is not None else "max_tokens"
     max_tokens = _number(req, max_field, integer=True)
     body: dict[str, Any] = {
@@ -679,7 +662,7 @@ def canonical_to_openai_response(
     message: Mapping[str, Any], model: str, request_id: str, *, created: int | None = None
 ) -> dict[str, Any]:
     """An Anthropic message as a ``chat.completion`` object with id ``chatcmpl-<request_id>``."""
-    blocks = _blocks(message.get("content"))
+    blocks = content_blocks(message.get("content"))
     text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
     calls = [_openai_call(b) for b in blocks if b.get("type") == "tool_use"]
     out_message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
