@@ -194,7 +194,10 @@ class Gateway:
 
     # --- planning --------------------------------------------------------------------------------------
 
-    async def plan(self, context: InferenceContext, request: RouteRequest) -> tuple[TeamPolicy, RoutePlan]:
+    async def _plan_inputs(self, context: InferenceContext
+                           ) -> tuple[TeamPolicy, AvailableCredentials, CreditState]:
+        """What planning depends on besides the request: the team's policy (account allow-list enforced), the
+        credentials this request can use, and whether the team has AI credits. All from memory when warm."""
         policy = await self._policies.get(context.team_uid)
         if context.delegated is not None and policy.settings.allowed_aws_accounts:
             account = await self._accounts.account_of(context.delegated, policy.bedrock.region)
@@ -210,17 +213,25 @@ class Gateway:
         allowance = policy.settings.monthly_ai_credits
         has_credits = allowance > 0 and await self._credits.ai_credits_available(
             context.team_uid, allowance, datetime.now(UTC))
+        return policy, available, CreditState(ai_credits_available=has_credits)
+
+    async def plan(self, context: InferenceContext, request: RouteRequest) -> tuple[TeamPolicy, RoutePlan]:
+        policy, available, credits = await self._plan_inputs(context)
         plan = plan_routes(policy, self._catalog, request, actor=context.actor, credentials=available,
-                           credits=CreditState(ai_credits_available=has_credits))
+                           credits=credits)
         return policy, plan
 
     async def list_models(self, context: InferenceContext) -> list[ModelListing]:
         """The models this caller can use right now, each with its ordered routes (and ``auto`` if allowed)."""
+        try:
+            policy, available, credits = await self._plan_inputs(context)  # once, not once per model
+        except ByollmError:
+            return []
         listing: list[ModelListing] = []
-        policy: TeamPolicy | None = None
         for model in self._catalog:
             try:
-                policy, plan = await self.plan(context, RouteRequest(model=model.id))
+                plan = plan_routes(policy, self._catalog, RouteRequest(model=model.id), actor=context.actor,
+                                   credentials=available, credits=credits)
             except ByollmError:
                 continue
             own = [c for c in plan.candidates if c.model == model.id]
@@ -228,7 +239,7 @@ class Gateway:
                 listing.append(ModelListing(model.id, model.display_name, model.provider, [
                     {"host": c.host.value, "upstream_model_id": c.upstream_model_id, "credential": c.credential.value,
                      "billing": c.billing.value} for c in own]))
-        if listing and policy is not None and not policy.models.any_direct_disabled:
+        if listing and not policy.models.any_direct_disabled:
             listing.insert(0, ModelListing("auto", "Auto (best enabled model for the task)", "byollm", []))
         return listing
 
