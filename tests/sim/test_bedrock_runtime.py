@@ -342,6 +342,21 @@ def test_stream_throttled_mid_stream(client: ClientFactory, admin: httpx.Client)
     assert len(list(runtime.invoke_model_with_response_stream(modelId=HAIKU, body=claude_body())["body"])) > 3
 
 
+def test_stream_delayed_mid_stream_keeps_the_events_already_sent(client: ClientFactory, admin: httpx.Client) -> None:
+    """A delay after K events stalls the open stream (not the response head), then ends it with an error."""
+    admin.post(
+        "/faults", json={"service": "bedrock", "delay_s": 0.3, "after_events": 2, "count": 1}
+    ).raise_for_status()
+    started = time.monotonic()
+    resp = client("bedrock-runtime").invoke_model_with_response_stream(modelId=HAIKU, body=claude_body())
+    seen: list[dict[str, Any]] = []
+    with pytest.raises(EventStreamError) as info:
+        seen.extend(resp["body"])
+    assert len(seen) == 2
+    assert time.monotonic() - started >= 0.3
+    assert info.value.response["Error"]["Code"] == "internalServerException"
+
+
 def test_fault_before_response(client: ClientFactory, admin: httpx.Client) -> None:
     admin.post(
         "/faults",

@@ -37,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from byollm.sim import engine
 from byollm.sim.eventstream import chunk_frame, event_frame, exception_frame
-from byollm.sim.faults import Fault, apply_transport_fault
+from byollm.sim.faults import Fault, apply_transport_fault, break_off_stream
 from byollm.sim.iam_policy import EXPLICIT_DENY, PolicyError, compile_policies
 from byollm.sim.sigv4 import SigV4Error, SigV4Verifier, Verified
 from byollm.sim.state import SimState
@@ -597,8 +597,8 @@ class BedrockRuntime:
             await asyncio.sleep(ttft)
         for index, (frame, tokens) in enumerate(frames):
             if fault is not None and fault.after_events is not None and index >= fault.after_events:
-                if fault.reset:
-                    raise ConnectionResetError("simulated connection reset mid-stream (fault injection)")
+                if await break_off_stream(fault):  # it hung until the client left
+                    return
                 name = fault.error or "InternalServerException"
                 exc_type = name[0].lower() + name[1:]
                 await send(

@@ -222,8 +222,12 @@ async def apply_transport_fault(fault: Fault | None, scope: Scope, receive: Rece
 
     ``reset`` starts a response that promises a body and then aborts, which makes the server close the
     connection mid-response: to the client it is a dropped connection, like a real reset.
+
+    A fault with ``after_events`` is a mid-stream fault: it is not applied here, before the answer, but by
+    the service's stream once that many events went out (``break_off_stream``), as ``with_transport_fault``
+    already does for the direct providers.
     """
-    if fault is None:
+    if fault is None or fault.after_events is not None:
         return False
     if fault.delay_s:
         await asyncio.sleep(fault.delay_s)
