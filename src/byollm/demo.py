@@ -266,6 +266,7 @@ def demo_environment(data_dir: Path) -> Iterator[DemoRun]:
             data_dir, kek=None, allow_http_endpoints=True, anthropic_base_url=f"{sim.url}/anthropic",
             openai_base_url=f"{sim.url}/openai/v1", google_base_url=f"{sim.url}/google", sts_endpoint_url=sim.url,
             public_url=socket_url(sock), oidc_key_publish_delay_seconds=0.0, oidc_jwks_max_age_seconds=5,
+            allowed_internal_networks=("127.0.0.0/8",),  # the team's Bedrock endpoint is the simulator on loopback
         )
         boot = asyncio.run(bootstrap_operator(settings, email="admin@demo.example", team_name="demo"))
         assert boot.team_uid is not None

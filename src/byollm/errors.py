@@ -107,6 +107,14 @@ class ErrorClass(Enum):
         " suits that region, and that your environment uses the region the team configured.",
         fails_over=True, retryable=False,
     )
+    ENDPOINT_NOT_ALLOWED = _ClassInfo(
+        "endpoint_not_allowed", 403, "Bedrock endpoint not allowed",
+        "The team's Bedrock endpoint URL is, or resolves to, an internal address this byollm server does not"
+        " call: a team admin should set a public endpoint hostname (or clear it for the regional endpoint), or"
+        " the operator should allow that network in BYOLLM_ALLOWED_INTERNAL_NETWORKS (for a VPC interface"
+        " endpoint, the VPC's CIDR).",
+        fails_over=True, retryable=False,
+    )
     PROVIDER_KEY_REJECTED = _ClassInfo(
         "provider_key_rejected", 403, "Provider API key rejected",
         "The direct provider refused the API key: the operator must replace the stored provider key, or,"

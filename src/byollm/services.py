@@ -27,6 +27,7 @@ from byollm.gateway.executor import Gateway, GatewayConfig
 from byollm.gateway.metrics import GatewayMetrics
 from byollm.gateway.operator_keys import OperatorKeys
 from byollm.gateway.policy_cache import PolicyCache
+from byollm.netguard import EgressGuard
 from byollm.oidc.wiring import OidcServices, build_oidc
 from byollm.policy.types import Host
 from byollm.providers.http import HttpPool
@@ -127,7 +128,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
         await store.dispose()
         raise
     policies = PolicyCache(store)
-    pool = HttpPool()
+    pool = HttpPool(guard=EgressGuard(settings.allowed_internal_networks))
     oidc = await build_oidc(settings, store, keyring, pool, catalog)
     metrics = GatewayMetrics()
     request_log = RequestLogWriter(store)

@@ -17,6 +17,11 @@ Environment variables (all optional):
 - ``BYOLLM_PUBLIC_URL``: the gateway's public base URL (also the OIDC issuer by default).
 - ``BYOLLM_ALLOW_HTTP_ENDPOINTS``: ``1`` lets admins set plain-http Bedrock endpoint URLs (the demo and
   tests point teams at the local simulator); off by default.
+- ``BYOLLM_ALLOWED_INTERNAL_NETWORKS``: comma-separated CIDRs (``127.0.0.0/8,10.20.0.0/16``) of internal
+  networks a team's Bedrock endpoint URL may point at. Admin-set endpoints that are, or resolve to, loopback,
+  private, link-local (the cloud metadata service), CGNAT, multicast or reserved addresses are refused
+  otherwise, when set and again when connecting (see ``byollm.netguard``); default none. A VPC interface
+  endpoint resolves to the VPC's private addresses: allow the VPC's CIDR. The demo and tests allow loopback.
 - ``BYOLLM_ALLOW_INSECURE_CREDENTIALS``: ``1`` accepts delegated AWS credentials over plain HTTP from
   non-loopback clients (a TLS-terminating proxy in front of byollm); off by default.
 - ``BYOLLM_ANTHROPIC_BASE_URL``, ``BYOLLM_OPENAI_BASE_URL``, ``BYOLLM_GOOGLE_BASE_URL``: the direct
@@ -70,6 +75,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
+from byollm.netguard import ALLOW_SETTING, parse_networks
+
 __all__ = ["Settings", "default_data_dir", "normalize_database_url"]
 
 
@@ -96,6 +103,11 @@ def normalize_database_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme in {url.split('://', 1)[0]!r}; use sqlite or postgresql")
 
 
+def _networks(value: str | None) -> tuple[str, ...]:
+    """The allow-list in canonical form; a malformed entry stops the start naming the variable."""
+    return tuple(str(n) for n in parse_networks((value or "").split(","), source=ALLOW_SETTING))
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -109,6 +121,7 @@ class Settings:
     catalog_file: Path | None = None
     public_url: str | None = None
     allow_http_endpoints: bool = False
+    allowed_internal_networks: tuple[str, ...] = ()  # CIDRs an admin-set endpoint may resolve into
     auth_cache_seconds: float = 10.0
     allow_insecure_credentials: bool = False
     anthropic_base_url: str = "https://api.anthropic.com"
@@ -158,6 +171,7 @@ class Settings:
             catalog_file=Path(catalog) if catalog else None,
             public_url=env.get("BYOLLM_PUBLIC_URL") or None,
             allow_http_endpoints=_flag(env.get("BYOLLM_ALLOW_HTTP_ENDPOINTS")),
+            allowed_internal_networks=_networks(env.get(ALLOW_SETTING)),
             auth_cache_seconds=float(env.get("BYOLLM_AUTH_CACHE_SECONDS") or 10.0),
             allow_insecure_credentials=_flag(env.get("BYOLLM_ALLOW_INSECURE_CREDENTIALS")),
             anthropic_base_url=env.get("BYOLLM_ANTHROPIC_BASE_URL") or "https://api.anthropic.com",

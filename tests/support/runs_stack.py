@@ -185,6 +185,7 @@ def byollm_env(stack: Stack, database_url: str | None = None, **extra: str) -> d
     env.update({
         "BYOLLM_DATA_DIR": str(s.data_dir), "BYOLLM_DATABASE_URL": database_url or s.database_url, "BYOLLM_KEK": KEK,
         "BYOLLM_ALLOW_HTTP_ENDPOINTS": "1", "BYOLLM_ANTHROPIC_BASE_URL": s.anthropic_base_url,
+        "BYOLLM_ALLOWED_INTERNAL_NETWORKS": ",".join(s.allowed_internal_networks),
         "BYOLLM_OPENAI_BASE_URL": s.openai_base_url, "BYOLLM_GOOGLE_BASE_URL": s.google_base_url,
         "BYOLLM_STS_ENDPOINT_URL": s.sts_endpoint_url or "", "BYOLLM_RUN_LEASE_SECONDS": str(s.run_lease_s),
         "BYOLLM_RUN_POLL_SECONDS": str(s.run_poll_s), "BYOLLM_RUN_MAX_ATTEMPTS": str(s.run_max_attempts),

@@ -32,6 +32,7 @@ from byollm.sim import SimServer
 KEK = "BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ="  # 32 bytes of 0x04: tests only
 ACCOUNT = "111122223333"
 DEV_USER = "byollm-dev"
+LOOPBACK_NETWORKS = ("127.0.0.0/8",)  # teams point at the simulator on loopback: the egress guard must allow it
 
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     "claude-opus-4-7": {"bedrock": True, "direct": True},
@@ -161,7 +162,8 @@ def running_stack(data_dir: Path, world: Any = None, **settings_overrides: Any) 
         settings = Settings.for_data_dir(
             data_dir, kek=KEK, allow_http_endpoints=True, public_url=socket_url(sock),
             anthropic_base_url=f"{sim.url}/anthropic", openai_base_url=f"{sim.url}/openai/v1",
-            google_base_url=f"{sim.url}/google", sts_endpoint_url=sim.url, **settings_overrides,
+            google_base_url=f"{sim.url}/google", sts_endpoint_url=sim.url,
+            **{"allowed_internal_networks": LOOPBACK_NETWORKS, **settings_overrides},
         )
         boot = asyncio.run(bootstrap_operator(settings, email="operator@test"))
         keys = world_provider_keys(sim)

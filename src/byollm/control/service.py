@@ -39,6 +39,7 @@ from byollm.control.views import (
 )
 from byollm.errors import ByollmError, ErrorClass
 from byollm.gateway.operator_keys import OperatorKeys
+from byollm.netguard import ALLOW_SETTING, DestinationRefused, EgressGuard
 from byollm.policy import validate
 from byollm.policy.types import (
     Agent,
@@ -112,6 +113,7 @@ class ControlService:
         self._store = store
         self._catalog = catalog
         self._settings = settings
+        self._egress = EgressGuard(settings.allowed_internal_networks)
         self._auth_cache: dict[str, tuple[float, Caller]] = {}
         self._usage = tokens_repo.TokenUsageBuffer()
         self._usage_lock = asyncio.Lock()
@@ -333,6 +335,8 @@ class ControlService:
                 values["role_arn"] = None if not arn else validate.validate_role_arn(arn)
         except validate.InvalidValue as exc:
             raise _invalid(exc) from None
+        if values.get("endpoint_url"):
+            await self._check_egress(values["endpoint_url"])
         async with self._store.session() as session:
             policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
             after = replace(policy.bedrock, **values)
@@ -342,6 +346,22 @@ class ControlService:
                                           target=team_uid, team_uid=team_uid, before=policy.bedrock, after=after)
         self._policy_changed(team_uid)
         return BedrockView(region=after.region, endpoint_url=after.endpoint_url, role_arn=after.role_arn)
+
+    async def _check_egress(self, url: str, field: str = "endpoint_url") -> None:
+        """Refuse an endpoint byollm must not call from inside the operator's network (SSRF; see
+        ``byollm.netguard``), before it is stored. A hostname is resolved now: one that does not resolve is
+        refused too, since byollm could not use it and nobody would have checked where it points once it
+        did. The connection itself is checked again at request time."""
+        try:
+            await self._egress.check_url(url)
+        except DestinationRefused as refused:
+            if refused.unresolved:
+                remedy = "check the hostname, or set it once it resolves from the byollm server"
+            else:
+                remedy = (f"byollm does not call internal addresses an admin sets; use a public endpoint hostname"
+                          f" (or clear the URL for the regional endpoint), or ask the operator to allow this network"
+                          f" in {ALLOW_SETTING} (for a VPC interface endpoint: the VPC's CIDR)")
+            raise validate.InvalidValue(field, f"{refused.reason}: {remedy}").to_error() from None
 
     def _check_host(self, policy: TeamPolicy, host: BedrockHostConfig) -> None:
         """Refuse a region change that would leave an inference-profile override unusable."""

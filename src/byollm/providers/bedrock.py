@@ -2,9 +2,13 @@
 
 The canonical body goes to Bedrock almost verbatim: ``model`` and ``stream`` are removed (real Bedrock
 rejects them), ``anthropic_version`` becomes ``bedrock-2023-05-31``, and ``anthropic-beta`` header values
-move into the body's ``anthropic_beta`` list. Requests are signed with botocore's SigV4 signer exactly as
-boto3 signs them; responses stream as AWS event-stream frames decoded by botocore's own decoder, each
-chunk carrying one Anthropic streaming event whose JSON is passed through untouched.
+move into the body's ``anthropic_beta`` list. Requests are signed with SigV4 by the AWS Common Runtime
+(``awscrt``, installed with ``botocore[crt]``), which produces exactly the headers botocore's ``SigV4Auth``
+does at a fraction of its cost (signing was the largest single item in a Bedrock request's own time);
+responses stream as AWS event-stream frames decoded by botocore's own decoder (``EventStreamBuffer``,
+which checks lengths and both CRC32s), each chunk carrying one Anthropic streaming event whose JSON is
+passed through untouched. A damaged frame, or a stream that ends before its ``message_stop`` event (mid-frame
+or between frames), is an unreadable upstream answer, never a silently short one.
 
 Every failure is classified in ``_upstream_errors`` (one context manager around the request and the stream
 iteration). Bedrock's error type decides, not the HTTP status: a ``ServiceUnavailableException`` that
@@ -17,18 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import quote
 
 import aiohttp
 import orjson
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-from botocore.eventstream import EventStreamBuffer
+from awscrt import auth as crt_auth
+from awscrt import http as crt_http
+from botocore.auth import SIGNED_HEADERS_BLACKLIST
+from botocore.eventstream import EventStreamBuffer, EventStreamMessage, ParserError
 from yarl import URL
 
 from byollm.errors import ByollmError, ErrorClass
@@ -36,7 +42,7 @@ from byollm.policy.types import CredentialSource
 from byollm.providers.base import AwsAuth, CompletedMessage, StreamEvent, UpstreamCall, Usage
 from byollm.providers.http import HttpPool
 
-__all__ = ["BedrockProvider", "bedrock_body", "classify_bedrock_error", "default_endpoint"]
+__all__ = ["BedrockProvider", "bedrock_body", "classify_bedrock_error", "default_endpoint", "sigv4_headers"]
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _STREAM_READ_SIZE = 64 * 1024
@@ -61,6 +67,46 @@ def bedrock_body(call: UpstreamCall) -> bytes:
     else:
         body.pop("anthropic_beta", None)
     return orjson.dumps(body)
+
+
+# --- signing ---------------------------------------------------------------------------------------------
+
+_UNSIGNED_HEADERS = frozenset(SIGNED_HEADERS_BLACKLIST)  # what botocore leaves out of the signature
+
+
+def _should_sign(name: str) -> bool:
+    return name.lower() not in _UNSIGNED_HEADERS
+
+
+def sigv4_headers(auth: AwsAuth, region: str, url: URL, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+    """``headers`` plus ``host`` and the SigV4 headers (``X-Amz-Date``, ``X-Amz-Security-Token``,
+    ``Authorization``) for a POST of ``body`` to ``url`` (already percent-encoded), as botocore's
+    ``SigV4Auth`` computes them: double URI encoding, normalised path, the payload's SHA-256 signed but not
+    sent as a header. The payload hash is computed here (one C call) so the signer need not read a stream."""
+    host = url.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if url.explicit_port is not None and not url.is_default_port():
+        host = f"{host}:{url.explicit_port}"
+    provider = crt_auth.AwsCredentialsProvider.new_static(auth.access_key_id, auth.secret_access_key,
+                                                          auth.session_token)
+    config = crt_auth.AwsSigningConfig(
+        algorithm=crt_auth.AwsSigningAlgorithm.V4,
+        signature_type=crt_auth.AwsSignatureType.HTTP_REQUEST_HEADERS,
+        credentials_provider=provider,
+        region=region,
+        service="bedrock",
+        date=datetime.now(UTC),
+        should_sign_header=_should_sign,
+        use_double_uri_encode=True,
+        should_normalize_uri_path=True,
+        signed_body_value=hashlib.sha256(body).hexdigest(),
+        signed_body_header_type=crt_auth.AwsSignedBodyHeaderType.NONE,
+    )
+    path = url.raw_path_qs or "/"
+    request = crt_http.HttpRequest("POST", path, crt_http.HttpHeaders([*headers.items(), ("host", host)]))
+    crt_auth.aws_sign_request(request, config).result()  # static credentials: completes synchronously
+    return dict(request.headers)
 
 
 # --- classification ------------------------------------------------------------------------------------
@@ -149,7 +195,7 @@ def _upstream_errors(call: UpstreamCall, phase: str) -> Iterator[None]:
     except aiohttp.ClientError as exc:
         raise ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE,
                           f"connection to Bedrock failed ({type(exc).__name__}, {phase})") from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ParserError, ValueError, KeyError, TypeError) as exc:  # ParserError: a damaged event-stream frame
         raise ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE,
                           f"Bedrock sent a response byollm could not read ({phase})") from exc
 
@@ -174,17 +220,16 @@ class BedrockProvider:
                 {"byollm_request_id": call.request.request_id, "byollm_team": call.request.team_uid}
             ).decode()
         headers.update(call.extra_headers)
-        aws_request = AWSRequest(method="POST", url=url, data=body, headers=headers)
-        credentials = Credentials(auth.access_key_id, auth.secret_access_key, auth.session_token)
-        SigV4Auth(credentials, "bedrock", region).add_auth(aws_request)
-        return URL(url, encoded=True), dict(aws_request.headers.items())
+        target = URL(url, encoded=True)
+        return target, sigv4_headers(auth, region, target, headers, body)
 
     async def _post(self, call: UpstreamCall, operation: str, body: bytes, accept: str,
                     client_timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         url, headers = self._signed(call, operation, body, accept)
         began = time.perf_counter()
         try:
-            response = await self._pool.session.post(url, data=body, headers=headers, timeout=client_timeout)
+            # the endpoint may be a team admin's choice: the guarded session refuses internal destinations
+            response = await self._pool.guarded_session.post(url, data=body, headers=headers, timeout=client_timeout)
             if response.status >= 300:
                 raw = await response.read()
         finally:
@@ -225,12 +270,16 @@ class BedrockProvider:
                     call.timeout_s,
                 )
             decoder = EventStreamBuffer()
+            finished = False
             while True:
                 with _upstream_errors(call, "stream"):
                     began = time.perf_counter()
                     chunk = await response.content.read(_STREAM_READ_SIZE)
                     call.wire.seconds += time.perf_counter() - began
                 if not chunk:
+                    if not finished:  # cut off mid-frame or between frames: not a complete answer
+                        with _upstream_errors(call, "stream"):
+                            raise ValueError("the event stream ended before message_stop")
                     return
                 with _upstream_errors(call, "stream"):
                     decoder.add_data(chunk)
@@ -242,6 +291,7 @@ class BedrockProvider:
                         if frame is None:
                             break
                         event = _event_from_frame(frame)
+                    finished = finished or event.type == "message_stop"
                     yield event
         finally:
             if response is not None:
@@ -261,7 +311,7 @@ class BedrockProvider:
             return int(data["inputTokens"])
 
 
-def _event_from_frame(frame: Any) -> StreamEvent:
+def _event_from_frame(frame: EventStreamMessage) -> StreamEvent:
     headers = frame.headers
     message_type = headers.get(":message-type")
     if message_type == "event":
