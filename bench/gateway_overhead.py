@@ -23,9 +23,14 @@ credentials, operator key), each non-streaming and streaming
       latency through the gateway minus p50/p99 of the client-observed latency direct to the simulator
       (a difference of percentiles, not a percentile of differences). For streaming, (b) uses the time to
       the first body byte (TTFB) and, separately, the time to the end of the stream.
-    - concurrency C (default 8): after a warm-up on each path, N requests direct to the simulator and N through
-      the gateway, in 4 alternating rounds of N/4 (so drift from other work on the machine hits both paths);
-      throughput ratio = gateway requests/s divided by direct requests/s.
+    - concurrency C (default 8 and 64, each measured in the same run): after a warm-up on each path, N requests
+      direct to the simulator and N through the gateway, in 4 alternating rounds of N/4 (so drift from other
+      work on the machine hits both paths); throughput ratio = gateway requests/s divided by direct requests/s.
+    - memory per concurrent stream (first, before the throughput phases grow the heap): the simulator is slowed
+      to 0.5 s per token, S streams (default 200) are opened through the gateway and held past their first
+      content event; (gateway RSS with them open - RSS just before) / S, from ``/proc/<pid>/status``. RSS
+      only grows when the heap does, so memory freed earlier and reused is not counted: the first
+      combination measured (Bedrock) is the fair figure, the second (direct) a lower bound.
 
 Equivalent upstream requests for the baseline
     - Bedrock: InvokeModel / InvokeModelWithResponseStream on the profile id the gateway used (read from its
@@ -47,12 +52,13 @@ How the 2 cores are shared (the load generator, the simulator and the gateway sh
     ``--cores shared``: nothing pinned; the kernel spreads all three processes over both cores.
 
 Targets (issue 4 item 10; issue 8 item 6 later): overhead p50 <= 1 ms (0.5), p99 <= 3 ms (2); throughput
-ratio >= 0.25 (0.35). Each figure is printed with PASS/MISS against both. The exit status is non-zero only
+ratio >= 0.25 (0.35). Each figure is printed with PASS/MISS against both, and a final SUMMARY table puts the
+issue 8 figures side by side per combination. The exit status is non-zero only
 when something errors (a failed request, an unexpected route or fallback, a process that does not start),
 never for a missed target.
 
-    .venv/bin/python bench/gateway_overhead.py [--requests 2000] [--concurrency 8] [--quick] [--json]
-                                               [--cores split|shared] [--profile OUT_PREFIX]
+    .venv/bin/python bench/gateway_overhead.py [--requests 2000] [--concurrency 8,64] [--streams 200] [--quick]
+                                               [--json] [--cores split|shared] [--profile OUT_PREFIX]
 
 ``--profile OUT_PREFIX`` runs ``py-spy record`` (non-blocking, 250 Hz, pinned with the simulator) on the
 gateway during the concurrency-C gateway phases, writes ``OUT_PREFIX.<phase>.txt`` collapsed stacks and
@@ -530,6 +536,133 @@ async def _concurrent(port: int, raws: Sequence[bytes], concurrency: int, check:
     return time.perf_counter() - started
 
 
+async def _throughput(requests: Requests, concurrency: int, count: int, warmup: int, sim_port: int, gateway_port: int,
+                      errors: Errors, profiler: Profiler, throughput: dict[str, dict[str, float]]) -> Figure:
+    """Concurrency C: warm-up on each path, then ROUNDS alternating rounds per path (so drift from other work
+    on the machine hits both alike); the ratio is gateway requests/s over direct requests/s."""
+    combo = requests.combo
+
+    def check_gateway(sample: Sample) -> None:
+        _verify(sample, combo, True, errors, f"{combo.label} c={concurrency} gateway")
+
+    def check_direct(sample: Sample) -> None:
+        _verify(sample, combo, False, errors, f"{combo.label} c={concurrency} direct")
+
+    direct_raws = [requests.direct(i) for i in range(warmup + count)]  # pre-signed
+    gateway_raws = [requests.gateway(i) for i in range(warmup + count)]
+    await _concurrent(sim_port, direct_raws[:warmup], concurrency, check_direct)
+    await _concurrent(gateway_port, gateway_raws[:warmup], concurrency, check_gateway)
+    spent = {"direct": 0.0, "gateway": 0.0}
+    bounds = [warmup + count * r // ROUNDS for r in range(ROUNDS + 1)]
+    profiler.start(f"{combo.label.replace(' ', '-')}-c{concurrency}")
+    try:
+        for low, high in itertools.pairwise(bounds):
+            spent["direct"] += await _concurrent(sim_port, direct_raws[low:high], concurrency, check_direct)
+            spent["gateway"] += await _concurrent(gateway_port, gateway_raws[low:high], concurrency, check_gateway)
+    finally:
+        profiler.stop()
+    direct_rps, gateway_rps = count / spent["direct"], count / spent["gateway"]
+    throughput[f"{combo.label} c={concurrency}"] = {"gateway_rps": gateway_rps, "direct_rps": direct_rps,
+                                                    "concurrency": concurrency}
+    return Figure(combo.label, f"throughput ratio at c={concurrency} (gateway {gateway_rps:,.0f} / direct"
+                  f" {direct_rps:,.0f} req/s)", gateway_rps / direct_rps, "", "throughput_ratio", concurrency)
+
+
+# --- memory per concurrent stream -----------------------------------------------------------------------------
+
+
+def _rss_kib(pid: int) -> int | None:
+    """Resident set size of ``pid`` from ``/proc`` (None where there is no ``/proc``)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+@dataclass
+class StreamMemory:
+    combo: str
+    streams: int
+    opened: int
+    rss_idle_kib: int | None
+    rss_open_kib: int | None
+
+    @property
+    def per_stream_kib(self) -> float:
+        if self.rss_idle_kib is None or self.rss_open_kib is None or not self.opened:
+            return float("nan")
+        return (self.rss_open_kib - self.rss_idle_kib) / self.opened
+
+    def as_json(self) -> dict[str, Any]:
+        return {"combination": self.combo, "streams": self.streams, "opened": self.opened,
+                "rss_idle_kib": self.rss_idle_kib, "rss_open_kib": self.rss_open_kib,
+                "per_stream_kib": round(self.per_stream_kib, 1)}
+
+
+async def _held_stream(port: int, raw: bytes, opened: asyncio.Queue[bool], release: asyncio.Event) -> None:
+    """Open one gateway stream, read its head and first chunk, then hold it (unread) until ``release``."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        writer.write(raw)
+        head = await reader.readuntil(b"\r\n\r\n")
+        ok = head.split(b" ", 2)[1] == b"200"
+        if ok:
+            size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+            await reader.readexactly(size + 2)
+        await opened.put(ok)
+        await release.wait()
+    finally:
+        writer.close()  # a client disconnect: the gateway cancels the upstream stream
+
+
+async def _stream_memory(requests: Requests, sim_url: str, gateway_pid: int, streams: int,
+                         errors: Errors) -> StreamMemory:
+    """RSS of the gateway process with ``streams`` slow streams open (each past its first content event, so
+    the gateway holds the upstream connection, the relay generator and the client connection) against its
+    RSS just before, after a warm-up of the same shape. The simulator is slowed to 0.5 s per token for this
+    phase only, so the streams stay open while RSS is read."""
+    import httpx
+
+    label = requests.combo.label
+    async with httpx.AsyncClient(base_url=sim_url, timeout=30) as sim:
+        await sim.put("/_sim/behaviour", json={"time_to_first_token_s": 0, "per_token_s": 0.5})
+        try:
+            release = asyncio.Event()
+            opened: asyncio.Queue[bool] = asyncio.Queue()
+            warm = [asyncio.create_task(_held_stream(requests.gateway_port, requests.gateway(i), opened, release))
+                    for i in range(min(10, streams))]
+            for _ in warm:
+                await asyncio.wait_for(opened.get(), 30)
+            release.set()
+            await asyncio.gather(*warm, return_exceptions=True)
+            await asyncio.sleep(1.0)  # the gateway finishes its cancelled streams
+            idle = _rss_kib(gateway_pid)
+            release = asyncio.Event()
+            held = [asyncio.create_task(_held_stream(requests.gateway_port, requests.gateway(i), opened, release))
+                    for i in range(streams)]
+            ok = 0
+            try:
+                for _ in held:
+                    ok += await asyncio.wait_for(opened.get(), 60)
+                await asyncio.sleep(0.3)
+                rss_open = max(_rss_kib(gateway_pid) or 0 for _ in range(3))
+            except TimeoutError:
+                errors.note(f"{label} memory: streams did not open", f"{ok} of {streams} opened in 60 s")
+                rss_open = None
+            finally:
+                release.set()
+                await asyncio.gather(*held, return_exceptions=True)
+        finally:
+            await sim.put("/_sim/behaviour", json={"time_to_first_token_s": 0, "per_token_s": 0})
+            await asyncio.sleep(1.0)
+    if ok < streams:
+        errors.note(f"{label} memory: a stream did not answer 200", f"{streams - ok} of {streams}")
+    return StreamMemory(label, streams, ok, idle, rss_open or None)
+
+
 class Profiler:
     """``py-spy record`` on the gateway during the concurrency-C gateway phases (collapsed stacks)."""
 
@@ -654,6 +787,7 @@ class Figure:
     value: float
     unit: str
     kind: str  # "overhead_p50_ms" | "overhead_p99_ms" | "throughput_ratio" | "info"
+    concurrency: int | None = None  # throughput figures only
 
     def verdict(self, targets: dict[str, float]) -> tuple[str, str]:
         if self.kind not in targets:
@@ -706,6 +840,77 @@ def _print_table(figures: list[Figure], notes: list[str]) -> None:
         print(note)
 
 
+def _summary_rows(figures: list[Figure], memory: list[StreamMemory], concurrencies: Sequence[int]
+                  ) -> list[dict[str, Any]]:
+    """The issue 8 item 6 figures, one row per figure, one value per combination."""
+    combos = [Combo(r, st).label for r in ("bedrock", "direct") for st in (False, True)]
+
+    def pick(combo: str, name_start: str, concurrency: int | None = None) -> float | None:
+        for f in figures:
+            if f.combo == combo and f.name.startswith(name_start) and f.concurrency == concurrency:
+                return f.value
+        return None
+
+    rows: list[dict[str, Any]] = []
+    for what, start, target in (
+        ("overhead p50, own (x-byollm-overhead-ms)", "overhead p50 (x-byollm", 0.5),
+        ("overhead p99, own (x-byollm-overhead-ms)", "overhead p99 (x-byollm", 2.0),
+        ("overhead p50, gateway - direct (plain: latency)", "overhead p50 (gateway - direct)", 0.5),
+        ("overhead p99, gateway - direct (plain: latency)", "overhead p99 (gateway - direct)", 2.0),
+        ("TTFB overhead p50, gateway - direct", "TTFB overhead p50", 0.5),
+        ("TTFB overhead p99, gateway - direct", "TTFB overhead p99", 2.0),
+    ):
+        values = {c: pick(c, start) for c in combos}
+        rows.append({"figure": what, "unit": "ms", "values": values, "target": f"<= {target:g}",
+                     "result": _verdict(values, _at_most(target))})
+    for c in concurrencies:
+        values = {combo: pick(combo, "throughput ratio", c) for combo in combos}
+        rows.append({"figure": f"throughput ratio, c={c}", "unit": "", "values": values, "target": ">= 0.35",
+                     "result": _verdict(values, lambda v: v >= 0.35)})
+    per_stream = {m.combo: round(m.per_stream_kib, 1) for m in memory}
+    rows.append({"figure": "memory per concurrent stream", "unit": "KiB",
+                 "values": {c: per_stream.get(c) for c in combos}, "target": "", "result": ""})
+    return rows
+
+
+def _at_most(target: float) -> Callable[[float], bool]:
+    return lambda value: value <= target
+
+
+def _verdict(values: dict[str, float | None], ok: Callable[[float], bool]) -> str:
+    measured = {c: v for c, v in values.items() if v is not None and v == v}  # NaN is unmeasured
+    if not measured:
+        return ""
+    missed = [c for c, v in measured.items() if not ok(v)]
+    return "PASS" if not missed else "MISS: " + ", ".join(missed)
+
+
+def _print_summary(figures: list[Figure], memory: list[StreamMemory], concurrencies: Sequence[int],
+                   cores_note: str) -> None:
+    rows = _summary_rows(figures, memory, concurrencies)
+    combos = list(rows[0]["values"]) if rows else []
+    print("SUMMARY: issue 8 item 6 targets (all ratios measured in this run; " + cores_note + ")")
+    table = [("figure", *combos, "target", "result")]
+    for row in rows:
+        cells = []
+        for c in combos:
+            v = row["values"].get(c)
+            cells.append("-" if v is None or v != v else f"{v:.3f}" if row["unit"] != "KiB" else f"{v:.1f}")
+        unit = f" ({row['unit']})" if row["unit"] else ""
+        table.append((row["figure"] + unit, *cells, row["target"], row["result"]))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for n, line in enumerate(table):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    for m in memory:
+        print(f"memory, {m.combo}: gateway RSS {m.rss_idle_kib} KiB before, {m.rss_open_kib} KiB with {m.opened}"
+              f" slow streams open -> {m.per_stream_kib:.1f} KiB per stream (upstream + client connection, relay)")
+    if len(memory) > 1:
+        print(f"memory: {memory[0].combo} was measured first; later combinations reuse heap freed by it, so their"
+              " figure is a lower bound")
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
@@ -721,7 +926,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000,
                         help="requests per path for each concurrency-1 series and each throughput run")
-    parser.add_argument("--concurrency", type=int, default=8, help="concurrency of the throughput runs")
+    parser.add_argument("--concurrency", default="8,64",
+                        help="comma-separated concurrencies of the throughput runs (default 8,64)")
+    parser.add_argument("--streams", type=int, default=None,
+                        help="concurrent slow streams held open for the memory figure (default 200, quick 50)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up requests per phase (default N/10)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 requests, 50 warm-up")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
@@ -730,8 +938,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="OUT_PREFIX", default=None,
                         help="py-spy the gateway during the concurrency-C gateway phases")
     args = parser.parse_args(argv)
-    if args.requests < ROUNDS or args.concurrency < 1 or (args.warmup is not None and args.warmup < 0):
-        parser.error(f"need --requests >= {ROUNDS}, --concurrency >= 1 and --warmup >= 0")
+    try:
+        concurrencies = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+    except ValueError:
+        parser.error("--concurrency takes integers separated by commas")
+    if (args.requests < ROUNDS or not concurrencies or min(concurrencies) < 1
+            or (args.warmup is not None and args.warmup < 0) or (args.streams is not None and args.streams < 1)):
+        parser.error(f"need --requests >= {ROUNDS}, concurrencies >= 1, --warmup >= 0 and --streams >= 1")
+    streams = args.streams if args.streams is not None else (50 if args.quick else 200)
     count = 200 if args.quick else args.requests
     warmup = args.warmup if args.warmup is not None else (50 if args.quick else max(count // 10, 50))
     cpus = os.cpu_count() or 1
@@ -750,6 +964,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = Errors()
     figures: list[Figure] = []
     throughput: dict[str, dict[str, float]] = {}
+    memory: list[StreamMemory] = []
     profile: list[dict[str, Any]] = []
     profile_ours: list[dict[str, Any]] = []
     load_note = "machine load: not measured (the run stopped early)"
@@ -766,6 +981,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "BYOLLM_OPENAI_BASE_URL": f"{sim.url}/openai/v1",
             "BYOLLM_GOOGLE_BASE_URL": f"{sim.url}/google",
             "BYOLLM_STS_ENDPOINT_URL": sim.url,
+            "BYOLLM_ALLOWED_INTERNAL_NETWORKS": "127.0.0.0/8",  # the team's Bedrock endpoint is the loopback sim
         }
         from byollm.control.bootstrap import bootstrap_operator
         from byollm.settings import Settings
@@ -781,6 +997,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu = CpuUse([os.getpid(), sim.process.pid or 0, gateway.process.pid or 0])
 
         async def measure() -> None:
+            # memory first: later phases (c=64) grow the heap, and memory freed then would be reused by the
+            # streams here, hiding what they cost
+            for combo in (Combo("bedrock", True), Combo("direct", True)):
+                memory.append(await _stream_memory(Requests(combo, setup, gateway.port, sim.port), sim.url,
+                                                   gateway.process.pid or 0, streams, errors))
             for combo in (Combo("bedrock", False), Combo("bedrock", True), Combo("direct", False),
                           Combo("direct", True)):
                 requests = Requests(combo, setup, gateway.port, sim.port)
@@ -788,33 +1009,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 via, base = await _alternating(requests, count, warmup, errors)
                 figures.extend(_latency_figures(combo, via, base))
 
-                def check_gateway(sample: Sample, combo: Combo = combo) -> None:
-                    _verify(sample, combo, True, errors, f"{combo.label} c={args.concurrency} gateway")
-
-                def check_direct(sample: Sample, combo: Combo = combo) -> None:
-                    _verify(sample, combo, False, errors, f"{combo.label} c={args.concurrency} direct")
-
-                direct_raws = [requests.direct(i) for i in range(warmup + count)]  # pre-signed
-                gateway_raws = [requests.gateway(i) for i in range(warmup + count)]
-                await _concurrent(sim.port, direct_raws[:warmup], args.concurrency, check_direct)
-                await _concurrent(gateway.port, gateway_raws[:warmup], args.concurrency, check_gateway)
-                # ROUNDS alternating rounds per path, so drift (other work on the machine) hits both alike
-                spent = {"direct": 0.0, "gateway": 0.0}
-                bounds = [warmup + count * r // ROUNDS for r in range(ROUNDS + 1)]
-                profiler.start(combo.label.replace(" ", "-"))
-                try:
-                    for low, high in itertools.pairwise(bounds):
-                        spent["direct"] += await _concurrent(sim.port, direct_raws[low:high], args.concurrency,
-                                                             check_direct)
-                        spent["gateway"] += await _concurrent(gateway.port, gateway_raws[low:high],
-                                                              args.concurrency, check_gateway)
-                finally:
-                    profiler.stop()
-                direct_rps, gateway_rps = count / spent["direct"], count / spent["gateway"]
-                throughput[combo.label] = {"gateway_rps": gateway_rps, "direct_rps": direct_rps}
-                figures.append(Figure(combo.label, f"throughput ratio at c={args.concurrency} (gateway"
-                                      f" {gateway_rps:,.0f} / direct {direct_rps:,.0f} req/s)",
-                                      gateway_rps / direct_rps, "", "throughput_ratio"))
+                for concurrency in concurrencies:
+                    figures.append(await _throughput(requests, concurrency, count, warmup, sim.port, gateway.port,
+                                                     errors, profiler, throughput))
 
         _run(measure())
         if split:
@@ -840,8 +1037,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes = [
         cores_note,
         f"requests: {count} per series at c=1 (gateway and direct alternating) and {count} per throughput run at"
-        f" c={args.concurrency} ({ROUNDS} alternating rounds per path); {warmup} warm-up per phase;"
-        f" {elapsed:.0f} s in all",
+        f" c={'/'.join(map(str, concurrencies))} ({ROUNDS} alternating rounds per path); {warmup} warm-up per"
+        f" phase; {streams} concurrent slow streams for memory; {elapsed:.0f} s in all",
         "overhead (gateway - direct) is a difference of percentiles; the Bedrock baseline is pre-signed with"
         " botocore SigV4Auth before its timer starts, so the gateway's signing counts as its overhead",
         "streaming: x-byollm-overhead-ms is taken when the stream opens; TTFB = first body byte",
@@ -852,7 +1049,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes.append("PROFILED RUN: py-spy sampled the gateway during the throughput phases; figures are perturbed")
     if args.json:
         print(json.dumps({
-            "cores": cores_note, "requests": count, "warmup": warmup, "concurrency": args.concurrency,
+            "cores": cores_note, "requests": count, "warmup": warmup, "concurrency": concurrencies,
+            "streams": streams, "memory": [m.as_json() for m in memory],
+            "summary": _summary_rows(figures, memory, concurrencies),
             "elapsed_s": round(elapsed, 1),
             "figures": [{"combination": f.combo, "figure": f.name.strip(), "value": round(f.value, 4),
                          "unit": f.unit, "kind": f.kind,
@@ -865,6 +1064,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }, indent=2))
     else:
         _print_table(figures, notes)
+        print()
+        _print_summary(figures, memory, concurrencies, cores_note)
         if profile:
             print("\npy-spy, gateway process during the throughput phases: top functions by own time")
             for row in profile:

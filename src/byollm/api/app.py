@@ -15,6 +15,7 @@ from byollm import __version__
 from byollm.api import admin_routes, doctor_routes, health_routes, inference_routes, oidc_routes, runs_routes
 from byollm.api.body_limit import BodyLimitMiddleware
 from byollm.api.errors import install_error_handlers
+from byollm.api.fast_inference import FastInferencePath
 from byollm.api.request_id import RequestIdMiddleware
 from byollm.panel import routes as panel_routes
 from byollm.services import Services, build_services
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     app.include_router(runs_routes.router)
     app.include_router(doctor_routes.router)
     app.include_router(panel_routes.router)
+    app.add_middleware(FastInferencePath)  # innermost: the two inference POSTs skip FastAPI's routing
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every answer carries a request id
     return app

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from byollm.api.auth import authenticate_request, services_of, token_from_headers
+from byollm.api.errors import AT_THE_DOOR, ApiShape, error_responses
 from byollm.api.request_id import request_id_of, request_started_of
 from byollm.control.authz import Caller, PrincipalKind
 from byollm.credentials.delegated import is_secure_transport, parse_delegated_headers
@@ -54,6 +55,44 @@ _CHAT_SCHEMA: dict[str, Any] = {
                        "tools": {"type": "array"}, "max_tokens": {"type": "integer"}},
     }}}},
 }
+# --- documented answers: a JSON body, or an event stream when the request asked for ``stream`` ----------------
+def _sse(data: dict[str, Any]) -> dict[str, Any]:
+    """An event stream whose events' ``data`` is ``data`` (OpenAPI 3.2's ``itemSchema``, one entry per event)."""
+    return {"text/event-stream": {"itemSchema": {"type": "object", "required": ["data"], "properties": {
+        "event": {"type": "string"}, "id": {"type": "string"}, "data": data}}}}
+
+
+_MESSAGES_SCHEMA["responses"] = {"200": {"description": "An Anthropic message, or its event stream", "content": {
+    "application/json": {"schema": {
+        "type": "object", "required": ["id", "type", "role", "content", "model"],
+        "properties": {"id": {"type": "string"}, "type": {"const": "message"}, "role": {"const": "assistant"},
+                       "content": {"type": "array"}, "model": {"type": "string"}, "usage": {"type": "object"}},
+    }}, **_sse({"type": "string", "contentMediaType": "application/json", "contentSchema": {
+        "type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}})}}}
+_COUNT_TOKENS_BODY = {**_MESSAGES_SCHEMA["requestBody"]["content"]["application/json"]["schema"],
+                      "required": ["model", "messages"]}  # max_tokens is optional when only counting
+_COUNT_TOKENS_SCHEMA: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _COUNT_TOKENS_BODY}}},
+    "responses": {"200": {"description": "The input's token count", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["input_tokens"],
+        "properties": {"input_tokens": {"type": "integer", "minimum": 0}},
+    }}}}},
+}
+_CHAT_SCHEMA["responses"] = {"200": {"description": "A chat completion, or its chunks as an event stream", "content": {
+    "application/json": {"schema": {
+        "type": "object", "required": ["id", "object", "choices", "model"],
+        "properties": {"id": {"type": "string"}, "object": {"const": "chat.completion"},
+                       "choices": {"type": "array"}, "model": {"type": "string"}, "usage": {"type": "object"}},
+    }}, **_sse({"type": "string", "description": "a chat.completion.chunk as JSON, an error, or [DONE]"})}}}
+_MODELS_SCHEMA: dict[str, Any] = {"responses": {"200": {"description": "Anthropic's or OpenAI's list", "content": {
+    "application/json": {"schema": {
+        "type": "object", "required": ["data"],
+        "properties": {"data": {"type": "array", "items": {"type": "object", "required": ["id"]}}},
+    }}}}}}
+# every taxonomy status an inference request can meet, except 500 (a bug, never a documented answer)
+_INFERENCE_STATUSES = (*AT_THE_DOOR, 402, 403, 404, 424, 503)
+_ANTHROPIC_ERRORS = error_responses(ApiShape.ANTHROPIC, *_INFERENCE_STATUSES)
+_OPENAI_ERRORS = error_responses(ApiShape.OPENAI, *_INFERENCE_STATUSES)
 
 
 def _team_for(caller: Caller, requested: str | None) -> str:
@@ -155,7 +194,8 @@ def _event_bytes(event: StreamEvent) -> bytes:
 # --- Anthropic Messages -------------------------------------------------------------------------------------
 
 
-@router.post("/v1/messages", summary="Anthropic Messages API", openapi_extra=_MESSAGES_SCHEMA)
+@router.post("/v1/messages", summary="Anthropic Messages API", openapi_extra=_MESSAGES_SCHEMA,
+             responses=_ANTHROPIC_ERRORS)
 async def messages(request: Request) -> Response:
     services = services_of(request)
     context = await _context(request, services, "anthropic")
@@ -189,7 +229,7 @@ async def messages(request: Request) -> Response:
 
 
 @router.post("/v1/messages/count_tokens", summary="Count input tokens (Anthropic API)",
-             openapi_extra=_MESSAGES_SCHEMA)
+             openapi_extra=_COUNT_TOKENS_SCHEMA, responses=_ANTHROPIC_ERRORS)
 async def count_tokens(request: Request) -> Response:
     services = services_of(request)
     context = await _context(request, services, "anthropic")
@@ -205,7 +245,8 @@ async def count_tokens(request: Request) -> Response:
 # --- OpenAI Chat Completions ----------------------------------------------------------------------------------
 
 
-@router.post("/v1/chat/completions", summary="OpenAI Chat Completions API", openapi_extra=_CHAT_SCHEMA)
+@router.post("/v1/chat/completions", summary="OpenAI Chat Completions API", openapi_extra=_CHAT_SCHEMA,
+             responses=_OPENAI_ERRORS)
 async def chat_completions(request: Request) -> Response:
     services = services_of(request)
     context = await _context(request, services, "openai")
@@ -240,7 +281,8 @@ async def chat_completions(request: Request) -> Response:
 # --- model list -------------------------------------------------------------------------------------------------
 
 
-@router.get("/v1/models", summary="Models this caller may use, and their routes")
+@router.get("/v1/models", summary="Models this caller may use, and their routes", openapi_extra=_MODELS_SCHEMA,
+            responses=_OPENAI_ERRORS)
 async def list_models(request: Request) -> Response:
     """Anthropic's list shape when the caller sends ``anthropic-version``, OpenAI's otherwise."""
     services = services_of(request)

@@ -14,15 +14,21 @@ from byollm.policy.types import TeamPolicy
 from byollm.store import Store
 from byollm.store import policy as policy_repo
 
-__all__ = ["PolicyCache"]
+__all__ = ["DEFAULT_TTL_S", "PolicyCache"]
+
+DEFAULT_TTL_S = 2.0  # how stale another replica's change may be here; one cheap version check per team per TTL
 
 
 class PolicyCache:
-    def __init__(self, store: Store, *, ttl_s: float = 2.0) -> None:
+    def __init__(self, store: Store, *, ttl_s: float = DEFAULT_TTL_S) -> None:
         self._store = store
         self._ttl_s = ttl_s
         self._entries: dict[str, tuple[float, int, TeamPolicy]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def ttl_s(self) -> float:
+        return self._ttl_s
 
     def invalidate(self, team_uid: str | None = None) -> None:
         if team_uid is None:
