@@ -24,6 +24,7 @@ from byollm.api.admin_schemas import (
     TokenCreate,
 )
 from byollm.api.auth import current_caller, services_of
+from byollm.api.errors import AT_THE_DOOR, ApiShape, error_responses
 from byollm.control.authz import Caller
 from byollm.control.service import ControlService
 from byollm.control.views import (
@@ -43,7 +44,10 @@ from byollm.control.views import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"],
+                   responses=error_responses(ApiShape.BYOLLM, *AT_THE_DOOR, 403, 404))
+# the membership changes that keep a team with at least one admin, and an invitation of an existing member
+_CONFLICT = error_responses(ApiShape.BYOLLM, 409)
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
 TeamUid = Annotated[str, "team UID"]
@@ -121,14 +125,15 @@ async def list_members(team_uid: TeamUid, caller: CallerDep, control: ControlDep
     return await control.list_members(caller, team_uid)
 
 
-@router.post("/teams/{team_uid}/members", status_code=status.HTTP_201_CREATED, summary="Invite a member (admins)")
+@router.post("/teams/{team_uid}/members", status_code=status.HTTP_201_CREATED, summary="Invite a member (admins)",
+             responses=_CONFLICT)
 async def invite_member(team_uid: TeamUid, body: MemberInvite, caller: CallerDep, control: ControlDep) -> MemberView:
     return await control.invite_member(
         caller, team_uid, email=body.email, display_name=body.display_name, role=body.role
     )
 
 
-@router.patch("/teams/{team_uid}/members/{user_uid}", summary="Change a member's role (admins)")
+@router.patch("/teams/{team_uid}/members/{user_uid}", summary="Change a member's role (admins)", responses=_CONFLICT)
 async def set_member_role(
     team_uid: TeamUid, user_uid: str, body: MemberUpdate, caller: CallerDep, control: ControlDep
 ) -> MemberView:
@@ -136,7 +141,7 @@ async def set_member_role(
 
 
 @router.delete("/teams/{team_uid}/members/{user_uid}", status_code=status.HTTP_204_NO_CONTENT,
-               summary="Remove a member and revoke their team tokens (admins)")
+               summary="Remove a member and revoke their team tokens (admins)", responses=_CONFLICT)
 async def remove_member(team_uid: TeamUid, user_uid: str, caller: CallerDep, control: ControlDep) -> None:
     await control.remove_member(caller, team_uid, user_uid)
 

@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# the largest integer every JSON client reads exactly; far inside the store's 64-bit columns (an unbounded
+# credit amount overflowed SQLite's INTEGER and answered 500: found by tests/fuzz)
+_MAX_CREDITS = 2**53 - 1
 
 
 class _In(BaseModel):
@@ -81,9 +84,9 @@ class SettingsUpdate(_In):
     long_term_keys_allowed: bool | None = None
     retain_request_content: bool | None = None
     transcript_retention_days: int | None = Field(default=None, ge=0, le=3650)
-    monthly_ai_credits: int | None = Field(default=None, ge=0)
-    platform_credits: int | None = Field(default=None, ge=0)
-    compute_credits: int | None = Field(default=None, ge=0)
+    monthly_ai_credits: int | None = Field(default=None, ge=0, le=_MAX_CREDITS)
+    platform_credits: int | None = Field(default=None, ge=0, le=_MAX_CREDITS)
+    compute_credits: int | None = Field(default=None, ge=0, le=_MAX_CREDITS)
     allowed_aws_accounts: list[str] | None = Field(default=None, max_length=100)
     max_token_lifetime_days: int | None = Field(default=None, ge=1, le=3650)
 

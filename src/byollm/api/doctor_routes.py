@@ -14,13 +14,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from byollm.api.auth import current_caller, services_of
+from byollm.api.errors import AT_THE_DOOR, ApiShape, error_responses
 from byollm.control.authz import Caller
 from byollm.doctor.service import Doctor
 from byollm.errors import ByollmError, ErrorClass
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/teams/{team_uid}/doctor", tags=["doctor"])
+router = APIRouter(prefix="/api/v1/teams/{team_uid}/doctor", tags=["doctor"],
+                   responses=error_responses(ApiShape.BYOLLM, *AT_THE_DOOR, 403, 404))
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from byollm.api.auth import current_caller, services_of
+from byollm.api.errors import AT_THE_DOOR, ApiShape, error_responses
 from byollm.control.authz import Caller
 from byollm.errors import ByollmError, ErrorClass
 from byollm.iam.policies import IamDocument, OutputFormat
@@ -30,7 +31,7 @@ from byollm.oidc.wiring import OidcServices
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(responses=error_responses(ApiShape.BYOLLM, *AT_THE_DOOR, 403, 404))
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
 FormatQuery = Annotated[OutputFormat, Query(alias="format")]
@@ -76,7 +77,9 @@ class SigningKeyView(BaseModel):
 
 
 class RotateRequest(BaseModel):
-    publish_delay_seconds: float | None = Field(default=None, ge=0)
+    # bounded: an unbounded float overflowed timedelta (a 500 the API fuzz test found); 30 days is far past any
+    # JWKS cache time a verifier uses
+    publish_delay_seconds: float | None = Field(default=None, ge=0, le=30 * 24 * 3600)
 
 
 def _doc(doc: IamDocument) -> IamDocumentView:

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from byollm.api.auth import current_caller, services_of
+from byollm.api.errors import AT_THE_DOOR, ApiShape, error_responses
 from byollm.control.authz import Caller
 from byollm.errors import ByollmError, ErrorClass
 from byollm.providers.sse import encode_sse
@@ -27,7 +28,8 @@ from byollm.runs.service import EventView, RunService, RunView
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/teams/{team_uid}/runs", tags=["runs"])
+router = APIRouter(prefix="/api/v1/teams/{team_uid}/runs", tags=["runs"],
+                   responses=error_responses(ApiShape.BYOLLM, *AT_THE_DOOR, 403, 404))
 
 KEEPALIVE_S = 15.0
 
@@ -61,7 +63,8 @@ class RunSteer(_In):
     message: str = Field(min_length=1, max_length=100_000)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Start a run (queued)")
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Start a run (queued)",
+             responses=error_responses(ApiShape.BYOLLM, 402))
 async def start_run(team_uid: str, body: RunStart, caller: CallerDep, runs: RunsDep) -> RunView:
     return await runs.start(caller, team_uid, prompt=body.prompt, model=body.model, agent=body.agent,
                             tools=body.tools, max_turns=body.max_turns)
@@ -84,13 +87,22 @@ async def get_transcript(team_uid: str, run_uid: str, caller: CallerDep, runs: R
     return [dict(m) for m in await runs.transcript(caller, team_uid, run_uid)]
 
 
+# one Server-Sent Event as ``_frame`` writes it (OpenAPI 3.2's ``itemSchema``)
+_EVENT_FRAME: dict[str, Any] = {"type": "object", "required": ["id", "event", "data"], "properties": {
+    "id": {"type": "string", "pattern": "^[0-9]+$"}, "event": {"type": "string"},
+    "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
+        "type": "object", "required": ["seq", "kind", "at", "data"]}}}}
+
+
 def _frame(event: EventView) -> bytes:
     data = orjson.dumps({"seq": event.seq, "kind": event.kind, "at": event.at.isoformat(), "data": event.data})
     return f"id: {event.seq}\n".encode() + encode_sse(event.kind, data)
 
 
 @router.get("/{run_uid}/events", summary="The run's events: SSE until the run ends (or JSON so far)",
-            response_model=None)
+            response_model=None, responses={200: {"description": "Server-Sent Events, or a JSON list of events",
+                                                  "content": {"application/json": {"schema": {"type": "array"}},
+                                                              "text/event-stream": {"itemSchema": _EVENT_FRAME}}}})
 async def run_events(
     team_uid: str, run_uid: str, request: Request, caller: CallerDep, runs: RunsDep,
     after: Annotated[int | None, Query(ge=0)] = None,
@@ -126,11 +138,12 @@ def _event_id(value: str | None) -> int:
         raise ByollmError(ErrorClass.INVALID_REQUEST, "Last-Event-ID: expected an event number") from None
 
 
-@router.post("/{run_uid}/steer", status_code=status.HTTP_201_CREATED, summary="Add a user message to a run")
+@router.post("/{run_uid}/steer", status_code=status.HTTP_201_CREATED, summary="Add a user message to a run",
+             responses=error_responses(ApiShape.BYOLLM, 409))
 async def steer_run(team_uid: str, run_uid: str, body: RunSteer, caller: CallerDep, runs: RunsDep) -> EventView:
     return await runs.steer(caller, team_uid, run_uid, message=body.message)
 
 
-@router.post("/{run_uid}/cancel", summary="Cancel a run")
+@router.post("/{run_uid}/cancel", summary="Cancel a run", responses=error_responses(ApiShape.BYOLLM, 409))
 async def cancel_run(team_uid: str, run_uid: str, caller: CallerDep, runs: RunsDep) -> RunView:
     return await runs.cancel(caller, team_uid, run_uid)
