@@ -363,9 +363,6 @@ def test_the_verifier_refuses_arbitrary_input_with_its_own_error(
         _verify(verifier, token)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="sim/webidentity._b64json lets json's RecursionError escape (reported; the security "
-                          "helper owns that file): remove this marker once it raises WebIdentityError")
 def test_the_verifier_refuses_deeply_nested_json(verifier: tuple[WebIdentityValidator, Any, RSAKey, str]) -> None:
     nested = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode().rstrip("=")
     with pytest.raises(WebIdentityError):

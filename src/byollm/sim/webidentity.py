@@ -2,8 +2,12 @@
 
 Order of checks (each failure maps to the STS error code real AWS uses):
 
-1. The token is a compact JWS with JSON header and claims → else ``InvalidIdentityToken``.
-2. ``alg`` is RS256/384/512 or ES256/384/512 (``none`` and HS* are refused) → ``InvalidIdentityToken``.
+1. The token is a compact JWS with JSON header and claims → else ``InvalidIdentityToken``. A member named
+   twice in the header or the claims is refused: parsers disagree on which copy wins (a signed payload
+   naming two ``sub`` values would be read differently by the trust policy and by anyone auditing it).
+2. ``alg`` is RS256/384/512 or ES256/384/512 (``none`` and HS* are refused) → ``InvalidIdentityToken``;
+   a ``crit`` header is refused (IAM implements no JWS extension, and RFC 7515 requires rejecting a token
+   whose critical extensions are not understood; an empty list is malformed).
 3. ``iss``, ``aud``, ``sub``, ``exp``, ``iat`` are present; ``exp``/``iat``/``nbf`` are integers.
 4. ``iss`` equals the URL of an OIDC provider registered in the role's account
    → "No OpenIDConnect provider found in your account for <iss>".
@@ -85,9 +89,16 @@ def condition_context(token: ValidatedToken) -> dict[str, list[str]]:
     return ctx
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("a member is named twice")
+    return data
+
+
 def _b64json(part: str) -> dict[str, Any]:
     raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    data = json.loads(raw)
+    data = json.loads(raw, object_pairs_hook=_unique_members)
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data
@@ -129,13 +140,15 @@ class WebIdentityValidator:
         try:
             header = _b64json(parts[0])
             claims = _b64json(parts[1])
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
             raise WebIdentityError("InvalidIdentityToken", _INVALID) from None
         alg = header.get("alg")
-        if alg not in ALLOWED_ALGS:
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGS:
             raise WebIdentityError(
                 "InvalidIdentityToken", f"Unsupported signing algorithm {alg!s}; IAM accepts RS* and ES* only"
             )
+        if "crit" in header:
+            raise WebIdentityError("InvalidIdentityToken", _INVALID)
         for claim in ("iss", "aud", "sub", "exp", "iat"):
             if claim not in claims:
                 raise WebIdentityError("InvalidIdentityToken", f"The token is missing the required claim '{claim}'")
