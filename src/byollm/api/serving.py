@@ -20,6 +20,11 @@ from typing import Any
 
 import uvicorn
 
+# How long an idle client connection stays open. uvicorn's default (5 s) equals httpx's pool expiry, so a
+# client reusing a connection at the moment the server closes it gets a dropped request; AWS's and most load
+# balancers' idle timeouts are 60 s or more, and clients' pools expire well before that.
+KEEP_ALIVE_S = 75
+
 __all__ = ["ServerThread", "bind_socket", "socket_url"]
 
 
@@ -42,7 +47,8 @@ class ServerThread:
                  sock: socket.socket | None = None) -> None:
         self._sock = sock if sock is not None else bind_socket(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, server_header=False)
+        config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, server_header=False,
+                                timeout_keep_alive=KEEP_ALIVE_S)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"uvicorn:{self.port}", daemon=True)
         self._error: BaseException | None = None

@@ -28,6 +28,7 @@ def serve(
     import uvicorn
     from rich.console import Console
 
+    from byollm.api.serving import KEEP_ALIVE_S
     from byollm.errors import ByollmError
     from byollm.services import preflight
     from byollm.settings import Settings
@@ -48,4 +49,5 @@ def serve(
         access_log=False,  # our own request log never records credentials; uvicorn's would record paths only,
         # but one log source is easier to audit
         server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )

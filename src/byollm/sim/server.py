@@ -22,6 +22,10 @@ from typing import Any
 from byollm.sim.state import SimState
 from byollm.sim.world import World, load_world
 
+# Idle connections stay open well past a client pool's idle expiry, as production endpoints do, not uvicorn's 5 s: a
+# gateway's pool (aiohttp keeps idle connections 15 s) must not race a simulator closing them early.
+KEEP_ALIVE_S = 75
+
 __all__ = ["SimServer", "serve"]
 
 
@@ -80,6 +84,7 @@ class SimServer:
             lifespan="off",
             timeout_graceful_shutdown=1,
             access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         server = uvicorn.Server(config)
         self._server = server
@@ -120,4 +125,5 @@ def serve(
     from byollm.sim.app import build_app
 
     app = build_app(SimState(_as_world(world)))
-    uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off", access_log=False,
+                timeout_keep_alive=KEEP_ALIVE_S)
