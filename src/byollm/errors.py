@@ -261,6 +261,11 @@ class ByollmError(Exception):
     def status(self) -> int:
         return self.error_class.status
 
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed if sent again unchanged (drives ``x-should-retry``)."""
+        return self.error_class.retryable
+
     def to_dict(self) -> dict[str, Any]:
         """The body fields every API shape carries (code, message, remediation, context)."""
         body: dict[str, Any] = {
@@ -299,3 +304,10 @@ class NoRouteError(ByollmError):
             ],
             **({"dropped": list(self.dropped)} if self.dropped else {}),
         )
+
+    @property
+    def retryable(self) -> bool:
+        """Every route failed for a passing reason (throttling, an outage): the same request can succeed in a
+        moment, so clients should retry it even though the class itself is not retryable. One permanent failure
+        among the attempts (a denied permission, a rejected key) makes a retry pointless."""
+        return bool(self.attempts) and all(a.error_class.retryable for a in self.attempts)

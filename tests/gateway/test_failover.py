@@ -164,6 +164,25 @@ def test_bedrock_only_team_gets_a_clear_error_when_bedrock_fails(stack: Stack) -
                 if team.uid in str(e)]  # nothing was sent to a direct provider
 
 
+def test_the_sdk_retries_when_every_route_failed_for_a_passing_reason(stack: Stack) -> None:
+    """A 424 whose attempts were all temporary (throttling, an outage) says ``x-should-retry: true``, and the
+    official SDK retries it: the second try is served. One permanent failure among them says ``false``."""
+    team = stack.new_team({"claude-opus-4-7": {"bedrock": True}})
+    team.policy(direct_api_disabled=True)
+    stack.fault(service="bedrock", error="ThrottlingException", count=1)
+    stack.clear_journal()
+    raw = anthropic.Anthropic(base_url=stack.url, api_key=team.token, default_headers=stack.delegated_headers(),
+                              max_retries=1).messages.with_raw_response.create(
+        model="claude-opus-4-7", max_tokens=10, messages=[PROMPT])
+    assert raw.headers["x-byollm-route"].startswith("bedrock:")
+    assert len(stack.journal("bedrock-runtime")) == 2  # the 424, then the retry the SDK made on its own
+
+    stack.fault(service="bedrock", error="AccessDeniedException", count=1)
+    r = stack.gateway(team.token, stack.delegated_headers()).post(
+        "/v1/messages", json={"model": "claude-opus-4-7", "max_tokens": 10, "messages": [PROMPT]})
+    assert r.status_code == 424 and r.headers["x-should-retry"] == "false"
+
+
 def test_invalid_request_does_not_fail_over(stack: Stack) -> None:
     team = stack.new_team()
     stack.clear_journal()

@@ -304,8 +304,11 @@ _ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 4
                     429: "rate_limit_error", 503: "overloaded_error"}
 
 
-def expect_class(reply: Reply, error_class: ErrorClass, shape: str) -> Mapping[str, Any]:
-    """The reply is ``error_class`` in ``shape``: status, code, remediation, type, retry header."""
+def expect_class(reply: Reply, error_class: ErrorClass, shape: str, *,
+                 retryable: bool | None = None) -> Mapping[str, Any]:
+    """The reply is ``error_class`` in ``shape``: status, code, remediation, type, retry header (``retryable``
+    overrides the class's own flag, for a ``no_fallback_available`` whose attempts all failed for a passing
+    reason)."""
     where = f"{shape} shape"
     expect(reply.status == error_class.status,
            f"{where}: status {reply.status}, expected {error_class.status} ({str(reply.body)[:300]})")
@@ -323,8 +326,8 @@ def expect_class(reply: Reply, error_class: ErrorClass, shape: str) -> Mapping[s
     expect(reply.headers.get("x-byollm-error-code") == error_class.code,
            f"{where}: x-byollm-error-code {reply.headers.get('x-byollm-error-code')}")
     retry = reply.headers.get("x-should-retry")
-    if error_class.retryable:
-        expect(retry != "false", f"{where}: a retryable class was sent with x-should-retry: false")
+    if retryable if retryable is not None else error_class.retryable:
+        expect(retry == "true", f"{where}: x-should-retry {retry!r}, expected 'true' for a retryable failure")
     else:
         expect(retry == "false", f"{where}: x-should-retry {retry!r}, expected 'false' for a non-retryable class")
     return byollm
@@ -347,7 +350,7 @@ def expect_served(reply: Reply, shape: str, route_prefix: str) -> str:
 
 def expect_no_fallback(reply: Reply, error_class: ErrorClass, shape: str, detail: str = "") -> None:
     """``no_fallback_available`` whose attempts name ``error_class`` with its remediation (and ``detail``)."""
-    byollm = expect_class(reply, ErrorClass.NO_FALLBACK_AVAILABLE, shape)
+    byollm = expect_class(reply, ErrorClass.NO_FALLBACK_AVAILABLE, shape, retryable=error_class.retryable)
     attempts = (byollm.get("context") or {}).get("attempts") or []
     named = [a for a in attempts if a.get("code") == error_class.code]
     expect(bool(named), f"{shape}: no attempt names {error_class.code}: {attempts}")
@@ -566,7 +569,7 @@ def _i_no_fallback(h: Harness, mode: Mode) -> str:
     with h.client(team, _session(h)) as client:
         for shape in ("anthropic", "openai"):
             byollm = expect_class(_send(client, shape, _body(shape, OPUS, mode, None), {}),
-                                  E.NO_FALLBACK_AVAILABLE, shape)
+                                  E.NO_FALLBACK_AVAILABLE, shape, retryable=True)  # every failure was passing
             codes = [a.get("code") for a in (byollm.get("context") or {}).get("attempts") or []]
             expected = [E.UPSTREAM_UNAVAILABLE.code, E.UPSTREAM_UNAVAILABLE.code, E.QUOTA_EXCEEDED.code]
             expect(codes == expected, f"{shape}: attempts {codes}, expected {expected}")

@@ -162,8 +162,9 @@ def render(request: Request, error: ByollmError) -> Response:
     rid = request_id_of(request.scope)
     body = error_body(error, shape_for_path(request.url.path), rid)
     headers = {"x-byollm-error-code": error.error_class.code}
-    if not error.error_class.retryable:
-        headers["x-should-retry"] = "false"  # the official SDKs honour this header
+    # the official SDKs honour this header over the status code: "true" makes them retry even a 424 whose
+    # routes all failed for a passing reason
+    headers["x-should-retry"] = "true" if error.retryable else "false"
     return Response(orjson.dumps(body), status_code=error.status, media_type="application/json", headers=headers)
 
 
