@@ -102,9 +102,14 @@ def route_line(answer: StreamedAnswer) -> str:
 # --- ask -----------------------------------------------------------------------------------------------------
 
 
-def ask(ctx: ClientContext, prompt: str, model: str, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+def ask(ctx: ClientContext, prompt: str, model: str, *, out: TextIO | None = None, err: TextIO | None = None,
         max_tokens: int = 1024) -> int:
-    """Answer on ``out``, route (or error and remediation) on ``err``; the exit code."""
+    """Answer on ``out``, route (or error and remediation) on ``err``; the exit code.
+
+    The streams default to ``sys.stdout``/``sys.stderr`` as they are at call time, not at import time: a
+    caller (a test runner, an embedding program) may have replaced them since this module was imported."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
     session = ChatSession(ctx, model, max_tokens=max_tokens)
 
     def write(text: str) -> None:
