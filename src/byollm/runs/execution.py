@@ -147,9 +147,7 @@ class RunExecution:
         self._task = asyncio.current_task()
         self._began = time.monotonic()
         beat: asyncio.Task[None] | None = None
-        try:
-            await self._journal.record(self.uid, "state", {"state": "running", "attempt": self.attempt,
-                                                            "worker": self._worker_id})
+        try:  # the "running" event was written with the claim (``Worker._claim``)
             await self._load_role()
             if not await self._compute_left():
                 raise ByollmError(ErrorClass.CREDITS_EXHAUSTED, "the team has no compute credits left for runs")
@@ -317,8 +315,11 @@ class RunExecution:
     def _context(self, turn: int) -> InferenceContext:
         run = self.run
         kind = ActorKind.AGENT_RUN if run.actor_kind == ActorKind.AGENT_RUN.value else ActorKind.USER_RUN
+        # the execution id, as in the compute charges' keys: a released attempt re-run under the same number
+        # makes new calls, which must not collide with (and be dropped as duplicates of) the first one's rows
         return InferenceContext(
-            request_id=f"run_{run.uid}_{self.attempt}_{turn}", api="anthropic", team_uid=run.team_uid,
+            request_id=f"run_{run.uid}_{self.attempt}.{self._execution_id}_{turn}", api="anthropic",
+            team_uid=run.team_uid,
             principal_type=run.started_by_type, principal_uid=run.started_by_uid,
             actor=Actor(kind, run.started_by_uid, run.agent_uid), run_uid=run.uid,
         )
@@ -385,11 +386,15 @@ class RunExecution:
             if delta <= 0:
                 return
             credits = self._config.compute_credits_per_second * delta
-            async with self._store.session() as session:
+            async with self._store.session() as session:  # the charge and the run's total commit together
+                now = _now()
                 await runs_repo.charge(
                     session, key=f"run:{self.uid}:compute:{self.attempt}.{self._execution_id}:{self._charge_no}",
                     team_uid=self.run.team_uid, run_uid=self.uid, principal_uid=self.run.started_by_uid,
-                    bucket=CreditBucket.COMPUTE.value, model=self.run.model, credits=credits, at=_now())
+                    bucket=CreditBucket.COMPUTE.value, model=self.run.model, credits=credits, at=now)
+                await runs_repo.set_compute_seconds(session, run_uid=self.uid, worker_id=self._worker_id,
+                                                    attempt=self.attempt,
+                                                    compute_seconds=self.run.compute_seconds + seconds, now=now)
             self._charged_s = seconds
             self._charge_no += 1
 

@@ -5,7 +5,9 @@ One worker object per process (inside ``byollm serve`` by default, or ``byollm w
 1. recover: runs whose lease expired (their worker died or stalled past its lease) go back to ``queued``
    while attempts remain, else ``failed`` (``store.runs.recover_expired``, SKIP LOCKED, so workers never
    recover the same run twice);
-2. claim as many queued runs as it has free slots (``FOR UPDATE SKIP LOCKED``) and start each;
+2. claim as many queued runs as it has free slots (``FOR UPDATE SKIP LOCKED``) and start each; the
+   ``running`` state event is written in the claim's transaction, so a crash right after a claim cannot
+   leave a run ``running`` (later recovered) with no ``running`` event in its history;
 3. wait for a ``queued`` signal (NOTIFY on PostgreSQL), a finished run, or the slow poll (``poll_s``).
 
 ``cancel`` signals are routed to the execution of that run, if it runs here. Every ~10 minutes the worker
@@ -120,12 +122,16 @@ class Worker:
         async with self._store.session() as session:
             claimed = await runs_repo.claim_runs(session, worker_id=self.worker_id, limit=free,
                                                  lease_s=self._config.lease_s, now=datetime.now(UTC))
+            for run in claimed:  # in the claim's transaction: a crash cannot keep the state and lose its event
+                await self._journal.append(session, run.uid, "state", {
+                    "state": "running", "attempt": run.attempts, "worker": self.worker_id})
         for run in claimed:
             execution = RunExecution(run, worker_id=self.worker_id, store=self._store, gateway=self._gateway,
                                      journal=self._journal, tools=self._tools, config=self._config,
                                      credentials=self._web_identity)
             task = asyncio.create_task(self._execute(execution), name=f"byollm-run-{run.uid}")
             self._running[run.uid] = (execution, task)
+            await self._journal.announce(run.uid)
 
     async def _execute(self, execution: RunExecution) -> None:
         try:

@@ -54,6 +54,7 @@ __all__ = [
     "renew_lease",
     "request_cancel",
     "save_progress",
+    "set_compute_seconds",
     "team_allowances",
 ]
 
@@ -256,6 +257,17 @@ async def renew_lease(
         update(Run).where(_fenced(run_uid, worker_id, attempt)).values(**values).returning(Run.cancel_requested)
     )
     return None if result is None else bool(result)
+
+
+async def set_compute_seconds(
+    session: AsyncSession, *, run_uid: str, worker_id: str, attempt: int, compute_seconds: int, now: datetime,
+) -> bool:
+    """Record the compute seconds charged so far; False when the lease is lost. Called in the transaction
+    that writes the compute charge, so a crash between the two cannot leave the ledger ahead of the run's
+    ``compute_seconds`` (the next attempt continues from that number)."""
+    result = await session.execute(update(Run).where(_fenced(run_uid, worker_id, attempt)).values(
+        compute_seconds=compute_seconds, updated_at=now))
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def save_progress(
