@@ -8,20 +8,48 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from byollm import __version__
 from byollm.api import admin_routes, doctor_routes, health_routes, inference_routes, oidc_routes, runs_routes
 from byollm.api.body_limit import BodyLimitMiddleware
 from byollm.api.errors import install_error_handlers
-from byollm.api.fast_inference import FastInferencePath
+from byollm.api.fast_inference import FastInferencePath, fast_handler
 from byollm.api.request_id import RequestIdMiddleware
 from byollm.panel import routes as panel_routes
 from byollm.services import Services, build_services
 from byollm.settings import Settings
 
-__all__ = ["app_from_env", "create_app"]
+__all__ = ["ByollmApp", "app_from_env", "create_app"]
+
+
+class ByollmApp(FastAPI):
+    """FastAPI, except that the two inference POSTs go straight to ``FastInferencePath``.
+
+    Why a subclass rather than a middleware: middleware added to FastAPI runs inside FastAPI's own outer
+    layers (telemetry hooks, server-error and exception middleware, its body-size layer), which the hot path
+    does not need. Dispatching in ``__call__`` skips them while the app stays the FastAPI app everything else
+    uses (routes, OpenAPI, state, lifespan).
+    """
+
+    def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fast: ASGIApp = RequestIdMiddleware(
+            BodyLimitMiddleware(FastInferencePath(self._not_here), max_bytes=max_body_bytes))
+
+    @staticmethod
+    async def _not_here(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError(f"not an inference POST: {scope['method']} {scope['path']}")  # fast_handler said so
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if fast_handler(scope) is not None:
+            scope["app"] = self  # what handlers read ``request.app.state`` from, as Starlette would set it
+            await self._fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, *, services: Services | None = None, migrate: bool = True) -> FastAPI:
@@ -42,7 +70,11 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
             if owned:
                 await built.close()
 
-    app = FastAPI(
+    app = ByollmApp(
+        max_body_bytes=settings.max_body_bytes,
+        # byollm has its own metrics (/metrics) and request log; FastAPI's native OpenTelemetry hooks would
+        # only cost time on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         title="byollm",
         version=__version__,
         summary="Gateway and control plane for AI agents on your own cloud's models.",
@@ -62,7 +94,6 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     app.include_router(runs_routes.router)
     app.include_router(doctor_routes.router)
     app.include_router(panel_routes.router)
-    app.add_middleware(FastInferencePath)  # innermost: the two inference POSTs skip FastAPI's routing
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every answer carries a request id
     return app

@@ -2,14 +2,15 @@
 
 Why: these two requests are the hot path, and FastAPI's way to a handler (the router's route scan, the
 endpoint wrapper, dependency solving, the exception middleware's wrapping of ``send``) cost about a tenth of
-the gateway's CPU per request in py-spy profiles. This middleware sends exactly those two method+path pairs
-straight to the same handler functions in ``inference_routes`` and renders their errors with the same
-renderer (``api.errors.render``), so the answers are byte-for-byte the ones the routed path gives. Everything
-else, including other methods on these paths and the OpenAPI document (still generated from the FastAPI
-route declarations), goes through FastAPI as before.
-
-It sits inside ``RequestIdMiddleware`` and ``BodyLimitMiddleware``, so the request id, the arrival time and
-the body limit apply here too.
+the gateway's CPU per request in py-spy profiles, and FastAPI's own outer layers (its telemetry hooks, the
+server-error and exception middleware, its body-size layer) about as much again. ``ByollmApp`` (``api/app.py``)
+hands exactly those two method+path pairs to ``FastInferencePath`` before any of FastAPI's layers, wrapped in
+the same ``RequestIdMiddleware`` and ``BodyLimitMiddleware`` every other request passes, so the request id,
+the arrival time and the body limit apply here too. It calls the same handler functions in
+``inference_routes`` and renders their errors with the same renderer (``api.errors.render``), so the answers
+are byte-for-byte the ones the routed path gives; an unexpected exception becomes ``internal_error`` here, as
+the routed path's catch-all would make it. Everything else, including other methods on these paths and the
+OpenAPI document (still generated from the FastAPI route declarations), goes through FastAPI.
 """
 
 from __future__ import annotations
@@ -26,31 +27,41 @@ from byollm.api.errors import render
 from byollm.api.request_id import request_id_of
 from byollm.errors import ByollmError, ErrorClass
 
-__all__ = ["FastInferencePath"]
+__all__ = ["FastInferencePath", "fast_handler"]
 
 log = logging.getLogger("byollm.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+_HANDLERS: dict[str, Handler] = {
+    "/v1/messages": inference_routes.messages,
+    "/v1/chat/completions": inference_routes.chat_completions,
+}
+
+
+def fast_handler(scope: Scope) -> Handler | None:
+    """The handler when ``scope`` is one of the two inference POSTs, else None."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return _HANDLERS.get(path)
+
+
 class FastInferencePath:
+    """The two inference POSTs; anything else goes to ``app``."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._handlers: dict[str, Handler] = {
-            "/v1/messages": inference_routes.messages,
-            "/v1/chat/completions": inference_routes.chat_completions,
-        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            root: str = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root):]
-            handler = self._handlers.get(path)
-            if handler is not None:
-                await self._serve(handler, scope, receive, send)
-                return
+        handler = fast_handler(scope)
+        if handler is not None:
+            await self._serve(handler, scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
     @staticmethod
