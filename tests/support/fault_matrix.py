@@ -739,7 +739,8 @@ _NO_INJECTION = NotApplicable("only a defect inside byollm produces it; the matr
                               " and the request, never by patching byollm")
 _CONNECT_TIME_GUARD = NotApplicable(
     "an endpoint the guard refuses cannot be stored (the admin API refuses it); at request time it needs DNS"
-    " rebinding or a narrowed operator allow-list, neither injectable through the simulator or the request")
+    " rebinding or a narrowed operator allow-list, neither injectable through the simulator or the request;"
+    " tests/api/test_endpoint_ssrf.py covers it with a second server whose allow-list is narrower")
 
 SPECS: dict[str, ClassSpec] = {
     "local_credentials_expired": ClassSpec(_i_local_expired, _NO_DELEGATED),
