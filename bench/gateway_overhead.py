@@ -92,9 +92,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-MODEL = "claude-haiku-4-5"
-ACCOUNT = "111122223333"
-DEV_USER = "byollm-dev"
+import stackproc  # this directory's shared process and team setup (the script's own directory is on sys.path)
+from stackproc import MODEL
+
 MAX_TOKENS = 64
 HOST = "127.0.0.1"
 CPU_SHARED = 0  # simulator + load generator (+ py-spy when profiling)
@@ -250,42 +250,12 @@ class Setup:
     anthropic_key: str
 
 
-def _check(response: Any, *expected: int) -> dict[str, Any]:
-    if response.status_code not in expected:
-        raise BenchError(f"{response.request.method} {response.request.url.path}: {response.status_code}"
-                         f" {response.text[:300]}")
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _configure(sim_url: str, gateway_url: str, operator_token: str) -> Setup:
-    import httpx
-
-    with httpx.Client(base_url=sim_url, timeout=30) as sim:
-        _check(sim.put("/_sim/behaviour", json={"time_to_first_token_s": 0, "per_token_s": 0}), 200)
-        _check(sim.put(f"/_sim/accounts/{ACCOUNT}/quotas/*",
-                       json={"requests_per_minute": 10**9, "tokens_per_minute": 10**12}), 200)
-        world = _check(sim.get("/_sim/world"), 200)
-        keys = {name: conf["api_keys"][0] for name, conf in world.get("direct", {}).items() if conf.get("api_keys")}
-        aws = _check(sim.post("/signin/_sim/session-credentials", json={"user": DEV_USER, "duration_s": 3600}), 200)
-    with httpx.Client(base_url=gateway_url + "/api/v1", timeout=30,
-                      headers={"authorization": f"Bearer {operator_token}"}) as admin:
-        for provider, key in keys.items():
-            _check(admin.put(f"/operator/provider-keys/{provider}", json={"api_key": key}), 200)
-        uid = _check(admin.post("/teams", json={"name": f"bench-{secrets.token_hex(4)}"}), 201)["uid"]
-        _check(admin.patch(f"/teams/{uid}/bedrock", json={"region": "us-east-1", "endpoint_url": sim_url}), 200)
-        _check(admin.patch(f"/teams/{uid}/settings", json={"monthly_ai_credits": 10**12}), 200)
-        _check(admin.patch(f"/teams/{uid}/policy", json={"models": {MODEL: {"bedrock": True, "direct": True}},
-                                                         "fallback_order": []}), 200)
-        member = _check(admin.post(f"/teams/{uid}/members", json={"email": "bench@example.test"}), 201)
-        token = _check(admin.post(f"/teams/{uid}/tokens", json={"name": "bench", "user_uid": member["user_uid"]}),
-                       201)["token"]
-    if "anthropic" not in keys:
-        raise BenchError("the simulator's world has no direct Anthropic key")
-    return Setup(token=token, aws=aws, anthropic_key=keys["anthropic"])
+    """The team every series uses (``stackproc.configure_team``, shared with ``soak.py``): MODEL on Bedrock
+    (the simulator, delegated session credentials) and the direct Anthropic API, zero simulated latency,
+    quotas lifted."""
+    team = stackproc.configure_team(sim_url, gateway_url, operator_token, model=MODEL)
+    return Setup(token=team.token, aws=team.aws, anthropic_key=team.provider_keys["anthropic"])
 
 
 # --- requests as bytes -----------------------------------------------------------------------------------------
@@ -571,17 +541,6 @@ async def _throughput(requests: Requests, concurrency: int, count: int, warmup: 
 # --- memory per concurrent stream -----------------------------------------------------------------------------
 
 
-def _rss_kib(pid: int) -> int | None:
-    """Resident set size of ``pid`` from ``/proc`` (None where there is no ``/proc``)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 @dataclass
 class StreamMemory:
     combo: str
@@ -639,7 +598,7 @@ async def _stream_memory(requests: Requests, sim_url: str, gateway_pid: int, str
             release.set()
             await asyncio.gather(*warm, return_exceptions=True)
             await asyncio.sleep(1.0)  # the gateway finishes its cancelled streams
-            idle = _rss_kib(gateway_pid)
+            idle = stackproc.rss_kb(gateway_pid)
             release = asyncio.Event()
             held = [asyncio.create_task(_held_stream(requests.gateway_port, requests.gateway(i), opened, release))
                     for i in range(streams)]
@@ -648,7 +607,7 @@ async def _stream_memory(requests: Requests, sim_url: str, gateway_pid: int, str
                 for _ in held:
                     ok += await asyncio.wait_for(opened.get(), 60)
                 await asyncio.sleep(0.3)
-                rss_open = max(_rss_kib(gateway_pid) or 0 for _ in range(3))
+                rss_open = max(stackproc.rss_kb(gateway_pid) or 0 for _ in range(3))
             except TimeoutError:
                 errors.note(f"{label} memory: streams did not open", f"{ok} of {streams} opened in 60 s")
                 rss_open = None

@@ -285,13 +285,13 @@ def configure_team(sim_url: str, gateway_url: str, operator_token: str, *, model
                       headers={"authorization": f"Bearer {operator_token}"}) as admin:
         for provider, key in keys.items():
             _check(admin.put(f"/operator/provider-keys/{provider}", json={"api_key": key}), 200)
-        uid = _check(admin.post("/teams", json={"name": f"soak-{secrets.token_hex(4)}"}), 201)["uid"]
+        uid = _check(admin.post("/teams", json={"name": f"bench-{secrets.token_hex(4)}"}), 201)["uid"]
         _check(admin.patch(f"/teams/{uid}/bedrock", json={"region": "us-east-1", "endpoint_url": sim_url}), 200)
         _check(admin.patch(f"/teams/{uid}/settings", json={"monthly_ai_credits": 10**12}), 200)
         _check(admin.patch(f"/teams/{uid}/policy", json={"models": {model: {"bedrock": True,
                                                                             "direct": direct_fallback}},
                                                          "fallback_order": []}), 200)
-        member = _check(admin.post(f"/teams/{uid}/members", json={"email": "soak@example.test"}), 201)
-        token = _check(admin.post(f"/teams/{uid}/tokens", json={"name": "soak", "user_uid": member["user_uid"]}),
+        member = _check(admin.post(f"/teams/{uid}/members", json={"email": "bench@example.test"}), 201)
+        token = _check(admin.post(f"/teams/{uid}/tokens", json={"name": "bench", "user_uid": member["user_uid"]}),
                        201)["token"]
     return TeamSetup(team_uid=uid, token=token, operator_token=operator_token, aws=dict(aws), provider_keys=keys)

@@ -31,8 +31,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-import os
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,15 +40,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from byollm.services import build_services
-from byollm.settings import normalize_database_url
 from byollm.store.request_log import RequestLogWriter
 from support.crash import Load, SlowStream, crash, query, spare_gateway, spawn_gateway
+from support.pg import scratch_database
 from support.runs_stack import (
     TERMINAL,
     Proc,
@@ -67,7 +63,6 @@ from support.runs_stack import (
 )
 from support.stack import Stack
 
-PG_ENV = "BYOLLM_TEST_DATABASE_URL"
 STALLED_MODEL = "claude-sonnet-4-6"  # run C's model: its first call stalls in the simulator
 STREAM_MODEL = "claude-opus-4-7"  # the simulator streams it slowly (only the cut stream uses it)
 RUN_MODEL = LOAD_MODEL = "claude-haiku-4-5"
@@ -451,29 +446,10 @@ def test_a_released_attempt_rerun_under_its_number_logs_and_charges_its_own_call
 # --- PostgreSQL ------------------------------------------------------------------------------------------
 
 
-def _plain(url: str) -> str:
-    return make_url(normalize_database_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _database(action: str, name: str) -> None:
-    conn = await asyncpg.connect(_plain(os.environ[PG_ENV]))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"' if action == "create"
-                           else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.mark.postgres
 def test_run_crash_on_postgres(tmp_path_factory: pytest.TempPathFactory, record_property: Any,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    if not os.environ.get(PG_ENV):
-        pytest.skip(f"{PG_ENV} not set: the PostgreSQL crash case needs a PostgreSQL server")
-    name = f"byollm_crash_{secrets.token_hex(4)}"
-    asyncio.run(_database("create", name))
-    url = make_url(normalize_database_url(os.environ[PG_ENV])).set(database=name).render_as_string(
-        hide_password=False)
-    try:
+    with scratch_database("byollm_crash", "the PostgreSQL crash case needs a PostgreSQL server") as url:
         with running_runs_stack(Path(tmp_path_factory.mktemp("crash-pg")), database_url=url,
                                 run_worker_embedded=False) as stack:
             result = _crash(stack, Path(tmp_path_factory.mktemp("crash-pg-logs")), traffic=False)
@@ -484,5 +460,3 @@ def test_run_crash_on_postgres(tmp_path_factory: pytest.TempPathFactory, record_
         with capsys.disabled():
             print(f"\ncrash safety (PostgreSQL): gateway answering {result.restart_s:.1f} s after SIGKILL, every"
                   f" run terminal after {result.settled_s:.1f} s")
-    finally:
-        asyncio.run(_database("drop", name))

@@ -7,19 +7,14 @@ Skipped unless BYOLLM_TEST_DATABASE_URL names a PostgreSQL server (a fresh datab
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
-from byollm.settings import normalize_database_url
+from support.pg import scratch_database
 from support.runs_stack import (
     Proc,
     events,
@@ -36,34 +31,14 @@ from support.runs_stack import (
 )
 from support.stack import Stack
 
-PG_ENV = "BYOLLM_TEST_DATABASE_URL"
 pytestmark = pytest.mark.postgres
 RUNS = 30
 
 
-def _plain(url: str) -> str:
-    return make_url(normalize_database_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _database(action: str, name: str) -> None:
-    conn = await asyncpg.connect(_plain(os.environ[PG_ENV]))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"' if action == "create"
-                           else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, list[Proc], list[Proc]]]:
-    if not os.environ.get(PG_ENV):
-        pytest.skip(f"{PG_ENV} not set: the scale-out test needs a PostgreSQL server")
-    name = f"byollm_scale_{secrets.token_hex(4)}"
-    asyncio.run(_database("create", name))
-    url = make_url(normalize_database_url(os.environ[PG_ENV])).set(database=name).render_as_string(
-        hide_password=False)
-    logs = Path(tmp_path_factory.mktemp("scale-logs"))
-    try:
+    with scratch_database("byollm_scale", "the scale-out test needs a PostgreSQL server") as url:
+        logs = Path(tmp_path_factory.mktemp("scale-logs"))
         with running_runs_stack(Path(tmp_path_factory.mktemp("scale")), database_url=url,
                                 run_worker_embedded=False) as stack:
             gateways: list[Proc] = []
@@ -78,8 +53,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, l
             finally:
                 for proc in gateways + workers:
                     proc.stop()
-    finally:
-        asyncio.run(_database("drop", name))
 
 
 def test_two_gateways_and_two_workers_execute_every_run_exactly_once(
