@@ -11,8 +11,6 @@ every cache period).
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import Request
 
 from byollm.control.authz import Caller
@@ -37,43 +35,6 @@ def services_of(request: Request) -> Services:
     return services
 
 
-async def _single_flight(request: Request, services: Services, token: str) -> Caller:
-    """``services.control.authenticate(token)``, shared by every request that asks for the same token while
-    one call is under way. A cache hit never waits, so it finishes before another request can join it.
-
-    The in-flight calls live on the app's state (one event loop per app), keyed by the token for the
-    duration of one call only. Each joining request gets the leader's answer or the leader's error; if the
-    leader itself is cancelled (its client went away), a joining request looks the token up on its own.
-    """
-    flights: dict[str, asyncio.Future[Caller]] | None = getattr(request.app.state, "auth_flights", None)
-    if flights is None:
-        flights = request.app.state.auth_flights = {}
-    while (pending := flights.get(token)) is not None:
-        try:
-            return await asyncio.shield(pending)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if pending.cancelled() and task is not None and not task.cancelling():
-                continue  # the leader was cancelled, not this request
-            raise
-    future: asyncio.Future[Caller] = asyncio.get_running_loop().create_future()
-    flights[token] = future
-    try:
-        caller = await services.control.authenticate(token)
-    except asyncio.CancelledError:
-        future.cancel()
-        raise
-    except Exception as error:
-        future.set_exception(error)
-        future.exception()  # retrieved: no "exception was never retrieved" warning when nobody joined
-        raise
-    else:
-        future.set_result(caller)
-        return caller
-    finally:
-        del flights[token]
-
-
 async def authenticate_request(request: Request, token: str) -> Caller:
     """The caller behind ``token``; failed attempts are counted per client address, and a client with too
     many in the window is refused before any lookup (``too_many_attempts``)."""
@@ -81,7 +42,7 @@ async def authenticate_request(request: Request, token: str) -> Caller:
     client = request.client.host if request.client else None
     services.attempts.check(client)
     try:
-        return await _single_flight(request, services, token)
+        return await services.control.authenticate(token)
     except ByollmError as error:
         if error.error_class is ErrorClass.UNAUTHENTICATED:
             services.attempts.failed(client)

@@ -115,6 +115,7 @@ class ControlService:
         self._settings = settings
         self._egress = EgressGuard(settings.allowed_internal_networks)
         self._auth_cache: dict[str, tuple[float, Caller]] = {}
+        self._auth_loads: dict[str, asyncio.Task[Caller]] = {}  # lookups under way, by token digest
         self._usage = tokens_repo.TokenUsageBuffer()
         self._usage_lock = asyncio.Lock()
 
@@ -134,11 +135,31 @@ class ControlService:
         if cached is not None and cached[0] > now:
             caller = cached[1]
         else:
-            caller = await self._load_caller(digest)
+            caller = await self._load_once(digest)
             self._auth_cache[digest] = (now + self._settings.auth_cache_seconds, caller)
         if caller.token_uid is not None:
             self._usage.note(caller.token_uid, _now())
         return caller
+
+    async def _load_once(self, digest: str) -> Caller:
+        """``_load_caller``, shared by every request that misses the cache for the same token meanwhile.
+
+        Why: when a cached entry expires under load, every request carrying that token misses at once; without
+        sharing, each made its own lookup (64 identical queries queued on SQLite at c=64). The lookup runs as
+        its own task, so a requester that goes away does not cancel it for the others.
+        """
+        load = self._auth_loads.get(digest)
+        if load is None:
+            load = asyncio.ensure_future(self._load_caller(digest))
+            self._auth_loads[digest] = load
+            load.add_done_callback(lambda done: self._loaded(digest, done))
+        return await asyncio.shield(load)
+
+    def _loaded(self, digest: str, load: asyncio.Task[Caller]) -> None:
+        if self._auth_loads.get(digest) is load:
+            del self._auth_loads[digest]
+        if not load.cancelled():
+            load.exception()  # retrieved here: a lookup whose requesters all left logs no "never retrieved"
 
     async def _load_caller(self, digest: str) -> Caller:
         async with self._store.session(readonly=True) as session:
