@@ -6,7 +6,17 @@ import time
 
 import httpx
 
-from support.runs_stack import events, new_agent, run_team, sse, start_run, team_client, wait_event, wait_run
+from support.runs_stack import (
+    events,
+    new_agent,
+    run_log_rows,
+    run_team,
+    sse,
+    start_run,
+    team_client,
+    wait_event,
+    wait_run,
+)
 from support.stack import Stack
 
 SLOW_MODEL = "claude-haiku-4-5"
@@ -34,7 +44,7 @@ def test_a_run_succeeds_on_the_direct_route_and_records_its_transcript(stack: St
     transcript = t.member.get(f"/runs/{run['uid']}/transcript").json()
     assert [m["role"] for m in transcript] == ["user", "assistant"]
     # the gateway's request log carries the run's model call, tied to the run
-    rows = [r for r in stack.request_log(t.uid) if r["run_uid"] == run["uid"]]
+    rows = run_log_rows(stack, t.uid, run["uid"])
     assert len(rows) == 1 and rows[0]["principal_uid"] == t.member_uid and rows[0]["status"] == 200
 
 
@@ -165,7 +175,7 @@ def test_a_named_agents_token_starts_runs_of_that_agent(stack: Stack) -> None:
         other_uid, _ = new_agent(stack, t.uid, default_model="sonnet")
         r = agent.post("/runs", json={"prompt": "x", "agent": other_uid})
         assert r.status_code == 403
-    rows = [r for r in stack.request_log(t.uid) if r["run_uid"] == run["uid"]]
+    rows = run_log_rows(stack, t.uid, run["uid"])
     assert rows and rows[0]["principal_type"] == "agent"
 
 

@@ -153,6 +153,19 @@ def sse(client: httpx.Client, run_uid: str, last_event_id: int | None = None,
     return got
 
 
+def run_log_rows(stack: Stack, team_uid: str, run_uid: str, count: int = 1,
+                 timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The request-log rows of a run's model calls, once ``count`` are there (or the timeout passed): rows are
+    written in batches off the hot path, behind any write transaction holding SQLite's lock, so a row can land
+    a little after the run is seen to finish."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in stack.request_log(team_uid) if r["run_uid"] == run_uid]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
 def ledger(stack: Stack, team_uid: str, database_url: str | None = None) -> list[dict[str, Any]]:
     """The team's ledger rows, read straight from the database."""
     from sqlalchemy import text
