@@ -38,11 +38,7 @@ class ByollmApp(FastAPI):
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fast: ASGIApp = RequestIdMiddleware(
-            BodyLimitMiddleware(FastInferencePath(self._not_here), max_bytes=max_body_bytes))
-
-    @staticmethod
-    async def _not_here(scope: Scope, receive: Receive, send: Send) -> None:
-        raise RuntimeError(f"not an inference POST: {scope['method']} {scope['path']}")  # fast_handler said so
+            BodyLimitMiddleware(FastInferencePath(), max_bytes=max_body_bytes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if fast_handler(scope) is not None:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from byollm.api import inference_routes
 from byollm.api.errors import render
@@ -52,17 +52,12 @@ def fast_handler(scope: Scope) -> Handler | None:
 
 
 class FastInferencePath:
-    """The two inference POSTs; anything else goes to ``app``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    """The ASGI app of the two inference POSTs; ``ByollmApp`` sends it nothing else (``fast_handler`` decides)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = fast_handler(scope)
-        if handler is not None:
-            await self._serve(handler, scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        assert handler is not None, "only the inference POSTs are dispatched here"
+        await self._serve(handler, scope, receive, send)
 
     @staticmethod
     async def _serve(handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
