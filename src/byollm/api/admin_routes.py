@@ -151,7 +151,8 @@ async def list_agents(team_uid: TeamUid, caller: CallerDep, control: ControlDep)
     return await control.list_agents(caller, team_uid)
 
 
-@router.post("/teams/{team_uid}/agents", status_code=status.HTTP_201_CREATED, summary="Create a named agent (admins)")
+@router.post("/teams/{team_uid}/agents", status_code=status.HTTP_201_CREATED, summary="Create a named agent (admins)",
+             responses=_CONFLICT)  # a name already taken in the team
 async def create_agent(team_uid: TeamUid, body: AgentCreate, caller: CallerDep, control: ControlDep) -> AgentView:
     return await control.create_agent(
         caller, team_uid, name=body.name, role_arn_override=body.role_arn_override,
@@ -159,7 +160,7 @@ async def create_agent(team_uid: TeamUid, body: AgentCreate, caller: CallerDep, 
     )
 
 
-@router.patch("/teams/{team_uid}/agents/{agent_uid}", summary="Change a named agent (admins)")
+@router.patch("/teams/{team_uid}/agents/{agent_uid}", summary="Change a named agent (admins)", responses=_CONFLICT)
 async def update_agent(
     team_uid: TeamUid, agent_uid: str, body: AgentUpdate, caller: CallerDep, control: ControlDep
 ) -> AgentView:
