@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import sqlite3
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -582,3 +585,28 @@ async def test_the_gateway_migration_applies_over_0001_and_reverts(empty_setting
         await engine.dispose()
     assert "request_log" not in names and "credit_ledger" not in names and "teams" in names
     assert (await upgrade(empty_settings, revision="0002")).after == "0002"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are a Linux feature")
+async def test_the_sqlite_writer_thread_runs_nicer_than_the_serving_thread(
+    store: Store, make_request: MakeRequest
+) -> None:
+    """The batch writer must not compete with requests on equal terms for a shared core (its batches were
+    most of the gateway's p99): its own thread is niced, and only its own."""
+    sqlite_file(store)
+    writer = RequestLogWriter(store)
+    writer.submit(make_request())
+    assert await writer.flush() == 1
+    try:
+        backend = writer._backend
+        assert isinstance(backend, request_log_module._SqliteBackend) and backend._executor is not None
+        [thread] = backend._executor._threads
+        assert thread.native_id is not None
+        serving = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        if serving >= 19:
+            pytest.skip("the tests already run at the lowest priority")
+        expected = min(19, serving + request_log_module.WRITER_NICE_INCREMENT)
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == expected
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == serving  # the serving thread's own
+    finally:
+        await writer.close()
