@@ -7,6 +7,9 @@ What runs (one invocation, loopback only, bounded: about 75 s with the defaults 
       with ``BYOLLM_*`` variables pointing every upstream at the simulator, ``create_app(settings)``, uvicorn
       with its default uvloop + httptools, lifespan on, no access log, one worker, SQLite in a temporary
       data directory);
+    - a bare relay in a third child process, pinned like byollm: the same uvicorn configuration and an aiohttp
+      client pooled like byollm's, relaying each request to the simulator and nothing else (the floor of the
+      serving stack; direct combinations only);
     - the load generator in this process: asyncio (uvloop when installed) with a minimal HTTP/1.1 client over
       keep-alive connections, so the client's own cost is small and identical on both paths.
 
@@ -22,7 +25,9 @@ credentials, operator key), each non-streaming and streaming
       (a) the gateway's own ``x-byollm-overhead-ms`` header (p50/p99), and (b) p50/p99 of the client-observed
       latency through the gateway minus p50/p99 of the client-observed latency direct to the simulator
       (a difference of percentiles, not a percentile of differences). For streaming, (b) uses the time to
-      the first body byte (TTFB) and, separately, the time to the end of the stream.
+      the first body byte (TTFB) and, separately, the time to the end of the stream. On the direct route the
+      bare relay's requests alternate too: bare relay - direct is the stack's floor on this machine, gateway -
+      bare relay is what byollm adds above it.
     - concurrency C (default 8 and 64, each measured in the same run): after a warm-up on each path, N requests
       direct to the simulator and N through the gateway, in 4 alternating rounds of N/4 (so drift from other
       work on the machine hits both paths); throughput ratio = gateway requests/s divided by direct requests/s.
@@ -157,6 +162,48 @@ def _serve_gateway(conn: Connection, cpus: set[int] | None, env: dict[str, str])
     sock = _listen()
     conn.send(sock.getsockname()[1])
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_relay(conn: Connection, cpus: set[int] | None, sim_port: int) -> None:
+    """Child process: the floor of byollm's serving stack - uvicorn (configured as the gateway's) and an aiohttp
+    client (pooled as byollm's ``HttpPool``) relaying each POST to the simulator as it came, the answer back as
+    it arrives, and nothing else: no token, policy, route plan, request log or metric."""
+    _pin(cpus)
+    import aiohttp
+    import uvicorn
+
+    from byollm.api.serving import KEEP_ALIVE_S
+
+    forwarded = (b"x-api-key", b"anthropic-version", b"content-type")
+    pool: list[aiohttp.ClientSession] = []
+
+    async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] == "lifespan.startup":
+                pool.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512, limit_per_host=256)))
+                await send({"type": "lifespan.startup.complete"})
+            await pool[0].close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {k.decode(): v.decode() for k, v in scope["headers"] if k in forwarded}
+        async with pool[0].post(f"http://{HOST}:{sim_port}{scope['path']}", data=body, headers=headers) as upstream:
+            await send({"type": "http.response.start", "status": upstream.status,
+                        "headers": [(b"content-type", upstream.headers["content-type"].encode())]})
+            async for chunk in upstream.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    sock = _listen()
+    conn.send(sock.getsockname()[1])
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False,
+                            timeout_keep_alive=KEEP_ALIVE_S)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -466,12 +513,15 @@ async def _probe(requests: Requests, errors: Errors) -> None:
     requests.upstream_id = sample.route.split(":", 1)[1]
 
 
-async def _alternating(requests: Requests, count: int, warmup: int, errors: Errors
-                       ) -> tuple[list[Sample], list[Sample]]:
-    """Concurrency 1: gateway and direct requests alternate on two keep-alive connections."""
+async def _alternating(requests: Requests, count: int, warmup: int, errors: Errors, relay_port: int | None = None
+                       ) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """Concurrency 1: gateway and direct requests (and, given ``relay_port``, the bare relay's: the direct
+    request sent through it) alternate on keep-alive connections, one per path."""
     gateway, direct = Client(requests.gateway_port), Client(requests.sim_port)
+    relay = Client(relay_port) if relay_port is not None else None
     via: list[Sample] = []
     base: list[Sample] = []
+    floor: list[Sample] = []
     try:
         for i in range(warmup + count):
             raw_direct = requests.direct(i)  # built (and, for Bedrock, signed) before the timer starts
@@ -480,13 +530,20 @@ async def _alternating(requests: Requests, count: int, warmup: int, errors: Erro
             d = await direct.send(raw_direct)
             _verify(g, requests.combo, True, errors, f"{requests.combo.label} c=1 gateway")
             _verify(d, requests.combo, False, errors, f"{requests.combo.label} c=1 direct")
+            r = await relay.send(raw_direct) if relay is not None else None
+            if r is not None:
+                _verify(r, requests.combo, False, errors, f"{requests.combo.label} c=1 bare relay")
             if i >= warmup:
                 via.append(g)
                 base.append(d)
+                if r is not None:
+                    floor.append(r)
     finally:
         gateway.close()
         direct.close()
-    return via, base
+        if relay is not None:
+            relay.close()
+    return via, base, floor
 
 
 async def _concurrent(port: int, raws: Sequence[bytes], concurrency: int, check: Callable[[Sample], None]) -> float:
@@ -780,6 +837,23 @@ def _latency_figures(combo: Combo, via: list[Sample], base: list[Sample]) -> lis
     return figures
 
 
+def _floor_figures(combo: Combo, via: list[Sample], base: list[Sample], floor: list[Sample]) -> list[Figure]:
+    """What the serving stack alone costs (bare relay - direct) and what byollm adds on top of it (gateway -
+    bare relay), at p50 and p99 of the same alternating series. For a stream, the time to first byte."""
+    def ms(samples: list[Sample]) -> list[float]:
+        return [(s.ttfb_s if combo.stream else s.total_s) * 1000.0 for s in samples]
+
+    what = "TTFB " if combo.stream else ""
+    figures: list[Figure] = []
+    for q, p in (("p50", 0.5), ("p99", 0.99)):
+        gw, direct, relay = _pct(ms(via), p), _pct(ms(base), p), _pct(ms(floor), p)
+        figures.append(Figure(combo.label, f"{what}stack floor {q} (bare relay - direct)", relay - direct, "ms",
+                              f"floor_{q}_ms"))
+        figures.append(Figure(combo.label, f"{what}byollm above the floor {q} (gateway - bare relay)", gw - relay,
+                              "ms", f"above_floor_{q}_ms"))
+    return figures
+
+
 def _print_table(figures: list[Figure], notes: list[str]) -> None:
     rows = [("combination", "figure", "value", "target #4", "", "target #8", "")]
     for f in figures:
@@ -822,6 +896,15 @@ def _summary_rows(figures: list[Figure], memory: list[StreamMemory], concurrenci
         values = {c: pick(c, start) for c in combos}
         rows.append({"figure": what, "unit": "ms", "values": values, "target": f"<= {target:g}",
                      "result": _verdict(values, _at_most(target))})
+    for what, start in (
+        ("stack floor p50, bare relay - direct", "stack floor p50"),
+        ("stack floor p99, bare relay - direct", "stack floor p99"),
+        ("byollm above the floor p50, gateway - bare relay", "byollm above the floor p50"),
+        ("byollm above the floor p99, gateway - bare relay", "byollm above the floor p99"),
+    ):
+        values = {c: pick(c, start) if not c.endswith("stream") else pick(c, "TTFB " + start) for c in combos}
+        rows.append({"figure": what + " (streams: TTFB)", "unit": "ms", "values": values, "target": "",
+                     "result": ""})
     for c in concurrencies:
         values = {combo: pick(combo, "throughput ratio", c) for combo in combos}
         rows.append({"figure": f"throughput ratio, c={c}", "unit": "", "values": values, "target": ">= 0.35",
@@ -950,6 +1033,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         gateway = _start(ctx, "gateway", _serve_gateway, gateway_cpus, env)
         children.append(gateway)
         _wait_ready(gateway.url + "/healthz")
+        relay = _start(ctx, "bare relay", _serve_relay, gateway_cpus, sim.port)
+        children.append(relay)
         setup = _configure(sim.url, gateway.url, boot.token)
         _pin(shared_cpus)
         profiler = Profiler(args.profile, gateway.process.pid or 0, shared_cpus)
@@ -965,8 +1050,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                           Combo("direct", True)):
                 requests = Requests(combo, setup, gateway.port, sim.port)
                 await _probe(requests, errors)
-                via, base = await _alternating(requests, count, warmup, errors)
+                # the bare relay speaks the direct Anthropic API only; Bedrock's signing and event streams are
+                # byollm's own work, so they have no floor to compare with
+                relay_port = relay.port if combo.route == "direct" else None
+                via, base, floor = await _alternating(requests, count, warmup, errors, relay_port)
                 figures.extend(_latency_figures(combo, via, base))
+                if floor:
+                    figures.extend(_floor_figures(combo, via, base, floor))
 
                 for concurrency in concurrencies:
                     figures.append(await _throughput(requests, concurrency, count, warmup, sim.port, gateway.port,
