@@ -564,35 +564,47 @@ async def _concurrent(port: int, raws: Sequence[bytes], concurrency: int, check:
 
 
 async def _throughput(requests: Requests, concurrency: int, count: int, warmup: int, sim_port: int, gateway_port: int,
-                      errors: Errors, profiler: Profiler, throughput: dict[str, dict[str, float]]) -> Figure:
+                      errors: Errors, profiler: Profiler, throughput: dict[str, dict[str, float]],
+                      relay_port: int | None = None) -> list[Figure]:
     """Concurrency C: warm-up on each path, then ROUNDS alternating rounds per path (so drift from other work
-    on the machine hits both alike); the ratio is gateway requests/s over direct requests/s."""
+    on the machine hits all alike); the ratio is gateway requests/s over direct requests/s. Given ``relay_port``
+    the bare relay is a third path, and its own ratio (the stack's ceiling) is a figure too."""
     combo = requests.combo
 
-    def check_gateway(sample: Sample) -> None:
-        _verify(sample, combo, True, errors, f"{combo.label} c={concurrency} gateway")
-
-    def check_direct(sample: Sample) -> None:
-        _verify(sample, combo, False, errors, f"{combo.label} c={concurrency} direct")
+    def checker(via_gateway: bool, path: str) -> Callable[[Sample], None]:
+        def check(sample: Sample) -> None:
+            _verify(sample, combo, via_gateway, errors, f"{combo.label} c={concurrency} {path}")
+        return check
 
     direct_raws = [requests.direct(i) for i in range(warmup + count)]  # pre-signed
     gateway_raws = [requests.gateway(i) for i in range(warmup + count)]
-    await _concurrent(sim_port, direct_raws[:warmup], concurrency, check_direct)
-    await _concurrent(gateway_port, gateway_raws[:warmup], concurrency, check_gateway)
-    spent = {"direct": 0.0, "gateway": 0.0}
+    paths = [("direct", sim_port, direct_raws, checker(False, "direct")),
+             ("gateway", gateway_port, gateway_raws, checker(True, "gateway"))]
+    if relay_port is not None:
+        paths.append(("bare relay", relay_port, direct_raws, checker(False, "bare relay")))
+    for _, port, raws, check in paths:
+        await _concurrent(port, raws[:warmup], concurrency, check)
+    spent = dict.fromkeys((name for name, *_ in paths), 0.0)
     bounds = [warmup + count * r // ROUNDS for r in range(ROUNDS + 1)]
-    profiler.start(f"{combo.label.replace(' ', '-')}-c{concurrency}")
+    profiler.start(f"{combo.label.replace(' ', '-')}-c{concurrency}")  # the gateway is idle in the other paths
     try:
         for low, high in itertools.pairwise(bounds):
-            spent["direct"] += await _concurrent(sim_port, direct_raws[low:high], concurrency, check_direct)
-            spent["gateway"] += await _concurrent(gateway_port, gateway_raws[low:high], concurrency, check_gateway)
+            for name, port, raws, check in paths:
+                spent[name] += await _concurrent(port, raws[low:high], concurrency, check)
     finally:
         profiler.stop()
-    direct_rps, gateway_rps = count / spent["direct"], count / spent["gateway"]
-    throughput[f"{combo.label} c={concurrency}"] = {"gateway_rps": gateway_rps, "direct_rps": direct_rps,
+    rps = {name: count / seconds for name, seconds in spent.items()}
+    throughput[f"{combo.label} c={concurrency}"] = {"gateway_rps": rps["gateway"], "direct_rps": rps["direct"],
                                                     "concurrency": concurrency}
-    return Figure(combo.label, f"throughput ratio at c={concurrency} (gateway {gateway_rps:,.0f} / direct"
-                  f" {direct_rps:,.0f} req/s)", gateway_rps / direct_rps, "", "throughput_ratio", concurrency)
+    figures = [Figure(combo.label, f"throughput ratio at c={concurrency} (gateway {rps['gateway']:,.0f} / direct"
+                      f" {rps['direct']:,.0f} req/s)", rps["gateway"] / rps["direct"], "", "throughput_ratio",
+                      concurrency)]
+    if "bare relay" in rps:
+        throughput[f"{combo.label} c={concurrency}"]["bare_relay_rps"] = rps["bare relay"]
+        figures.append(Figure(combo.label, f"stack ceiling: bare relay throughput ratio at c={concurrency} (bare"
+                              f" relay {rps['bare relay']:,.0f} / direct {rps['direct']:,.0f} req/s)",
+                              rps["bare relay"] / rps["direct"], "", "info", concurrency))
+    return figures
 
 
 # --- memory per concurrent stream -----------------------------------------------------------------------------
@@ -909,6 +921,10 @@ def _summary_rows(figures: list[Figure], memory: list[StreamMemory], concurrenci
         values = {combo: pick(combo, "throughput ratio", c) for combo in combos}
         rows.append({"figure": f"throughput ratio, c={c}", "unit": "", "values": values, "target": ">= 0.35",
                      "result": _verdict(values, lambda v: v >= 0.35)})
+    for c in concurrencies:
+        values = {combo: pick(combo, "stack ceiling", c) for combo in combos}
+        rows.append({"figure": f"bare relay throughput ratio, c={c}", "unit": "", "values": values, "target": "",
+                     "result": ""})
     per_stream = {m.combo: round(m.per_stream_kib, 1) for m in memory}
     rows.append({"figure": "memory per concurrent stream", "unit": "KiB",
                  "values": {c: per_stream.get(c) for c in combos}, "target": "", "result": ""})
@@ -1059,8 +1075,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     figures.extend(_floor_figures(combo, via, base, floor))
 
                 for concurrency in concurrencies:
-                    figures.append(await _throughput(requests, concurrency, count, warmup, sim.port, gateway.port,
-                                                     errors, profiler, throughput))
+                    figures.extend(await _throughput(requests, concurrency, count, warmup, sim.port, gateway.port,
+                                                     errors, profiler, throughput, relay_port))
 
         _run(measure())
         if split:
