@@ -33,9 +33,8 @@ class _RandomIds:
     Why a buffer for the random part: ``os.urandom`` is a system call that releases the GIL, and on a busy
     gateway (the request-log writer's thread runnable) getting the GIL back can cost far more than the call
     itself; one call per 256 requests keeps that off nearly every request. The bytes are as unguessable as
-    before. A forked child
-    starts with an empty buffer, so two processes never hand out the same ids; a lock keeps two threads (two
-    servers in one process) from cutting the same slice.
+    before. A forked child starts with an empty buffer, so two processes never hand out the same ids; a lock
+    keeps two threads (two servers in one process) from cutting the same slice.
     """
 
     __slots__ = ("_buffer", "_lock", "_offset")
