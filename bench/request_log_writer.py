@@ -14,7 +14,11 @@ batches and not timed), it submits ``--batches`` batches of ``--batch`` requests
 each batch as the writer's flusher would, and prints CPU time (this process, the writer's thread included) and
 wall time per request, then the ratio ordered / random. Loopback-free and bounded: about 30 s with the defaults.
 
+With ``--database-url postgresql://...`` each measurement runs in a fresh PostgreSQL database created beside
+the given one (and dropped afterwards) instead of a SQLite file.
+
     .venv/bin/python bench/request_log_writer.py [--sizes 0,200000] [--batch 200] [--batches 30] [--json]
+                                                 [--database-url postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import stackproc  # this directory's scratch-database helpers (the script's own directory is on sys.path)
 
 from byollm.api.request_id import new_request_id
 from byollm.settings import Settings
@@ -76,12 +82,17 @@ async def _submit(writer: RequestLogWriter, make_id: Callable[[], str], count: i
     await writer.flush()
 
 
-async def measure(shape: str, preload: int, batch: int, batches: int) -> dict[str, Any]:
-    """Per-request CPU and wall time of ``batches`` flushes of ``batch`` requests, ``preload`` rows stored first."""
+async def measure(shape: str, preload: int, batch: int, batches: int, database_url: str | None = None
+                  ) -> dict[str, Any]:
+    """Per-request CPU and wall time of ``batches`` flushes of ``batch`` requests, ``preload`` rows stored first
+    (in a SQLite file of its own, or in the empty database ``database_url``)."""
     data_dir = Path(tempfile.mkdtemp(prefix="byollm-bench-writer-"))
     store: Store | None = None
     try:
-        settings = Settings.from_env({"BYOLLM_DATA_DIR": str(data_dir)})
+        env = {"BYOLLM_DATA_DIR": str(data_dir)}
+        if database_url:
+            env["BYOLLM_DATABASE_URL"] = database_url
+        settings = Settings.from_env(env)
         await upgrade(settings)
         store = Store(create_engine(settings))
         writer = RequestLogWriter(store, max_batch=max(batch, PRELOAD_BATCH), max_pending=10 * PRELOAD_BATCH)
@@ -111,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=200, help="requests per flush (200 = 100 ms at 2,000 req/s)")
     parser.add_argument("--batches", type=int, default=30, help="timed flushes per measurement")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    parser.add_argument("--database-url", default=None,
+                        help="PostgreSQL: each measurement in a fresh database created beside this one")
     args = parser.parse_args(argv)
     try:
         sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
@@ -122,7 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for size in sizes:
         for shape in ID_SHAPES:
-            results.append(asyncio.run(measure(shape, size, args.batch, args.batches)))
+            scratch = stackproc.fresh_pg_database(args.database_url) if args.database_url else None
+            try:
+                results.append(asyncio.run(measure(shape, size, args.batch, args.batches, scratch)))
+            finally:
+                if scratch is not None:
+                    stackproc.drop_pg_database(args.database_url, scratch)
             if not args.json:
                 r = results[-1]
                 print(f"{r['ids']:>8} ids, {size:>9,} rows stored: {r['cpu_us_per_request']:7.1f} us CPU,"
@@ -139,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"batch": args.batch, "batches": args.batches, "results": results, "ratios": ratios},
                          indent=2))
         return 0
-    print(f"\nSUMMARY (SQLite file, {args.batch} requests + {args.batch} charges per transaction, {args.batches}"
+    database = "PostgreSQL" if args.database_url else "SQLite file"
+    print(f"\nSUMMARY ({database}, {args.batch} requests + {args.batch} charges per transaction, {args.batches}"
           " transactions timed; CPU includes the writer's thread)")
     for ratio in ratios:
         print(f"  {ratio['stored_before']:>9,} rows stored: ordered / random = {ratio['cpu_ordered_over_random']:.2f}"
