@@ -27,8 +27,8 @@ class _RandomIds:
     ledger's), so ids that grow with time are appended at the right edge of those indexes, where random ids
     land on a random page each and make every batch dirty a page per row. With 200,000 rows already stored,
     random ids cost the writer 71 us of CPU and 103 us of wall time per request, ordered ones 42 and 44
-    (``bench/request_log_writer.py``, SQLite), and the gap grows with the table. The time says nothing the client did
-    not know; the random part keeps the id unguessable.
+    (``bench/request_log_writer.py``, SQLite), and the gap grows with the table. The time says nothing the
+    client did not know; the random part keeps the id unguessable.
 
     Why a buffer for the random part: ``os.urandom`` is a system call that releases the GIL, and on a busy
     gateway (the request-log writer's thread runnable) getting the GIL back can cost far more than the call
