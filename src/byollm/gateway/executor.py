@@ -124,6 +124,8 @@ class Served:
     fallbacks: int
     overhead_ms: float
     auto_reason: str | None = None
+    requested_model: str = ""  # the name the caller sent
+    model_rule: str = "catalog"  # how that name became ``model`` (RoutePlan.resolved_via)
 
 
 @dataclass(slots=True)
@@ -134,6 +136,8 @@ class ServedStream:
     fallbacks: int
     overhead_ms: float
     auto_reason: str | None = None
+    requested_model: str = ""
+    model_rule: str = "catalog"
     preamble: int = 0  # how many leading events were read before committing (a writer can send them as one)
 
 
@@ -143,6 +147,7 @@ class ModelListing:
     display_name: str
     owner: str
     routes: list[dict[str, str]]
+    alias_of: str | None = None  # set for a team alias: the catalog model its requests are served as
 
 
 @dataclass(slots=True)
@@ -228,6 +233,7 @@ class Gateway:
         except ByollmError:
             return []
         listing: list[ModelListing] = []
+        routes_of: dict[str, list[dict[str, str]]] = {}
         for model in self._catalog:
             try:
                 plan = plan_routes(policy, self._catalog, RouteRequest(model=model.id), actor=context.actor,
@@ -235,10 +241,16 @@ class Gateway:
             except ByollmError:
                 continue
             own = [c for c in plan.candidates if c.model == model.id]
+            routes_of[model.id] = [
+                {"host": c.host.value, "upstream_model_id": c.upstream_model_id, "credential": c.credential.value,
+                 "billing": c.billing.value} for c in plan.candidates if c.model == plan.model]
             if own:
-                listing.append(ModelListing(model.id, model.display_name, model.provider, [
-                    {"host": c.host.value, "upstream_model_id": c.upstream_model_id, "credential": c.credential.value,
-                     "billing": c.billing.value} for c in own]))
+                listing.append(ModelListing(model.id, model.display_name, model.provider, routes_of[model.id]))
+        for alias in policy.models.aliases:  # the admin's names, each with the routes of the model it serves
+            target = self._catalog.resolve(alias.target)
+            if target is not None and routes_of.get(target.id):
+                listing.append(ModelListing(alias.pattern, f"{alias.pattern} (served as {target.display_name})",
+                                            "byollm", routes_of[target.id], alias_of=target.id))
         if listing and not policy.models.any_direct_disabled:
             listing.insert(0, ModelListing("auto", "Auto (best enabled model for the task)", "byollm", []))
         return listing
@@ -360,7 +372,8 @@ class Gateway:
             outcome.usage = message.usage
             outcome.response = message.message
             served = Served(value=message, route=candidate.label, model=candidate.model,
-                            fallbacks=len(outcome.attempts) - 1, overhead_ms=0.0, auto_reason=plan.auto_reason)
+                            fallbacks=len(outcome.attempts) - 1, overhead_ms=0.0, auto_reason=plan.auto_reason,
+                            requested_model=plan.requested_model, model_rule=plan.resolved_via)
         except ByollmError as error:
             outcome.status, outcome.error_code = error.status, error.error_class.code
             raise
@@ -384,7 +397,8 @@ class Gateway:
 
         candidate, count = await self._attempts(context, policy, plan, request, outcome, run)
         return Served(value=count, route=candidate.label, model=candidate.model,
-                      fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome))
+                      fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome),
+                      requested_model=plan.requested_model, model_rule=plan.resolved_via)
 
     async def stream(self, context: InferenceContext, request: CanonicalRequest,
                      route_request: RouteRequest) -> ServedStream:
@@ -405,6 +419,7 @@ class Gateway:
             events=self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream),
             route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
             overhead_ms=overhead, auto_reason=plan.auto_reason, preamble=len(buffered),
+            requested_model=plan.requested_model, model_rule=plan.resolved_via,
         )
 
     async def _open_stream(self, provider: Provider, call: UpstreamCall
