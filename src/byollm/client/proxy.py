@@ -101,7 +101,7 @@ def _error_response(path: str, error: ByollmError) -> Response:
 
     rid = "req_local_" + secrets.token_hex(8)
     body = error_body(error, _shape(path), rid)
-    headers = {"x-byollm-error-code": error.error_class.code, "x-request-id": rid}
+    headers = {"x-byollm-error-code": error.error_class.code, "request-id": rid, "x-request-id": rid}
     if not error.error_class.retryable:
         headers["x-should-retry"] = "false"
     return Response(orjson.dumps(body), status_code=error.status, media_type="application/json", headers=headers)
