@@ -84,6 +84,14 @@ class CanonicalRequest:
     anthropic_beta: tuple[str, ...] = ()
     request_id: str = ""
     team_uid: str = ""
+    # the client API the request came in (``anthropic``, ``openai``) and its body as the client sent it: an
+    # adapter whose upstream speaks that same API forwards ``origin_body`` (with the route's model id)
+    # instead of translating ``body``, so every feature of that API works
+    origin_api: str = "anthropic"
+    origin_body: Mapping[str, Any] | None = None
+    # fields of ``origin_body`` with no equivalent in the canonical form: only a same-API route can serve
+    # them, every other route is skipped as ``unsupported_by_route`` naming them
+    native_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,21 +158,27 @@ class UpstreamCall:
 @dataclass(frozen=True, slots=True)
 class CompletedMessage:
     """A complete answer as an Anthropic message; ``raw`` is its JSON exactly as received, when the API the
-    caller used can take it unchanged (no re-serialisation on the pass-through path)."""
+    caller used can take it unchanged (no re-serialisation on the pass-through path). ``native`` is the
+    upstream's answer in the caller's own, non-canonical API (an OpenAI caller on an OpenAI route), relayed
+    as it came; ``message`` is then its canonical reading, for usage and the request log."""
 
     message: Mapping[str, Any]
     usage: Usage
     raw: bytes | None = None
+    native: bytes | None = None
 
 
 @dataclass(slots=True)
 class StreamEvent:
     """One Anthropic streaming event (``type`` is its ``type`` field); ``raw`` is its JSON as received when
-    it can be passed through unchanged."""
+    it can be passed through unchanged. ``native`` is set on every event of a pass-through stream in the
+    caller's own, non-canonical API: the upstream chunk's JSON on the last event read from that chunk, and
+    ``b""`` on the others (nothing more to send for them)."""
 
     type: str
     data: Mapping[str, Any]
     raw: bytes | None = None
+    native: bytes | None = None
 
 
 class Provider(Protocol):
