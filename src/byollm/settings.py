@@ -12,6 +12,8 @@ Environment variables (all optional):
   data directory. Sync-style URLs are accepted and mapped to the async drivers.
 - ``BYOLLM_KEK``: the key-encryption key (urlsafe base64 of 32 bytes). Without it the key lives in a 0600
   file ``kek`` in the data directory, created on first use.
+- ``BYOLLM_KEK_FILE``: a file holding the key-encryption key (a secret mount); preferred over ``BYOLLM_KEK``,
+  which ``byollm serve`` and ``byollm worker`` erase from their environment once read (``byollm.secret_env``).
 - ``BYOLLM_KEK_PREVIOUS``: during rotation, the key being retired (comma-separated if several).
 - ``BYOLLM_CATALOG_FILE``: an operator's catalog file extending the built-in model catalog.
 - ``BYOLLM_PUBLIC_URL``: the gateway's public base URL (also the OIDC issuer by default).
@@ -108,6 +110,20 @@ def _networks(value: str | None) -> tuple[str, ...]:
     return tuple(str(n) for n in parse_networks((value or "").split(","), source=ALLOW_SETTING))
 
 
+def _secret_file(variable: str, path: str | None) -> str | None:
+    """The stripped text of the file ``variable`` names, or None when unset; a clear error when unreadable."""
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{variable} names {path}, which cannot be read ({exc.strerror or type(exc).__name__})"
+                         ) from None
+    if not text:
+        raise ValueError(f"{variable} names {path}, which is empty")
+    return text
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -166,7 +182,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=normalize_database_url(url),
-            kek=env.get("BYOLLM_KEK") or None,
+            kek=env.get("BYOLLM_KEK") or _secret_file("BYOLLM_KEK_FILE", env.get("BYOLLM_KEK_FILE")),
             kek_previous=previous,
             catalog_file=Path(catalog) if catalog else None,
             public_url=env.get("BYOLLM_PUBLIC_URL") or None,

@@ -211,6 +211,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/admin/{team_uid}/agents"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/members"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/usage"): Case(PANEL_ADMIN, panel=True),
+    ("GET", "/admin/{team_uid}/requests"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/runs"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/runs/{run_uid}"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/runs/{run_uid}/events"): Case(PANEL_ADMIN, panel=True),

@@ -223,8 +223,17 @@ async def list_requests(
     control: ControlDep,
     since: Annotated[datetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip (paging)")] = 0,
+    member: Annotated[str | None, Query(max_length=320,
+                                        description="a member's email or UID, or an agent's name or UID")] = None,
+    model: Annotated[str | None, Query(max_length=200, description="served or requested model")] = None,
+    route: Annotated[str | None, Query(max_length=32,
+                                       description="bedrock, anthropic, openai, google, or direct")] = None,
+    outcome: Annotated[str | None, Query(max_length=16, description="ok, error or fallback")] = None,
+    request_id: Annotated[str | None, Query(max_length=64, description="a response's x-request-id")] = None,
 ) -> list[RequestView]:
-    return await control.list_requests(caller, team_uid, since=since, limit=limit)
+    return await control.list_requests(caller, team_uid, since=since, limit=limit, offset=offset, member=member,
+                                       model=model, route=route, outcome=outcome, request_id=request_id)
 
 
 @router.get("/teams/{team_uid}/usage", summary="Usage and credits over a period, grouped (admins)")

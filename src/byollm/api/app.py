@@ -20,6 +20,7 @@ from byollm.api.errors import install_error_handlers
 from byollm.api.fast_inference import FastInferencePath, fast_handler
 from byollm.api.request_id import RequestIdMiddleware
 from byollm.panel import routes as panel_routes
+from byollm.secret_env import forget_secret_variables
 from byollm.services import Services, build_services
 from byollm.settings import Settings
 
@@ -100,5 +101,9 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (used by ``byollm serve`` so several workers can each build one)."""
-    return create_app(Settings.from_env())
+    """Factory for ``uvicorn --factory`` (used by ``byollm serve`` so several workers can each build one).
+
+    Once read, the key-encryption key leaves this process's environment (and its ``/proc`` entry)."""
+    settings = Settings.from_env()
+    forget_secret_variables()
+    return create_app(settings)

@@ -24,6 +24,7 @@ def serve(
 ) -> None:
     """Serve the gateway and the admin API (migrations run first, under a lock)."""
     import asyncio
+    import os
 
     import uvicorn
     from rich.console import Console
@@ -33,6 +34,7 @@ def serve(
     from byollm.services import preflight
     from byollm.settings import Settings
 
+    os.umask(0o077)  # the SQLite file, its journal, lock files and run directories: the operator's alone
     try:
         asyncio.run(preflight(Settings.from_env()))
     except ByollmError as exc:

@@ -60,6 +60,7 @@ from byollm.store import teams as teams_repo
 from byollm.store import tokens as tokens_repo
 from byollm.store import usage as usage_repo
 from byollm.store import users as users_repo
+from byollm.store.names import principal_names
 from byollm.store.records import AgentRecord, PrincipalType, TokenRecord
 
 __all__ = ["ControlService"]
@@ -622,13 +623,33 @@ class ControlService:
     # --- requests and usage -------------------------------------------------------------------------
 
     async def list_requests(self, caller: Caller, team_uid: str, *, since: datetime | None = None,
-                            limit: int = 100) -> list[RequestView]:
-        """The team's request log, newest first: admins see everyone's, members their own."""
+                            limit: int = 100, offset: int = 0, member: str | None = None,
+                            model: str | None = None, route: str | None = None, outcome: str | None = None,
+                            request_id: str | None = None) -> list[RequestView]:
+        """The team's request log, newest first: admins see everyone's, members their own.
+
+        ``member`` is a member's email or UID or an agent's name or UID; ``route`` is a host (``bedrock``,
+        ``anthropic``...) or ``direct``; ``outcome`` is ``ok``, ``error`` or ``fallback``; ``request_id``
+        is the ``x-request-id`` a response carried."""
         require(caller, Action.OWN_TOKENS, team_uid)
-        own = None if caller.role_in(team_uid) is Role.ADMIN else caller.principal_uid
+        if outcome is not None and outcome not in usage_repo.OUTCOMES:
+            raise ByollmError(ErrorClass.INVALID_REQUEST,
+                              f"outcome: {outcome!r} is not one of {', '.join(usage_repo.OUTCOMES)}")
+        hosts = (*(h.value for h in Host), usage_repo.DIRECT)
+        if route is not None and route not in hosts:
+            raise ByollmError(ErrorClass.INVALID_REQUEST, f"route: {route!r} is not one of {', '.join(hosts)}")
+        admin = caller.role_in(team_uid) is Role.ADMIN
         async with self._store.session(readonly=True) as session:
-            records = await usage_repo.list_requests(session, team_uid=team_uid, principal_uid=own, since=since,
-                                                     limit=limit)
+            principal = None if member is None else await self._principal_uid(session, team_uid, member)
+            if not admin:
+                if principal not in (None, caller.principal_uid):
+                    return []
+                principal = caller.principal_uid
+            where = usage_repo.RequestFilter(principal_uid=principal, since=since, model=model, host=route,
+                                             outcome=outcome, request_id=request_id)
+            records = await usage_repo.list_requests(session, team_uid=team_uid, limit=limit, offset=offset,
+                                                     where=where)
+            names = await principal_names(session, (r.principal_uid for r in records))
         return [RequestView(
             request_id=r.request_id, started_at=r.started_at, principal_type=r.principal_type,
             principal_uid=r.principal_uid, api=r.api, requested_model=r.requested_model,
@@ -638,7 +659,24 @@ class ControlService:
                        "latency_ms": a.latency_ms} for a in r.attempts],
             input_tokens=r.input_tokens, output_tokens=r.output_tokens, credits=str(r.credits),
             duration_ms=r.duration_ms, overhead_ms=r.overhead_ms, auto_reason=r.auto_reason, run_uid=r.run_uid,
+            principal_name=names.get(r.principal_uid),
+            outcome="error" if r.status >= 400 or r.error_code else "fallback" if len(r.attempts) > 1 else "ok",
         ) for r in records]
+
+    async def _principal_uid(self, session: Any, team_uid: str, member: str) -> str:
+        """The UID a member filter names: a member's email or UID, or an agent's name or UID."""
+        wanted = member.strip()
+        for m in await teams_repo.list_memberships(session, team_uid=team_uid):
+            user = await users_repo.get_user(session, uid=m.user_uid)
+            if wanted in (user.uid, user.email) or wanted.lower() == user.email:
+                return user.uid
+        for a in await agents_repo.list_agents(session, team_uid=team_uid, include_deleted=True):
+            if wanted in (a.uid, a.name):
+                return a.uid
+        if wanted in await principal_names(session, [wanted]):  # a UID of someone who has left the team
+            return wanted
+        raise ByollmError(ErrorClass.INVALID_REQUEST,
+                          f"member: {wanted!r} is not a member's email or an agent's name in this team")
 
     async def usage(self, caller: Caller, team_uid: str, *, since: datetime, until: datetime,
                     group_by: list[str]) -> list[UsageRowView]:

@@ -170,6 +170,8 @@ class RequestView:
     overhead_ms: float
     auto_reason: str | None
     run_uid: str | None
+    principal_name: str | None = None  # the member's name or email, or "agent <name>"; None if unknown
+    outcome: str = "ok"  # ok, error, or fallback (served after a failed attempt)
 
 
 @dataclass(frozen=True, slots=True)
