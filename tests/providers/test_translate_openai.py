@@ -17,7 +17,7 @@ from byollm.providers.translate_openai import (
     OpenAIStreamToCanonical,
     canonical_to_openai_request,
     canonical_to_openai_response,
-    native_only_fields,
+    openai_only_fields,
     openai_request_to_canonical,
     openai_response_to_canonical,
 )
@@ -282,7 +282,7 @@ def test_unreadable_fields_are_refused_by_name(extra: dict[str, Any], field: str
 def test_fields_without_an_anthropic_equivalent_are_named_for_the_openai_route(extra: dict[str, Any],
                                                                                   field: str) -> None:
     req = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
-    assert native_only_fields(req) == (field,)
+    assert [name for name, _ in openai_only_fields(req)] == [field]
     assert field not in openai_request_to_canonical(req)
 
 
@@ -295,7 +295,7 @@ def test_fields_without_an_anthropic_equivalent_are_named_for_the_openai_route(e
 def test_response_format_becomes_anthropic_structured_output(response_format: dict[str, Any],
                                                              schema: dict[str, Any]) -> None:
     req = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "response_format": response_format}
-    assert native_only_fields(req) == ()
+    assert openai_only_fields(req) == ()
     assert openai_request_to_canonical(req)["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 

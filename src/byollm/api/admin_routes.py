@@ -95,6 +95,7 @@ async def update_policy(team_uid: TeamUid, body: PolicyUpdate, caller: CallerDep
     return await control.update_policy(
         caller, team_uid,
         direct_api_disabled=body.direct_api_disabled, fallback_order=body.fallback_order, models=models,
+        aliases=None if body.aliases is None else [(a.pattern, a.target) for a in body.aliases],
     )
 
 

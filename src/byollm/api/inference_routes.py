@@ -1,5 +1,5 @@
 """Inference endpoints: Anthropic Messages (``/v1/messages``), OpenAI Chat Completions
-(``/v1/chat/completions``), token counting and the model list.
+(``/v1/chat/completions``), OpenAI Responses (``/v1/responses``), token counting and the model list.
 
 Thin by design: authenticate, build the ``InferenceContext`` (team, actor, this request's delegated AWS
 credentials and BYOK keys), let the client API's front end (``api/frontends``) parse and check the body,
@@ -10,7 +10,7 @@ Errors are rendered by ``api.errors`` in the caller's shape.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -20,12 +20,12 @@ from starlette.types import Receive, Scope, Send
 
 from byollm.api.auth import authenticate_request, services_of, token_from_headers
 from byollm.api.errors import AT_THE_DOOR, ApiShape, error_responses
-from byollm.api.frontends import ANTHROPIC_MESSAGES, OPENAI_CHAT, ClientApi, RequestMeta
+from byollm.api.frontends import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES, ClientApi, RequestMeta
 from byollm.api.request_id import request_id_of, request_started_of
 from byollm.control.authz import Caller, PrincipalKind
 from byollm.credentials.delegated import is_secure_transport, parse_delegated_headers
 from byollm.errors import ByollmError, ErrorClass
-from byollm.gateway.executor import InferenceContext, Served, ServedStream
+from byollm.gateway.executor import InferenceContext, ModelListing, Served, ServedStream
 from byollm.policy.types import Actor, ActorKind, Host
 from byollm.services import Services
 
@@ -85,6 +85,21 @@ _MODELS_SCHEMA: dict[str, Any] = {"responses": {"200": {"description": "Anthropi
         "type": "object", "required": ["data"],
         "properties": {"data": {"type": "array", "items": {"type": "object", "required": ["id"]}}},
     }}}}}}
+_RESPONSES_SCHEMA: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["model", "input"],
+        "properties": {"model": {"type": "string"}, "input": {"type": ["string", "array"]},
+                       "instructions": {"type": "string"}, "stream": {"type": "boolean"},
+                       "tools": {"type": "array"}, "max_output_tokens": {"type": "integer", "minimum": 1}},
+    }}}},
+    "responses": {"200": {"description": "A Response object, or its typed events as an event stream", "content": {
+        "application/json": {"schema": {
+            "type": "object", "required": ["id", "object", "output", "model"],
+            "properties": {"id": {"type": "string"}, "object": {"const": "response"}, "output": {"type": "array"},
+                           "model": {"type": "string"}, "status": {"type": "string"}, "usage": {}},
+        }}, **_sse({"type": "string", "contentMediaType": "application/json", "contentSchema": {
+            "type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}})}}},
+}
 # every taxonomy status an inference request can meet, except 500 (a bug, never a documented answer)
 _INFERENCE_STATUSES = (*AT_THE_DOOR, 402, 403, 404, 424, 503)
 _ANTHROPIC_ERRORS = error_responses(ApiShape.ANTHROPIC, *_INFERENCE_STATUSES)
@@ -152,6 +167,9 @@ def _headers(served: Served | ServedStream) -> dict[str, str]:
         "x-byollm-fallbacks": str(served.fallbacks),
         "x-byollm-overhead-ms": f"{served.overhead_ms:.3f}",
     }
+    if served.model_rule not in ("catalog", "auto"):  # an alias or a family mapping chose the model
+        headers["x-byollm-requested-model"] = _HEADER_SAFE.sub("?", served.requested_model)[:200]
+        headers["x-byollm-model-rule"] = _HEADER_SAFE.sub("?", served.model_rule)[:220]
     if served.auto_reason is not None:
         headers["x-byollm-auto-model"] = served.model
         headers["x-byollm-auto-reason"] = _HEADER_SAFE.sub("?", served.auto_reason)[:300]
@@ -229,7 +247,44 @@ async def chat_completions(request: Request) -> Response:
     return await serve(request, OPENAI_CHAT)
 
 
+# --- OpenAI Responses ----------------------------------------------------------------------------------------
+
+
+@router.post("/v1/responses", summary="OpenAI Responses API", openapi_extra=_RESPONSES_SCHEMA,
+             responses=_OPENAI_ERRORS)
+async def responses(request: Request) -> Response:
+    return await serve(request, OPENAI_RESPONSES)
+
+
 # --- model list -------------------------------------------------------------------------------------------------
+
+
+def _listing_extra(m: ModelListing) -> dict[str, Any]:
+    return {"routes": m.routes, **({"alias_of": m.alias_of} if m.alias_of else {})}
+
+
+_DEFAULT_PAGE, _MAX_PAGE = 20, 1000
+
+
+def _page(data: list[dict[str, Any]], query: Mapping[str, str]) -> tuple[list[dict[str, Any]], bool]:
+    """Anthropic's list paging (``limit``, ``after_id``, ``before_id``), as the SDKs' auto-pagers send it.
+
+    An id that is not in the list gives an empty page rather than an error: the list changes when an admin
+    edits the policy, and a pager must then stop, not fail.
+    """
+    try:
+        limit = min(max(int(query.get("limit", _DEFAULT_PAGE)), 1), _MAX_PAGE)
+    except ValueError:
+        raise ByollmError(ErrorClass.INVALID_REQUEST, "limit: must be an integer from 1 to 1000") from None
+    ids = [str(d["id"]) for d in data]
+    after, before = query.get("after_id"), query.get("before_id")
+    if after is not None:
+        start = ids.index(after) + 1 if after in ids else len(ids)
+        return data[start:start + limit], start + limit < len(data)
+    if before is not None:
+        end = ids.index(before) if before in ids else 0
+        return data[max(0, end - limit):end], end - limit > 0
+    return data[:limit], limit < len(data)
 
 
 @router.get("/v1/models", summary="Models this caller may use, and their routes", openapi_extra=_MODELS_SCHEMA,
@@ -241,12 +296,13 @@ async def list_models(request: Request) -> Response:
     listing = await services.gateway.list_models(context)
     if context.api == "anthropic":
         data = [{"type": "model", "id": m.id, "display_name": m.display_name, "created_at": "2025-01-01T00:00:00Z",
-                 "byollm": {"routes": m.routes}} for m in listing]
-        body: dict[str, Any] = {"data": data, "has_more": False,
-                                "first_id": data[0]["id"] if data else None,
-                                "last_id": data[-1]["id"] if data else None}
+                 "byollm": _listing_extra(m)} for m in listing]
+        page, has_more = _page(data, request.query_params)
+        body: dict[str, Any] = {"data": page, "has_more": has_more,
+                                "first_id": page[0]["id"] if page else None,
+                                "last_id": page[-1]["id"] if page else None}
     else:
         body = {"object": "list", "data": [
             {"id": m.id, "object": "model", "created": 1735689600, "owned_by": m.owner,
-             "byollm": {"display_name": m.display_name, "routes": m.routes}} for m in listing]}
+             "byollm": {"display_name": m.display_name, **_listing_extra(m)}} for m in listing]}
     return Response(orjson.dumps(body), media_type="application/json")

@@ -26,7 +26,7 @@ Mapping decisions worth knowing:
   to 1 (OpenAI's range is 0-2, Anthropic's 0-1); ``response_format`` ``json_schema`` becomes Anthropic's
   structured output (``output_config.format``) with the same schema, and ``json_object`` the same with an
   object schema. ``n > 1``, ``logprobs``, ``logit_bias``, non-zero penalties, other response formats,
-  audio and legacy ``functions`` have no Anthropic equivalent: :func:`native_only_fields` names them, and
+  audio and legacy ``functions`` have no Anthropic equivalent: :func:`openai_only_fields` names them, and
   only an OpenAI route (which gets the body as sent) serves them.
 - Provider direction: ``output_config.format`` (and the beta's ``output_format``) becomes
   ``response_format`` ``json_schema``.
@@ -50,7 +50,7 @@ __all__ = [
     "OpenAIStreamToCanonical",
     "canonical_to_openai_request",
     "canonical_to_openai_response",
-    "native_only_fields",
+    "openai_only_fields",
     "openai_request_to_canonical",
     "openai_response_to_canonical",
 ]
@@ -456,8 +456,9 @@ _OPENAI_ONLY_TRUTHY = ("logprobs", "top_logprobs", "logit_bias", "audio", "predi
 _TRANSLATED_FORMATS = (None, "text", "json_object", "json_schema")
 
 
-def native_only_fields(req: Mapping[str, Any]) -> tuple[str, ...]:
-    """The fields set in a Chat Completions request that no canonical (Anthropic) request can express."""
+def openai_only_fields(req: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The fields set in a Chat Completions request that no canonical (Anthropic) request can express, each
+    with why (``CanonicalRequest.lost``): only an OpenAI route, which gets the body as sent, serves them."""
     found = [field for field in _OPENAI_ONLY_TRUTHY if req.get(field)]
     if req.get("n") not in (None, 1):
         found.append("n")
@@ -468,7 +469,7 @@ def native_only_fields(req: Mapping[str, Any]) -> tuple[str, ...]:
     modalities = req.get("modalities")
     if isinstance(modalities, list) and modalities and set(modalities) != {"text"}:
         found.append("modalities")
-    return tuple(found)
+    return tuple((field, "has no equivalent outside OpenAI; only an OpenAI route can serve it") for field in found)
 
 
 def _output_format(response_format: Any) -> dict[str, Any] | None:

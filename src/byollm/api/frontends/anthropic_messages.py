@@ -113,13 +113,13 @@ def route_request(body: Mapping[str, Any], size: int, stream: bool) -> RouteRequ
 
 
 def canonical_request(body: Mapping[str, Any], meta: RequestMeta, *, stream: bool, origin_api: str = "anthropic",
-                      origin_body: Mapping[str, Any] | None = None, native_only: tuple[str, ...] = ()
+                      raw_body: Mapping[str, Any] | None = None, lost: tuple[tuple[str, str], ...] = ()
                       ) -> CanonicalRequest:
     betas = tuple(b.strip() for b in meta.headers.get("anthropic-beta", "").split(",") if b.strip())
     return CanonicalRequest(
         body=body, stream=stream, anthropic_version=meta.headers.get("anthropic-version", "2023-06-01"),
         anthropic_beta=betas, request_id=meta.request_id, team_uid=meta.team_uid, origin_api=origin_api,
-        origin_body=origin_body, native_only=native_only,
+        raw_body=raw_body, lost=lost,
     )
 
 

@@ -2,10 +2,10 @@
 
 A request is checked field by field, then read into the canonical form (``providers.translate_openai``)
 for routing, for the request log and for any non-OpenAI route; the body as sent is kept, so an OpenAI route
-forwards it unchanged but for the model id (``CanonicalRequest.origin_body``) and its answer comes back as
-OpenAI sent it (``CompletedMessage.native``, ``StreamEvent.native``). Fields that only OpenAI can honour
-(``n``, ``logprobs``, penalties, ...) are listed in ``CanonicalRequest.native_only``: other routes are
-skipped naming them.
+forwards it unchanged but for the model id (``CanonicalRequest.raw_body``) and its answer comes back as
+OpenAI sent it (``CompletedMessage.wire``, ``StreamEvent.wire``). Fields that only OpenAI can honour
+(``n``, ``logprobs``, penalties, ...) are listed in ``CanonicalRequest.lost``: other routes are skipped
+naming them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from byollm.providers.sse import encode_sse
 from byollm.providers.translate_openai import (
     CanonicalStreamToOpenAI,
     canonical_to_openai_response,
-    native_only_fields,
+    openai_only_fields,
     openai_request_to_canonical,
 )
 
@@ -120,16 +120,16 @@ class OpenAIChat:
         options = body.get("stream_options")
         include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
         return ParsedRequest(
-            canonical=canonical_request(canonical, meta, stream=stream, origin_api=self.api, origin_body=body,
-                                        native_only=native_only_fields(body)),
+            canonical=canonical_request(canonical, meta, stream=stream, origin_api=self.api, raw_body=body,
+                                        lost=openai_only_fields(body)),
             route=route_request(canonical, size, stream), model=str(body["model"]),
             options={"include_usage": include_usage},
         )
 
     def render(self, served: Served, parsed: ParsedRequest, request_id: str) -> bytes:
         message = served.value
-        if message.native is not None:
-            return bytes(message.native)
+        if message.wire is not None:
+            return bytes(message.wire)
         return orjson.dumps(canonical_to_openai_response(message.message, parsed.model, request_id))
 
     async def render_stream(self, opened: ServedStream, parsed: ParsedRequest, request_id: str
@@ -140,9 +140,9 @@ class OpenAIChat:
             if isinstance(event, StreamFailure):
                 yield self.stream_error(event.error, request_id)
                 continue
-            if event.native is not None:  # an OpenAI route: its chunks as it sent them
-                if event.native:
-                    yield encode_sse(None, event.native)
+            if event.wire is not None:  # an OpenAI route: its chunks as it sent them
+                if event.wire:
+                    yield event.wire
                 continue
             for chunk in translator.feed(event.data):
                 yield encode_sse(None, orjson.dumps(chunk))
