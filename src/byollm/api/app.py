@@ -42,6 +42,7 @@ class ByollmApp(FastAPI):
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.byollm_settings: Settings | None = None
         self._fast: ASGIApp = RequestIdMiddleware(
             BodyLimitMiddleware(FastInferencePath(), max_bytes=max_body_bytes))
         self._routed: ASGIApp = RequestIdMiddleware(super().__call__)
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
+    app.byollm_settings = settings  # the server's limits come from them (``api.serving``)
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
