@@ -31,6 +31,7 @@ from byollm.control.views import (
     AgentView,
     AuditView,
     BedrockView,
+    InvitedMember,
     IssuedToken,
     MemberView,
     MeView,
@@ -95,6 +96,7 @@ async def update_policy(team_uid: TeamUid, body: PolicyUpdate, caller: CallerDep
     return await control.update_policy(
         caller, team_uid,
         direct_api_disabled=body.direct_api_disabled, fallback_order=body.fallback_order, models=models,
+        aliases=None if body.aliases is None else [(a.pattern, a.target) for a in body.aliases],
     )
 
 
@@ -127,7 +129,8 @@ async def list_members(team_uid: TeamUid, caller: CallerDep, control: ControlDep
 
 @router.post("/teams/{team_uid}/members", status_code=status.HTTP_201_CREATED, summary="Invite a member (admins)",
              responses=_CONFLICT)
-async def invite_member(team_uid: TeamUid, body: MemberInvite, caller: CallerDep, control: ControlDep) -> MemberView:
+async def invite_member(team_uid: TeamUid, body: MemberInvite, caller: CallerDep,
+                        control: ControlDep) -> InvitedMember:
     return await control.invite_member(
         caller, team_uid, email=body.email, display_name=body.display_name, role=body.role
     )
@@ -223,8 +226,17 @@ async def list_requests(
     control: ControlDep,
     since: Annotated[datetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip (paging)")] = 0,
+    member: Annotated[str | None, Query(max_length=320,
+                                        description="a member's email or UID, or an agent's name or UID")] = None,
+    model: Annotated[str | None, Query(max_length=200, description="served or requested model")] = None,
+    route: Annotated[str | None, Query(max_length=32,
+                                       description="bedrock, anthropic, openai, google, or direct")] = None,
+    outcome: Annotated[str | None, Query(max_length=16, description="ok, error or fallback")] = None,
+    request_id: Annotated[str | None, Query(max_length=64, description="a response's x-request-id")] = None,
 ) -> list[RequestView]:
-    return await control.list_requests(caller, team_uid, since=since, limit=limit)
+    return await control.list_requests(caller, team_uid, since=since, limit=limit, offset=offset, member=member,
+                                       model=model, route=route, outcome=outcome, request_id=request_id)
 
 
 @router.get("/teams/{team_uid}/usage", summary="Usage and credits over a period, grouped (admins)")

@@ -137,9 +137,12 @@ def members_invite(
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
 ) -> None:
+    """Invite someone; a person new to byollm gets their first token, printed once: hand it to them."""
     body = {"email": email, "role": role, "display_name": name}
-    _show(_call(url, token, lambda c: c.post(f"/teams/{team}/members", body)), as_json,
-          ["user_uid", "email", "role"])
+    invited = _call(url, token, lambda c: c.post(f"/teams/{team}/members", body))
+    _show(invited, as_json, ["user_uid", "email", "role"])
+    if not as_json and invited.get("first_token"):
+        _print_issued(invited["first_token"])
 
 
 @members.command("set-role")
@@ -212,7 +215,8 @@ def tokens_list(team: Team, url: Url = DEFAULT_URL, token: Token = "", as_json: 
 @tokens.command("issue")
 def tokens_issue(
     team: Team, name: str,
-    user: Annotated[str | None, typer.Option(help="Issue for this member (admins).")] = None,
+    user: Annotated[str | None, typer.Option(
+        help="Issue for this user (the operator only; members issue their own).")] = None,
     agent: Annotated[str | None, typer.Option(help="Issue for this named agent (admins).")] = None,
     days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
     url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
@@ -223,6 +227,10 @@ def tokens_issue(
     if as_json:
         _show(issued, True)
         return
+    _print_issued(issued)
+
+
+def _print_issued(issued: dict[str, Any]) -> None:
     details = issued["details"]
     out.print(f"Token {details['uid']} for {details['principal_type']} {details['principal_uid']}"
               f"{' expires ' + str(details['expires_at']) if details['expires_at'] else ''}. Shown once:")
@@ -369,6 +377,49 @@ def audit(
     """Configuration changes, newest first."""
     _show(_call(url, token, lambda c: c.get(f"/teams/{team}/audit", limit=limit)), as_json,
           ["at", "actor_uid", "action", "target"])
+
+
+@admin.command("requests")
+def requests_list(
+    team: Team,
+    member: Annotated[str | None, typer.Option(help="A member's email or an agent's name (or a UID).")] = None,
+    model: Annotated[str | None, typer.Option(help="Served or requested model.")] = None,
+    route: Annotated[str | None, typer.Option(help="bedrock, anthropic, openai, google, or direct.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="ok, error, or fallback.")] = None,
+    request_id: Annotated[str | None, typer.Option("--id", help="A response's x-request-id.")] = None,
+    limit: Annotated[int, typer.Option(help="How many rows.")] = 50,
+    offset: Annotated[int, typer.Option(help="Rows to skip (the next page).")] = 0,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    """Recent requests, newest first: who, model, route, attempts and why they failed, who paid, credits."""
+    params = {"member": member, "model": model, "route": route, "outcome": outcome, "request_id": request_id,
+              "limit": limit, "offset": offset}
+    rows = _call(url, token, lambda c: c.get(f"/teams/{team}/requests",
+                                             **{k: v for k, v in params.items() if v is not None}))
+    if as_json:
+        _show(rows, True)
+        return
+    _show([request_row(r) for r in rows], False,
+          ["at", "request_id", "who", "model", "route", "attempts", "billing", "credits", "ms", "status"],
+          title=f"Requests ({len(rows)}, from row {offset + 1})" if rows else "No matching requests")
+
+
+def request_row(r: dict[str, Any]) -> dict[str, str]:
+    """One request as table cells: names, the served model, each failed attempt with its reason."""
+    failed = [f"{a['host']}: {a.get('reason') or a.get('error_code')}" for a in r["attempts"] if a.get("error_code")]
+    served = r.get("served_model") or r["requested_model"]
+    return {
+        "at": str(r["started_at"])[:19].replace("T", " "),
+        "request_id": r["request_id"],
+        "who": r.get("principal_name") or r["principal_uid"],
+        "model": served if served == r["requested_model"] else f"{r['requested_model']} -> {served}",
+        "route": r.get("host") or "(none)",
+        "attempts": f"{len(r['attempts'])}" + (f" ({'; '.join(failed)})" if failed else ""),
+        "billing": r.get("billing") or "",
+        "credits": r["credits"],
+        "ms": f"{r['duration_ms']:.0f}",
+        "status": f"{r['status']} {r.get('outcome', '')}" + (f" {r['error_code']}" if r.get("error_code") else ""),
+    }
 
 
 @admin.command("provider-key")
