@@ -126,7 +126,7 @@ def _number(text: str) -> float | None:
 
 def _moment(text: str) -> float | None:
     """A Date operand: epoch seconds, or ISO 8601 (a date alone, or with a time; UTC when no offset)."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

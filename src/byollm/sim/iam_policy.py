@@ -115,7 +115,7 @@ def _num(v: str) -> float:
 
 
 def _date(v: str) -> float:
-    if v.isdigit():
+    if v.isascii() and v.isdigit():
         return float(v)
     moment = datetime.fromisoformat(v.replace("Z", "+00:00"))
     if moment.tzinfo is None:
