@@ -78,6 +78,14 @@ class ModelRouteView:
 
 
 @dataclass(frozen=True, slots=True)
+class AliasView:
+    """"Requests for ``pattern`` are served as ``target``"; ``*`` and ``?`` are wildcards."""
+
+    pattern: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyView:
     team_uid: str
     policy_version: int
@@ -86,6 +94,8 @@ class PolicyView:
     auto_allowed: bool
     region: str
     models: list[ModelRouteView]
+    aliases: list[AliasView] = field(default_factory=list)
+    claude_family_mapping: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,7 @@ class SettingsView:
     compute_credits: int
     allowed_aws_accounts: list[str]
     max_token_lifetime_days: int | None
+    claude_family_mapping: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +181,8 @@ class RequestView:
     overhead_ms: float
     auto_reason: str | None
     run_uid: str | None
+    principal_name: str | None = None  # the member's name or email, or "agent <name>"; None if unknown
+    outcome: str = "ok"  # ok, error, or fallback (served after a failed attempt)
 
 
 @dataclass(frozen=True, slots=True)
