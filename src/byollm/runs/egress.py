@@ -133,8 +133,8 @@ class EgressProxy:
                     addresses.add((str(info[4][0]), port))
         return addresses
 
-    async def _destination(self, host: str, port: int) -> str:
-        """The address to connect to for ``host:port``, or ``_Refused`` saying why not."""
+    async def _destination(self, host: str, port: int) -> list[str]:
+        """The checked addresses to connect to for ``host:port``, or ``_Refused`` saying why not."""
         name = _norm(host)
         if not name:
             raise _Refused("the request names no host")
@@ -163,7 +163,7 @@ class EgressProxy:
         own = await self._own_addresses()
         if any((address, port) in own for address in addresses):
             raise _Refused(f"{name}:{port} is byollm itself; tools may not call byollm's API")
-        return addresses[0]
+        return addresses
 
     # --- the protocol --------------------------------------------------------------------------------------
 
@@ -198,17 +198,16 @@ class EgressProxy:
                 await self._refuse(writer, 400, f"cannot read the destination {target[:200]!r}")
                 return
             try:
-                address = await self._destination(host, port)
+                addresses = await self._destination(host, port)
             except _Refused as refused:
                 log.info("egress refused: %s", refused.reason)
                 await self._refuse(writer, 403, refused.reason)
                 return
-            try:
-                up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(address, port),
-                                                              _CONNECT_TIMEOUT_S)
-            except (OSError, TimeoutError):
+            connected = await _connect(addresses, port)
+            if connected is None:
                 await self._refuse(writer, 502, f"could not connect to {_norm(host)}:{port}")
                 return
+            up_reader, up_writer = connected
             upstream = up_writer
             if method.upper() == "CONNECT":
                 writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
@@ -234,6 +233,16 @@ class EgressProxy:
                      f"Connection: close\r\n\r\n".encode() + body)
         with contextlib.suppress(OSError):
             await writer.drain()
+
+
+async def _connect(addresses: Sequence[str], port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """Connect to the first of the checked ``addresses`` that answers (never to a name: no second lookup)."""
+    for address in addresses:
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(address, port), _CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError):
+            continue
+    return None
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
