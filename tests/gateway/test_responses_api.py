@@ -132,7 +132,9 @@ def test_a_format_only_openai_can_honour_skips_claude_routes(stack: Stack) -> No
         client(stack, alone.token, delegated=True).responses.create(
             model="claude-opus-4-7", input="Hello", text={"format": {"type": "json_object"}})
     error: Any = refused.value.body
-    assert refused.value.status_code == 424 and error["code"] == "no_fallback_available"
+    # no route can take it: the caller's 400, naming the field (not a 424 blaming the routes)
+    assert refused.value.status_code == 400 and error["code"] == "unsupported_by_route"
+    assert error["message"].startswith("text.format:")
     (attempt,) = error["byollm"]["context"]["attempts"]
     assert attempt["code"] == "unsupported_by_route" and attempt["detail"].startswith("text.format:")
 
