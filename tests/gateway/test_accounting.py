@@ -174,12 +174,15 @@ def test_a_500_after_the_upstream_answered_is_logged_as_500_and_charged_once(sta
 
 def test_a_stream_broken_by_byollm_is_logged_as_500_and_charged_once(stack: Stack) -> None:
     team = stack.new_team({"claude-opus-4-7": {"direct": True}})
-    with pytest.raises(httpx.HTTPError):  # the 200 stream is cut off when the writer fails
+    def read_to_the_end() -> None:
         with stack.gateway(team.token).stream("POST", "/v1/_test/broken-messages",
                                               json={**ANTHROPIC_BASE, "stream": True}) as r:
             assert r.status_code == 200
             for _ in r.iter_bytes():
                 pass
+
+    with pytest.raises(httpx.HTTPError):  # the 200 stream is cut off when the writer fails
+        read_to_the_end()
     (row,) = _rows(stack, team.uid, 1)
     assert (row["status"], row["error_code"]) == (500, "internal_error")
     assert row["credits"] > 0 and _credits(stack, team.uid) == row["credits"]
