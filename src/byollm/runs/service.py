@@ -332,6 +332,28 @@ class RunService:
         await self._journal.announce(run_uid)
         return _event_view(events[0])
 
+    async def withdraw(self, team_uid: str, principal_uid: str, reason: str) -> int:
+        """Cancel every queued or running run ``principal_uid`` started in ``team_uid``: their access was
+        withdrawn (removed, demoted, a token revoked), and a run must not outlive the access that started it.
+        Returns how many runs were asked to stop. A running run stops at its worker's next check (NOTIFY,
+        or its heartbeat), whichever process executes it."""
+        now = _now()
+        stopped: list[str] = []
+        async with self._store.session() as session:
+            for state in ("queued", "running"):
+                for run in await runs_repo.list_runs(session, team_uid=team_uid, started_by_uid=principal_uid,
+                                                     state=state, limit=10_000):
+                    after = await runs_repo.request_cancel(session, run_uid=run.uid, now=now)
+                    await self._journal.append(session, run.uid, "cancel_requested",
+                                               {"by": "byollm", "reason": reason})
+                    if after == "cancelled":
+                        await self._journal.append(session, run.uid, "state", {"state": "cancelled", "attempt": 0})
+                    stopped.append(run.uid)
+        for run_uid in stopped:
+            await self._journal.signals.notify("cancel", run_uid)
+            await self._journal.announce(run_uid)
+        return len(stopped)
+
     async def cancel(self, caller: Caller, team_uid: str, run_uid: str) -> RunView:
         """Cancel a queued run at once; ask the worker executing a running one to stop (NOTIFY, and its
         heartbeat reads the flag too). Cancelling a finished run changes nothing."""
