@@ -151,6 +151,12 @@ class ErrorClass(Enum):
         "Pick a model your team enables (`GET /v1/models` lists them), or ask a team admin to enable this one.",
         fails_over=False, retryable=False,
     )
+    MODEL_NOT_FOUND = _ClassInfo(
+        "model_not_found", 404, "Unknown model",
+        "Use one of the models your team can use (listed in the message and by `GET /v1/models`), or ask a"
+        " team admin to add an alias for this name or enable the model.",
+        fails_over=False, retryable=False,
+    )
     AUTO_DISABLED = _ClassInfo(
         "auto_disabled", 403, "Auto model selection is disabled",
         "Auto is off because a team admin disabled a direct-API model; choose a specific model instead.",
@@ -170,6 +176,21 @@ class ErrorClass(Enum):
     PAYLOAD_TOO_LARGE = _ClassInfo(
         "payload_too_large", 413, "Request too large",
         "Send a smaller request; the operator sets the limit with BYOLLM_MAX_BODY_BYTES.",
+        fails_over=False, retryable=False,
+    )
+    # --- cloud agent runs: tools ----------------------------------------------------------------------
+    TOOL_NOT_ENABLED = _ClassInfo(
+        "tool_not_enabled", 403, "Tool not enabled on this deployment",
+        "Tools are off until the operator enables them: the operator lists the tools this deployment offers in"
+        " BYOLLM_RUN_TOOLS (for example `shell`) and restarts byollm; until then leave the tool out.",
+        fails_over=False, retryable=False,
+    )
+    SANDBOX_UNAVAILABLE = _ClassInfo(
+        "sandbox_unavailable", 424, "Tool sandbox unavailable",
+        "The operator must make the tool sandbox work on every process that executes runs: install bubblewrap"
+        " (`apt-get install bubblewrap`) or point BYOLLM_BWRAP at it, and allow unprivileged user namespaces"
+        " (`sysctl kernel.unprivileged_userns_clone=1`, or in a container a seccomp/AppArmor profile that"
+        " permits them); tools never run unconfined.",
         fails_over=False, retryable=False,
     )
     # --- byollm's own API ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ Environment variables (all optional):
   data directory. Sync-style URLs are accepted and mapped to the async drivers.
 - ``BYOLLM_KEK``: the key-encryption key (urlsafe base64 of 32 bytes). Without it the key lives in a 0600
   file ``kek`` in the data directory, created on first use.
+- ``BYOLLM_KEK_FILE``: a file holding the key-encryption key (a secret mount); preferred over ``BYOLLM_KEK``,
+  which ``byollm serve`` and ``byollm worker`` erase from their environment once read (``byollm.secret_env``).
 - ``BYOLLM_KEK_PREVIOUS``: during rotation, the key being retired (comma-separated if several).
 - ``BYOLLM_CATALOG_FILE``: an operator's catalog file extending the built-in model catalog.
 - ``BYOLLM_PUBLIC_URL``: the gateway's public base URL (also the OIDC issuer by default).
@@ -40,7 +42,18 @@ Environment variables (all optional):
   ``BYOLLM_RUN_COMPUTE_CREDITS_PER_SECOND`` (default 1), ``BYOLLM_RUN_TOOL_TIMEOUT_SECONDS`` (one tool call,
   default 30), ``BYOLLM_RUN_TOOL_OUTPUT_BYTES`` (tool output kept, default 16384), ``BYOLLM_RUN_USER_TOOLS``
   (comma-separated tools a run without a named agent may request; default none) and
-  ``BYOLLM_RUN_WORKDIR`` (per-run working directories; default ``<data dir>/runs``).
+  ``BYOLLM_RUN_WORKDIR`` (per-run working directories, created 0700; default ``<data dir>-runs``, a
+  sibling of the data directory: never inside it).
+- Run tools and their sandbox (``byollm.runs.tools``, ``byollm.runs.sandbox``): ``BYOLLM_RUN_TOOLS``
+  (comma-separated tools that exist on this deployment at all, e.g. ``shell``; default none: tools are off
+  until the operator lists them), ``BYOLLM_BWRAP`` (the bubblewrap executable; default ``bwrap`` on
+  ``PATH``; without it tools refuse to run), ``BYOLLM_RUN_EGRESS_HOSTS`` (comma-separated ``host`` or
+  ``host:port`` a tool may reach through byollm's egress proxy; a bare host means ports 80 and 443; default
+  none: no network at all), ``BYOLLM_RUN_TOOL_CPU_SECONDS`` (default 30),
+  ``BYOLLM_RUN_TOOL_MEMORY_BYTES`` (address space, default 1 GiB), ``BYOLLM_RUN_TOOL_PROCESSES`` (default
+  128), ``BYOLLM_RUN_TOOL_FILE_BYTES`` (largest file a tool may write, default 256 MiB) and
+  ``BYOLLM_RUN_SANDBOX_UID`` (the unprivileged user tools run as when byollm itself runs as root; default
+  65534).
 - A new team's starting monthly allowances (an admin changes them on the Usage page or with
   ``byollm admin settings set``): ``BYOLLM_NEW_TEAM_AI_CREDITS`` (default 1000),
   ``BYOLLM_NEW_TEAM_PLATFORM_CREDITS`` (default 100, a hundred runs at the default price) and
@@ -49,6 +62,16 @@ Environment variables (all optional):
 - ``BYOLLM_FAILED_TOKEN_LIMIT`` (default 20): failed token attempts one client address may make per minute
   before it must wait (0 turns the limit off); ``BYOLLM_MAX_BODY_BYTES`` (default 32 MiB): the largest
   request body byollm reads.
+- The HTTP server's limits (``byollm serve``; see ``byollm.api.server_limits``): ``BYOLLM_MAX_HEADER_BYTES``
+  (request line and headers together, default 65536; more is answered 431), ``BYOLLM_MAX_HEADERS`` (default
+  100; more is 431), ``BYOLLM_HEADER_TIMEOUT_SECONDS`` (a request's headers must arrive within it, default 10;
+  a connection that sends nothing is closed after it too), ``BYOLLM_BODY_TIMEOUT_SECONDS`` (a request's body
+  must arrive within it, default 60), ``BYOLLM_KEEP_ALIVE_SECONDS`` (an idle kept-alive connection is closed
+  after it, default 75), ``BYOLLM_MAX_CONNECTIONS`` (open connections per process; requests beyond are
+  answered 503, default 1000).
+- ``BYOLLM_TRUSTED_PROXIES``: comma-separated addresses or CIDRs of reverse proxies whose
+  ``X-Forwarded-For``/``X-Forwarded-Proto`` name the real client; default none: the client is always the TCP
+  peer (the failed-token limiter counts per peer), since a header any client can send must not choose it.
 - ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
   revocation reaches other replicas within this time.
 
@@ -113,6 +136,30 @@ def _networks(value: str | None) -> tuple[str, ...]:
     return tuple(str(n) for n in parse_networks((value or "").split(","), source=ALLOW_SETTING))
 
 
+def _names(value: str | None) -> tuple[str, ...]:
+    """A comma-separated list, trimmed, empty entries dropped."""
+    return tuple(x.strip() for x in (value or "").split(",") if x.strip())
+
+
+def _networks_named(value: str | None, name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDRs, canonical; a malformed entry stops the start naming ``name``."""
+    return tuple(str(n) for n in parse_networks((value or "").split(","), source=name))
+
+
+def _secret_file(variable: str, path: str | None) -> str | None:
+    """The stripped text of the file ``variable`` names, or None when unset; a clear error when unreadable."""
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{variable} names {path}, which cannot be read ({exc.strerror or type(exc).__name__})"
+                         ) from None
+    if not text:
+        raise ValueError(f"{variable} names {path}, which is empty")
+    return text
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -128,6 +175,13 @@ class Settings:
     allow_http_endpoints: bool = False
     allowed_internal_networks: tuple[str, ...] = ()  # CIDRs an admin-set endpoint may resolve into
     auth_cache_seconds: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keep_alive_s: float = 75.0
+    max_connections: int = 1000
+    trusted_proxies: tuple[str, ...] = ()
     allow_insecure_credentials: bool = False
     anthropic_base_url: str = "https://api.anthropic.com"
     openai_base_url: str = "https://api.openai.com/v1"
@@ -152,6 +206,14 @@ class Settings:
     run_tool_output_bytes: int = 16384
     run_user_tools: tuple[str, ...] = ()
     run_workdir: Path | None = None
+    run_tools: tuple[str, ...] = ()
+    run_bwrap: str = ""  # empty: ``bwrap`` on PATH
+    run_egress_hosts: tuple[str, ...] = ()
+    run_tool_cpu_s: int = 30
+    run_tool_memory_bytes: int = 1 << 30
+    run_tool_processes: int = 128
+    run_tool_file_bytes: int = 256 << 20
+    run_sandbox_uid: int = 65534
     oidc_issuer_url: str | None = None  # None: ``public_url``
     oidc_audience: str = "sts.amazonaws.com"
     oidc_token_lifetime_seconds: int = 300
@@ -174,13 +236,20 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=normalize_database_url(url),
-            kek=env.get("BYOLLM_KEK") or None,
+            kek=env.get("BYOLLM_KEK") or _secret_file("BYOLLM_KEK_FILE", env.get("BYOLLM_KEK_FILE")),
             kek_previous=previous,
             catalog_file=Path(catalog) if catalog else None,
             public_url=env.get("BYOLLM_PUBLIC_URL") or None,
             allow_http_endpoints=_flag(env.get("BYOLLM_ALLOW_HTTP_ENDPOINTS")),
             allowed_internal_networks=_networks(env.get(ALLOW_SETTING)),
             auth_cache_seconds=float(env.get("BYOLLM_AUTH_CACHE_SECONDS") or 10.0),
+            max_header_bytes=int(env.get("BYOLLM_MAX_HEADER_BYTES") or 64 * 1024),
+            max_headers=int(env.get("BYOLLM_MAX_HEADERS") or 100),
+            header_timeout_s=float(env.get("BYOLLM_HEADER_TIMEOUT_SECONDS") or 10.0),
+            body_timeout_s=float(env.get("BYOLLM_BODY_TIMEOUT_SECONDS") or 60.0),
+            keep_alive_s=float(env.get("BYOLLM_KEEP_ALIVE_SECONDS") or 75.0),
+            max_connections=int(env.get("BYOLLM_MAX_CONNECTIONS") or 1000),
+            trusted_proxies=_networks_named(env.get("BYOLLM_TRUSTED_PROXIES"), "BYOLLM_TRUSTED_PROXIES"),
             allow_insecure_credentials=_flag(env.get("BYOLLM_ALLOW_INSECURE_CREDENTIALS")),
             anthropic_base_url=env.get("BYOLLM_ANTHROPIC_BASE_URL") or "https://api.anthropic.com",
             openai_base_url=env.get("BYOLLM_OPENAI_BASE_URL") or "https://api.openai.com/v1",
@@ -203,8 +272,16 @@ class Settings:
             run_compute_credits_per_second=Decimal(env.get("BYOLLM_RUN_COMPUTE_CREDITS_PER_SECOND") or 1),
             run_tool_timeout_s=float(env.get("BYOLLM_RUN_TOOL_TIMEOUT_SECONDS") or 30.0),
             run_tool_output_bytes=int(env.get("BYOLLM_RUN_TOOL_OUTPUT_BYTES") or 16384),
-            run_user_tools=tuple(x.strip() for x in (env.get("BYOLLM_RUN_USER_TOOLS") or "").split(",") if x.strip()),
+            run_user_tools=_names(env.get("BYOLLM_RUN_USER_TOOLS")),
             run_workdir=Path(env["BYOLLM_RUN_WORKDIR"]) if env.get("BYOLLM_RUN_WORKDIR") else None,
+            run_tools=_names(env.get("BYOLLM_RUN_TOOLS")),
+            run_bwrap=(env.get("BYOLLM_BWRAP") or "").strip(),
+            run_egress_hosts=_names(env.get("BYOLLM_RUN_EGRESS_HOSTS")),
+            run_tool_cpu_s=int(env.get("BYOLLM_RUN_TOOL_CPU_SECONDS") or 30),
+            run_tool_memory_bytes=int(env.get("BYOLLM_RUN_TOOL_MEMORY_BYTES") or 1 << 30),
+            run_tool_processes=int(env.get("BYOLLM_RUN_TOOL_PROCESSES") or 128),
+            run_tool_file_bytes=int(env.get("BYOLLM_RUN_TOOL_FILE_BYTES") or 256 << 20),
+            run_sandbox_uid=int(env.get("BYOLLM_RUN_SANDBOX_UID") or 65534),
             oidc_issuer_url=env.get("BYOLLM_OIDC_ISSUER_URL") or None,
             oidc_audience=env.get("BYOLLM_OIDC_AUDIENCE") or "sts.amazonaws.com",
             oidc_token_lifetime_seconds=int(env.get("BYOLLM_OIDC_TOKEN_LIFETIME_SECONDS") or 300),
@@ -228,6 +305,12 @@ class Settings:
         """The issuer URL tokens carry (no trailing slash), or None when neither setting names one."""
         url = self.oidc_issuer_url or self.public_url
         return url.rstrip("/") if url else None
+
+    @property
+    def run_workdir_root(self) -> Path:
+        """Where runs' working directories live: outside the data directory, so no relative path from a
+        run's directory leads to the database or the key file."""
+        return self.run_workdir or self.data_dir.parent / f"{self.data_dir.name}-runs"
 
     @property
     def is_sqlite(self) -> bool:

@@ -31,6 +31,7 @@ from byollm.control.views import (
     AgentView,
     AuditView,
     BedrockView,
+    InvitedMember,
     IssuedToken,
     MemberView,
     MeView,
@@ -95,6 +96,7 @@ async def update_policy(team_uid: TeamUid, body: PolicyUpdate, caller: CallerDep
     return await control.update_policy(
         caller, team_uid,
         direct_api_disabled=body.direct_api_disabled, fallback_order=body.fallback_order, models=models,
+        aliases=None if body.aliases is None else [(a.pattern, a.target) for a in body.aliases],
     )
 
 
@@ -127,7 +129,8 @@ async def list_members(team_uid: TeamUid, caller: CallerDep, control: ControlDep
 
 @router.post("/teams/{team_uid}/members", status_code=status.HTTP_201_CREATED, summary="Invite a member (admins)",
              responses=_CONFLICT)
-async def invite_member(team_uid: TeamUid, body: MemberInvite, caller: CallerDep, control: ControlDep) -> MemberView:
+async def invite_member(team_uid: TeamUid, body: MemberInvite, caller: CallerDep,
+                        control: ControlDep) -> InvitedMember:
     return await control.invite_member(
         caller, team_uid, email=body.email, display_name=body.display_name, role=body.role
     )

@@ -25,7 +25,6 @@ __all__ = [
     "TokenCreate",
 ]
 
-_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 # the largest integer every JSON client reads exactly; far inside the store's 64-bit columns (an unbounded
 # credit amount overflowed SQLite's INTEGER and answered 500: found by tests/fuzz)
 _MAX_CREDITS = 2**53 - 1
@@ -40,7 +39,7 @@ class TeamCreate(_In):
 
 
 class MemberInvite(_In):
-    email: str = Field(pattern=_EMAIL, max_length=254)
+    email: str = Field(max_length=254)  # its meaning is checked by the control service, for every caller
     display_name: str | None = Field(default=None, max_length=100)
     role: Role = Role.MEMBER
 
@@ -71,12 +70,21 @@ class ModelRoutingIn(_In):
     direct: bool = False
 
 
+class AliasIn(_In):
+    """Requests for ``pattern`` (``*`` and ``?`` are wildcards) are served as the catalog model ``target``."""
+
+    pattern: str = Field(min_length=1, max_length=200)
+    target: str = Field(min_length=1, max_length=200)
+
+
 class PolicyUpdate(_In):
-    """Fields left out stay as they are. ``models`` replaces the routing of the models it names only."""
+    """Fields left out stay as they are. ``models`` replaces the routing of the models it names only;
+    ``aliases`` replaces the whole alias list (first match wins)."""
 
     direct_api_disabled: bool | None = None
     fallback_order: list[str] | None = Field(default=None, max_length=50)
     models: dict[str, ModelRoutingIn] | None = None
+    aliases: list[AliasIn] | None = Field(default=None, max_length=100)
 
 
 class SettingsUpdate(_In):
@@ -89,6 +97,7 @@ class SettingsUpdate(_In):
     compute_credits: int | None = Field(default=None, ge=0, le=_MAX_CREDITS)
     allowed_aws_accounts: list[str] | None = Field(default=None, max_length=100)
     max_token_lifetime_days: int | None = Field(default=None, ge=1, le=3650)
+    claude_family_mapping: bool | None = None
 
 
 class BedrockUpdate(_In):

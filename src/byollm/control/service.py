@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -24,8 +24,10 @@ from byollm.control.authz import Action, Caller, PrincipalKind, require
 from byollm.control.tokens import hash_token, looks_like_token, new_token
 from byollm.control.views import (
     AgentView,
+    AliasView,
     AuditView,
     BedrockView,
+    InvitedMember,
     IssuedToken,
     MemberView,
     MeView,
@@ -41,10 +43,12 @@ from byollm.errors import ByollmError, ErrorClass
 from byollm.gateway.operator_keys import OperatorKeys
 from byollm.netguard import ALLOW_SETTING, DestinationRefused, EgressGuard
 from byollm.policy import validate
+from byollm.policy.names import ALIAS_PATTERN_CHARS
 from byollm.policy.types import (
     Agent,
     BedrockHostConfig,
     Host,
+    ModelAlias,
     ModelPolicy,
     ModelRouting,
     Role,
@@ -99,8 +103,21 @@ def _settings_view(s: TeamSettings) -> SettingsView:
         retain_request_content=s.retain_request_content, transcript_retention_days=s.transcript_retention_days,
         monthly_ai_credits=s.monthly_ai_credits, platform_credits=s.platform_credits,
         compute_credits=s.compute_credits, allowed_aws_accounts=sorted(s.allowed_aws_accounts),
-        max_token_lifetime_days=s.max_token_lifetime_days,
+        max_token_lifetime_days=s.max_token_lifetime_days, claude_family_mapping=s.claude_family_mapping,
     )
+
+
+AccessWithdrawn = Callable[[str, str, str], Awaitable[int]]
+"""``(team_uid, principal_uid, reason)``: a principal lost (some of) its access to a team; the run service
+cancels the runs it started there. Returns how many runs were stopped."""
+
+
+async def _no_runs(_team: str, _principal: str, _reason: str) -> int:
+    return 0
+
+
+MAX_ALIASES = 100
+"""Aliases a team may have: the planner walks them in order on every request whose name is not cached."""
 
 
 class ControlService:
@@ -110,6 +127,7 @@ class ControlService:
         """``policy_changed(team_uid)`` is called after every change that alters what the planner sees, so
         the gateway's policy cache in this process drops the team at once."""
         self._policy_changed = policy_changed or (lambda _team: None)
+        self._access_withdrawn: AccessWithdrawn = _no_runs
         self._operator_keys = operator_keys
         self._store = store
         self._catalog = catalog
@@ -119,6 +137,11 @@ class ControlService:
         self._auth_loads: dict[str, asyncio.Task[Caller]] = {}  # lookups under way, by token digest
         self._usage = tokens_repo.TokenUsageBuffer()
         self._usage_lock = asyncio.Lock()
+
+    def on_access_withdrawn(self, hook: AccessWithdrawn) -> None:
+        """Who stops a principal's runs when its access is withdrawn (the run service, wired by
+        ``build_services``; runs sit above this layer, so they are reached through this hook)."""
+        self._access_withdrawn = hook
 
     @property
     def catalog(self) -> Catalog:
@@ -212,9 +235,10 @@ class ControlService:
 
     async def create_team(self, caller: Caller, *, name: str) -> TeamView:
         require(caller, Action.CREATE_TEAM)
-        name = name.strip()
-        if not name:
-            raise ByollmError(ErrorClass.INVALID_REQUEST, "name: the team name must not be empty")
+        try:
+            name = validate.validate_label(name, field="name")
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
         async with self._store.session() as session:
             team = await teams_repo.create_team(session, name=name, settings=self._new_team_settings())
             await teams_repo.set_member_role(session, team_uid=team.uid, user_uid=caller.principal_uid,
@@ -255,6 +279,8 @@ class ControlService:
             direct_api_disabled=policy.models.direct_api_disabled,
             fallback_order=list(policy.models.fallback_order), auto_allowed=not policy.models.any_direct_disabled,
             region=region, models=rows,
+            aliases=[AliasView(pattern=a.pattern, target=a.target) for a in policy.models.aliases],
+            claude_family_mapping=policy.settings.claude_family_mapping,
         )
 
     async def team_policy(self, team_uid: str) -> tuple[TeamPolicy, int]:
@@ -276,8 +302,10 @@ class ControlService:
         direct_api_disabled: bool | None = None,
         fallback_order: list[str] | None = None,
         models: Mapping[str, tuple[bool, str | None, bool]] | None = None,
+        aliases: Sequence[tuple[str, str]] | None = None,
     ) -> PolicyView:
-        """Change the direct-API switch, the fallback order and/or the routing of the named models."""
+        """Change the direct-API switch, the fallback order, the routing of the named models and/or the
+        aliases (``aliases`` replaces the whole list: order matters, the first match wins)."""
         require(caller, Action.MANAGE_TEAM, team_uid)
         async with self._store.session() as session:
             policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
@@ -296,12 +324,35 @@ class ControlService:
                 routes=MappingProxyType(routes),
                 direct_api_disabled=before.direct_api_disabled if direct_api_disabled is None else direct_api_disabled,
                 fallback_order=order,
+                aliases=before.aliases if aliases is None else self._checked_aliases(aliases),
             )
             version = await policy_repo.set_model_policy(session, team_uid=team_uid, policy=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="policy.update",
                                           target=team_uid, team_uid=team_uid, before=before, after=after)
         self._policy_changed(team_uid)
         return self._policy_view(replace(policy, models=after), version)
+
+    def _checked_aliases(self, aliases: Sequence[tuple[str, str]]) -> tuple[ModelAlias, ...]:
+        """Aliases as stored: patterns of model-id characters and wildcards, each listed once, each target a
+        model the catalog knows (stored as its catalog id)."""
+        if len(aliases) > MAX_ALIASES:
+            raise ByollmError(ErrorClass.INVALID_REQUEST, f"aliases: at most {MAX_ALIASES} aliases")
+        out: list[ModelAlias] = []
+        seen: set[str] = set()
+        for i, (pattern, target) in enumerate(aliases):
+            pattern = pattern.strip()
+            if not ALIAS_PATTERN_CHARS.fullmatch(pattern) or pattern.strip("*?") == "":
+                raise ByollmError(ErrorClass.INVALID_REQUEST,
+                                  f"aliases[{i}].pattern: use model-id characters (letters, digits, . _ : / @ -)"
+                                  " with * or ? as wildcards, and at least one character that is not a wildcard",
+                                  field=f"aliases[{i}].pattern")
+            if pattern.lower() in seen:
+                raise ByollmError(ErrorClass.INVALID_REQUEST, f"aliases[{i}].pattern: {pattern!r} is listed twice",
+                                  field=f"aliases[{i}].pattern")
+            seen.add(pattern.lower())
+            model = self._model(target, f"aliases[{i}].target")
+            out.append(ModelAlias(pattern=pattern, target=model.id))
+        return tuple(out)
 
     def _checked_routing(self, model: CatalogModel, bedrock: bool, profile: str | None, direct: bool,
                          region: str) -> ModelRouting:
@@ -424,10 +475,19 @@ class ControlService:
         )
 
     async def invite_member(self, caller: Caller, team_uid: str, *, email: str, display_name: str | None,
-                            role: Role) -> MemberView:
+                            role: Role) -> InvitedMember:
+        """Add ``email`` to the team. Someone byollm did not know yet also gets their first token, valid for the
+        team's token lifetime and shown once; people byollm knows already keep using their own."""
         require(caller, Action.MANAGE_MEMBERS, team_uid)
+        try:
+            email = validate.validate_email(email)
+            display_name = validate.validate_label(display_name, field="display_name", allow_empty=True)
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
+        issued: IssuedToken | None = None
         async with self._store.session() as session:
             user = await users_repo.find_user_by_email(session, email=email)
+            new_person = user is None
             if user is None:
                 user = await users_repo.create_user(session, email=email, display_name=display_name or "")
             if await teams_repo.find_membership(session, team_uid=team_uid, user_uid=user.uid) is not None:
@@ -436,8 +496,13 @@ class ControlService:
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="member.invite",
                                           target=user.uid, team_uid=team_uid,
                                           after={"email": user.email, "role": role.value})
+            if new_person:
+                issued = await self._new_token(session, caller, team_uid, name="invitation",
+                                               principal_type=PrincipalType.USER, principal_uid=user.uid,
+                                               expires_in_days=None)
         self.forget_cached_callers()
-        return MemberView(user_uid=user.uid, email=user.email, display_name=user.display_name, role=role.value)
+        return InvitedMember(user_uid=user.uid, email=user.email, display_name=user.display_name, role=role.value,
+                             first_token=issued)
 
     async def _admin_count(self, session: Any, team_uid: str) -> int:
         return sum(m.role is Role.ADMIN for m in await teams_repo.list_memberships(session, team_uid=team_uid))
@@ -456,6 +521,8 @@ class ControlService:
                                           target=user_uid, team_uid=team_uid, before={"role": current.role.value},
                                           after={"role": role.value})
         self.forget_cached_callers()
+        if current.role is Role.ADMIN and role is not Role.ADMIN:
+            await self._access_withdrawn(team_uid, user_uid, "the member who started it was demoted")
         return MemberView(user_uid=user_uid, email=user.email, display_name=user.display_name, role=role.value)
 
     async def remove_member(self, caller: Caller, team_uid: str, user_uid: str) -> None:
@@ -473,6 +540,7 @@ class ControlService:
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="member.remove",
                                           target=user_uid, team_uid=team_uid, before={"role": current.role.value})
         self.forget_cached_callers()
+        await self._access_withdrawn(team_uid, user_uid, "the member who started it was removed from the team")
 
     # --- named agents --------------------------------------------------------------------------------
 
@@ -496,6 +564,10 @@ class ControlService:
             for tool in tools:
                 if not tool or len(tool) > 64 or not set(tool) <= _TOOL_NAME:
                     raise ByollmError(ErrorClass.INVALID_REQUEST, f"tools: {tool!r} is not a tool name")
+            disabled = [tool for tool in tools if tool not in self._settings.run_tools]
+            if disabled:  # only tools the operator enabled on this deployment may be given to an agent
+                raise ByollmError(ErrorClass.TOOL_NOT_ENABLED,
+                                  f"tools: {', '.join(disabled)} not enabled on this byollm deployment")
             checked["tools"] = tools
         return checked
 
@@ -540,6 +612,7 @@ class ControlService:
                                           target=agent_uid, team_uid=team_uid, before=record.agent)
         self._policy_changed(team_uid)
         self.forget_cached_callers()
+        await self._access_withdrawn(team_uid, agent_uid, "its agent was deleted")
 
     # --- tokens --------------------------------------------------------------------------------------
 
@@ -560,29 +633,49 @@ class ControlService:
                           agent_uid: str | None = None, expires_in_days: int | None = None) -> IssuedToken:
         if user_uid and agent_uid:
             raise ByollmError(ErrorClass.INVALID_REQUEST, "give user_uid or agent_uid, not both")
+        try:
+            name = validate.validate_label(name, field="name")
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
         for_self = agent_uid is None and user_uid in (None, caller.principal_uid)
         require(caller, Action.OWN_TOKENS if for_self else Action.MANAGE_TOKENS, team_uid)
+        operator = caller.is_operator and caller.token_team_uid is None
+        if not for_self and agent_uid is None and not operator:
+            # A token lets its bearer act as its holder, audited under the holder's name, so a team admin never
+            # mints one for another person (the operator, another team's member): members issue their own, a
+            # new member's first token comes with the invitation, and admins issue tokens for the team's agents.
+            raise ByollmError(ErrorClass.FORBIDDEN, "a token can be issued only for yourself or for one of the"
+                              " team's agents; ask the member to issue their own", user_uid=user_uid)
         principal_type = PrincipalType.AGENT if agent_uid else PrincipalType.USER
         principal_uid = agent_uid or user_uid or caller.principal_uid
-        generated = new_token()
         async with self._store.session() as session:
-            policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
-            limit = policy.settings.max_token_lifetime_days
-            days = expires_in_days if limit is None else min(expires_in_days or limit, limit)
             if principal_type is PrincipalType.USER and (
                 await teams_repo.find_membership(session, team_uid=team_uid, user_uid=principal_uid) is None
             ):
                 raise ByollmError(ErrorClass.NOT_FOUND, "no such member", user_uid=principal_uid)
-            record = await tokens_repo.create_token(
-                session, principal_type=principal_type, principal_uid=principal_uid, team_uid=team_uid,
-                token_hash=generated.sha256, display_prefix=generated.display_prefix, name=name.strip(),
-                expires_at=_now() + timedelta(days=days) if days else None,
-            )
-            await audit_repo.append_audit(
-                session, actor_uid=caller.principal_uid, action="token.issue", target=record.uid, team_uid=team_uid,
-                after={"name": record.name, "principal_type": principal_type.value, "principal_uid": principal_uid,
-                       "expires_at": record.expires_at},
-            )
+            if principal_type is PrincipalType.AGENT:
+                await agents_repo.get_agent(session, team_uid=team_uid, agent_uid=principal_uid)  # in this team
+            return await self._new_token(session, caller, team_uid, name=name, principal_type=principal_type,
+                                         principal_uid=principal_uid, expires_in_days=expires_in_days)
+
+    async def _new_token(self, session: Any, caller: Caller, team_uid: str, *, name: str,
+                         principal_type: PrincipalType, principal_uid: str,
+                         expires_in_days: int | None) -> IssuedToken:
+        """Create and audit one team-scoped token in ``session``; its lifetime is capped by the team's limit."""
+        generated = new_token()
+        policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
+        limit = policy.settings.max_token_lifetime_days
+        days = expires_in_days if limit is None else min(expires_in_days or limit, limit)
+        record = await tokens_repo.create_token(
+            session, principal_type=principal_type, principal_uid=principal_uid, team_uid=team_uid,
+            token_hash=generated.sha256, display_prefix=generated.display_prefix, name=name.strip(),
+            expires_at=_now() + timedelta(days=days) if days else None,
+        )
+        await audit_repo.append_audit(
+            session, actor_uid=caller.principal_uid, action="token.issue", target=record.uid, team_uid=team_uid,
+            after={"name": record.name, "principal_type": principal_type.value, "principal_uid": principal_uid,
+                   "expires_at": record.expires_at},
+        )
         return IssuedToken(token=generated.value, details=_token_view(record))
 
     async def revoke_token(self, caller: Caller, team_uid: str, token_uid: str) -> None:
@@ -599,6 +692,10 @@ class ControlService:
                                           target=token_uid, team_uid=team_uid,
                                           before={"name": record.name, "principal_uid": record.principal_uid})
         self.forget_cached_callers()
+        # Runs do not remember which token started them, so revoking any of a principal's tokens in the team
+        # stops the runs that principal started there: a leaked token must not keep a run going.
+        await self._access_withdrawn(team_uid, record.principal_uid, "a token of the principal who started it was"
+                                     " revoked")
 
     # --- instance-wide settings ---------------------------------------------------------------------
 

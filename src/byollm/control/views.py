@@ -16,6 +16,7 @@ __all__ = [
     "AgentView",
     "AuditView",
     "BedrockView",
+    "InvitedMember",
     "IssuedToken",
     "MeView",
     "MemberView",
@@ -79,6 +80,14 @@ class ModelRouteView:
 
 
 @dataclass(frozen=True, slots=True)
+class AliasView:
+    """"Requests for ``pattern`` are served as ``target``"; ``*`` and ``?`` are wildcards."""
+
+    pattern: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyView:
     team_uid: str
     policy_version: int
@@ -87,6 +96,8 @@ class PolicyView:
     auto_allowed: bool
     region: str
     models: list[ModelRouteView]
+    aliases: list[AliasView] = field(default_factory=list)
+    claude_family_mapping: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,7 @@ class SettingsView:
     compute_credits: int
     allowed_aws_accounts: list[str]
     max_token_lifetime_days: int | None
+    claude_family_mapping: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +199,15 @@ class UsageRowView:
     input_tokens: int
     output_tokens: int
     credits: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvitedMember:
+    """A new membership, and for a person byollm did not know yet their first token (shown once): the only
+    way a team admin hands someone a token, since admins cannot issue tokens for other people."""
+
+    user_uid: str
+    email: str
+    display_name: str
+    role: str
+    first_token: IssuedToken | None = None
