@@ -46,6 +46,16 @@ Environment variables (all optional):
 - ``BYOLLM_FAILED_TOKEN_LIMIT`` (default 20): failed token attempts one client address may make per minute
   before it must wait (0 turns the limit off); ``BYOLLM_MAX_BODY_BYTES`` (default 32 MiB): the largest
   request body byollm reads.
+- The HTTP server's limits (``byollm serve``; see ``byollm.api.server_limits``): ``BYOLLM_MAX_HEADER_BYTES``
+  (request line and headers together, default 65536; more is answered 431), ``BYOLLM_MAX_HEADERS`` (default
+  100; more is 431), ``BYOLLM_HEADER_TIMEOUT_SECONDS`` (a request's headers must arrive within it, default 10;
+  a connection that sends nothing is closed after it too), ``BYOLLM_BODY_TIMEOUT_SECONDS`` (a request's body
+  must arrive within it, default 60), ``BYOLLM_KEEP_ALIVE_SECONDS`` (an idle kept-alive connection is closed
+  after it, default 75), ``BYOLLM_MAX_CONNECTIONS`` (open connections per process; requests beyond are
+  answered 503, default 1000).
+- ``BYOLLM_TRUSTED_PROXIES``: comma-separated addresses or CIDRs of reverse proxies whose
+  ``X-Forwarded-For``/``X-Forwarded-Proto`` name the real client; default none: the client is always the TCP
+  peer (the failed-token limiter counts per peer), since a header any client can send must not choose it.
 - ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
   revocation reaches other replicas within this time.
 
@@ -110,6 +120,11 @@ def _networks(value: str | None) -> tuple[str, ...]:
     return tuple(str(n) for n in parse_networks((value or "").split(","), source=ALLOW_SETTING))
 
 
+def _networks_named(value: str | None, name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDRs, canonical; a malformed entry stops the start naming ``name``."""
+    return tuple(str(n) for n in parse_networks((value or "").split(","), source=name))
+
+
 def _secret_file(variable: str, path: str | None) -> str | None:
     """The stripped text of the file ``variable`` names, or None when unset; a clear error when unreadable."""
     if not path:
@@ -139,6 +154,13 @@ class Settings:
     allow_http_endpoints: bool = False
     allowed_internal_networks: tuple[str, ...] = ()  # CIDRs an admin-set endpoint may resolve into
     auth_cache_seconds: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keep_alive_s: float = 75.0
+    max_connections: int = 1000
+    trusted_proxies: tuple[str, ...] = ()
     allow_insecure_credentials: bool = False
     anthropic_base_url: str = "https://api.anthropic.com"
     openai_base_url: str = "https://api.openai.com/v1"
@@ -189,6 +211,13 @@ class Settings:
             allow_http_endpoints=_flag(env.get("BYOLLM_ALLOW_HTTP_ENDPOINTS")),
             allowed_internal_networks=_networks(env.get(ALLOW_SETTING)),
             auth_cache_seconds=float(env.get("BYOLLM_AUTH_CACHE_SECONDS") or 10.0),
+            max_header_bytes=int(env.get("BYOLLM_MAX_HEADER_BYTES") or 64 * 1024),
+            max_headers=int(env.get("BYOLLM_MAX_HEADERS") or 100),
+            header_timeout_s=float(env.get("BYOLLM_HEADER_TIMEOUT_SECONDS") or 10.0),
+            body_timeout_s=float(env.get("BYOLLM_BODY_TIMEOUT_SECONDS") or 60.0),
+            keep_alive_s=float(env.get("BYOLLM_KEEP_ALIVE_SECONDS") or 75.0),
+            max_connections=int(env.get("BYOLLM_MAX_CONNECTIONS") or 1000),
+            trusted_proxies=_networks_named(env.get("BYOLLM_TRUSTED_PROXIES"), "BYOLLM_TRUSTED_PROXIES"),
             allow_insecure_credentials=_flag(env.get("BYOLLM_ALLOW_INSECURE_CREDENTIALS")),
             anthropic_base_url=env.get("BYOLLM_ANTHROPIC_BASE_URL") or "https://api.anthropic.com",
             openai_base_url=env.get("BYOLLM_OPENAI_BASE_URL") or "https://api.openai.com/v1",

@@ -18,6 +18,7 @@ from byollm.api import admin_routes, doctor_routes, health_routes, inference_rou
 from byollm.api.body_limit import BodyLimitMiddleware
 from byollm.api.errors import install_error_handlers
 from byollm.api.fast_inference import FastInferencePath, fast_handler
+from byollm.api.frontends import openai_responses
 from byollm.api.request_id import RequestIdMiddleware
 from byollm.panel import routes as panel_routes
 from byollm.secret_env import forget_secret_variables
@@ -42,6 +43,7 @@ class ByollmApp(FastAPI):
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.byollm_settings: Settings | None = None
         self._fast: ASGIApp = RequestIdMiddleware(
             BodyLimitMiddleware(FastInferencePath(), max_bytes=max_body_bytes))
         self._routed: ASGIApp = RequestIdMiddleware(super().__call__)
@@ -85,11 +87,13 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
+    app.byollm_settings = settings  # the server's limits come from them (``api.serving``)
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
     # the inference routes first: they are the hot path, and routing tries routes in order
     app.include_router(inference_routes.router)
+    app.include_router(openai_responses.router)
     app.include_router(health_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(oidc_routes.router)

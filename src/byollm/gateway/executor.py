@@ -361,10 +361,15 @@ class Gateway:
             begun = time.perf_counter()
             call: UpstreamCall | None = None
             try:
+                provider = self._providers[candidate.host]
+                if request.lost and not provider.passes_through(request):
+                    refusal = request.unsupported_here()
+                    assert refusal is not None
+                    raise refusal
                 auth = await self._auth_for(context, candidate)
                 call = self._call(policy, candidate, request, auth, min(remaining, self._config.attempt_timeout_s))
                 async with asyncio.timeout(remaining):
-                    result = await run(self._providers[candidate.host], call)
+                    result = await run(provider, call)
             except ByollmError as error:
                 self._note_attempt(context, outcome, number, candidate, begun, call, error.error_class, error.detail)
                 if not error.error_class.fails_over:
@@ -595,10 +600,14 @@ class _StreamUsage:
             message = event.data.get("message") or {}
             self.total = Usage.from_anthropic(message.get("usage"))
         elif kind == "message_delta":
-            output = (event.data.get("usage") or {}).get("output_tokens")
-            if output is not None:
-                self.total = Usage(self.total.input_tokens, int(output), self.total.cache_creation_input_tokens,
-                                   self.total.cache_read_input_tokens)
+            # Anthropic's message_delta carries the cumulative output (and, in newer versions, the input
+            # counts too); a relayed OpenAI Responses stream reports all of its usage here
+            usage = event.data.get("usage") or {}
+            total = self.total
+            self.total = Usage(*(int(usage[name]) if usage.get(name) is not None else current for name, current in (
+                ("input_tokens", total.input_tokens), ("output_tokens", total.output_tokens),
+                ("cache_creation_input_tokens", total.cache_creation_input_tokens),
+                ("cache_read_input_tokens", total.cache_read_input_tokens))))
         elif kind == "content_block_delta":
             delta = event.data.get("delta") or {}
             if delta.get("type") == "text_delta":
