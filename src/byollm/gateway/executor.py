@@ -288,6 +288,7 @@ class Gateway:
         except ByollmError:
             return []
         catalog = self._catalog
+        auto_allowed = not policy.models.any_direct_disabled  # of the admin's own policy, before discovery
         if self._discovery is not None and discovery_applies(policy, catalog):  # not the hot path: may read
             catalog = await self._team_catalog(context, policy)
             policy = with_discovered(policy, catalog)
@@ -310,7 +311,7 @@ class Gateway:
             if target is not None and routes_of.get(target.id):
                 listing.append(ModelListing(alias.pattern, f"{alias.pattern} (served as {target.display_name})",
                                             "byollm", routes_of[target.id], alias_of=target.id))
-        if listing and not policy.models.any_direct_disabled:
+        if listing and auto_allowed:
             listing.insert(0, ModelListing("auto", "Auto (best enabled model for the task)", "byollm", []))
         return listing
 

@@ -30,6 +30,8 @@ def discovery_applies(policy: TeamPolicy, catalog: Catalog) -> bool:
 def with_discovered(policy: TeamPolicy, catalog: Catalog) -> TeamPolicy:
     """``policy`` with a Bedrock-only routing entry for each discovered model of ``catalog`` it may use.
 
+    The entries say ``direct=False`` only because no direct id is known, not because an admin switched the
+    direct API off: callers asking ``any_direct_disabled`` (Auto) must ask the policy before this.
     An entry the admin wrote for the same id wins (it cannot exist today: the admin API only names shipped
     models, but an operator's catalog file may add one later).
     """
