@@ -179,6 +179,8 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
         gateway=gateway, oidc=oidc, runs=await build_runs(settings, store, gateway, oidc),
         attempts=FailedAttemptLimiter(limit=settings.failed_token_limit),
     )
+    if services.runs is not None:
+        services.control.on_access_withdrawn(services.runs.service.withdraw)
     services.doctor = build_doctor(settings=settings, store=store, catalog=catalog, oidc=oidc, gateway=gateway,
                                    control=services.control, pool=pool)
     if background:

@@ -18,7 +18,6 @@ from byollm.api import admin_routes, doctor_routes, health_routes, inference_rou
 from byollm.api.body_limit import BodyLimitMiddleware
 from byollm.api.errors import install_error_handlers
 from byollm.api.fast_inference import FastInferencePath, fast_handler
-from byollm.api.frontends import openai_responses
 from byollm.api.request_id import RequestIdMiddleware
 from byollm.panel import routes as panel_routes
 from byollm.secret_env import forget_secret_variables
@@ -93,7 +92,6 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     install_error_handlers(app)
     # the inference routes first: they are the hot path, and routing tries routes in order
     app.include_router(inference_routes.router)
-    app.include_router(openai_responses.router)
     app.include_router(health_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(oidc_routes.router)

@@ -16,6 +16,7 @@ __all__ = [
     "AgentView",
     "AuditView",
     "BedrockView",
+    "InvitedMember",
     "IssuedToken",
     "MeView",
     "MemberView",
@@ -198,3 +199,15 @@ class UsageRowView:
     input_tokens: int
     output_tokens: int
     credits: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvitedMember:
+    """A new membership, and for a person byollm did not know yet their first token (shown once): the only
+    way a team admin hands someone a token, since admins cannot issue tokens for other people."""
+
+    user_uid: str
+    email: str
+    display_name: str
+    role: str
+    first_token: IssuedToken | None = None

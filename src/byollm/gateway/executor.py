@@ -6,15 +6,24 @@ fails over only for classes that allow it (never for expired local credentials, 
 invalid request), and stops at a deadline. A streaming request fails over until its first content event is
 ready to go to the client; after that, an upstream failure becomes an in-stream ``error`` event.
 
-Usage and credits are recorded in ``finally`` blocks and handed to the request-log writer, which writes them
-off the hot path; ledger charges carry an attempt id so nothing is ever charged twice.
+Usage and credits are recorded exactly once per request (``_Outcome.settled``) and handed to the request-log
+writer, which writes them off the hot path; ledger charges carry an attempt id so nothing is ever charged
+twice. The record is settled when the caller's answer is decided, not when the upstream answered: a front
+end renders inside ``completing`` (and ends a stream it could not send with ``ServedStream.abandon``), so
+the status and code logged are the ones the client received, a 500 included. Whatever answer the client
+gets, the tokens an upstream reported are charged.
+
+The gateway yields typed values only: a ``CompletedMessage``, ``StreamEvent``s and, for a failure after a
+stream was committed, a ``StreamFailure`` holding the taxonomy error; each front end (``api/frontends``)
+renders them in its client's wire format.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -66,6 +75,7 @@ __all__ = [
     "ModelListing",
     "Served",
     "ServedStream",
+    "StreamFailure",
     "WebIdentitySource",
 ]
 
@@ -133,9 +143,21 @@ class Served:
     model_rule: str = "catalog"  # how that name became ``model`` (RoutePlan.resolved_via)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamFailure:
+    """The upstream failed after the stream was committed (the client already has a 200): the front end
+    ends its stream with this error in its own wire format."""
+
+    error: ByollmError
+
+
+async def _no_abandon(status: int, code: str) -> None:
+    return None
+
+
 @dataclass(slots=True)
 class ServedStream:
-    events: AsyncIterator[StreamEvent]
+    events: AsyncIterator[StreamEvent | StreamFailure]
     route: str
     model: str
     fallbacks: int
@@ -144,6 +166,9 @@ class ServedStream:
     requested_model: str = ""
     model_rule: str = "catalog"
     preamble: int = 0  # how many leading events were read before committing (a writer can send them as one)
+    # ends a stream whose events were not all sent (never started, or the writer failed): closes the
+    # upstream and settles the request as ``status``/``code`` unless the relay already settled it
+    abandon: Callable[[int, str], Awaitable[None]] = _no_abandon
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +195,12 @@ class _Outcome:
     response_text: list[str] = field(default_factory=list)
     response: Mapping[str, Any] | None = None
     call: UpstreamCall | None = None  # the serving attempt's call (its wire clock keeps running while streaming)
+    settled: bool = False  # the request log row and charges were handed over (exactly once)
+    abandoned: bool = False  # the front end ended the stream; its status stands
+
+    def fail(self, status: int, code: str) -> None:
+        """What the client received, when it is not the success the outcome started as."""
+        self.status, self.error_code = status, code
 
 
 class Gateway:
@@ -389,7 +420,12 @@ class Gateway:
             outcome.served = candidate
             outcome.call = call
             return candidate, result
-        raise NoRouteError(outcome.failures, dropped=[d.label for d in plan.dropped])
+        failures = outcome.failures
+        if failures and all(f.error_class is ErrorClass.UNSUPPORTED_BY_ROUTE for f in failures):
+            # no route can take what the caller asked for: say which field, as the 400 it is
+            raise NoRouteError(failures, ErrorClass.UNSUPPORTED_BY_ROUTE, failures[0].detail,
+                               dropped=[d.label for d in plan.dropped])
+        raise NoRouteError(failures, dropped=[d.label for d in plan.dropped])
 
     def _note_attempt(self, context: InferenceContext, outcome: _Outcome, number: int, candidate: RouteCandidate,
                       begun: float, call: UpstreamCall | None, error_class: ErrorClass | None, detail: str) -> None:
@@ -419,6 +455,15 @@ class Gateway:
 
     async def complete(self, context: InferenceContext, request: CanonicalRequest,
                        route_request: RouteRequest) -> Served:
+        """The answer, settled as a success as soon as it is returned (callers that render nothing)."""
+        async with self.completing(context, request, route_request) as served:
+            return served
+
+    @asynccontextmanager
+    async def completing(self, context: InferenceContext, request: CanonicalRequest,
+                         route_request: RouteRequest) -> AsyncGenerator[Served, None]:
+        """The answer, for a front end to render inside the block; the request is logged and charged when
+        the block ends, with the status the block ended in (an exception's, or 200)."""
         outcome = _Outcome()
         plan: RoutePlan | None = None
         policy: TeamPolicy | None = None
@@ -431,15 +476,21 @@ class Gateway:
             candidate, message = await self._attempts(context, policy, plan, request, outcome, run)
             outcome.usage = message.usage
             outcome.response = message.message
-            served = Served(value=message, route=candidate.label, model=candidate.model,
-                            fallbacks=len(outcome.attempts) - 1, overhead_ms=0.0, auto_reason=plan.auto_reason,
-                            requested_model=plan.requested_model, model_rule=plan.resolved_via)
+            yield Served(value=message, route=candidate.label, model=candidate.model,
+                         fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome),
+                         auto_reason=plan.auto_reason, requested_model=plan.requested_model,
+                         model_rule=plan.resolved_via)
         except ByollmError as error:
-            outcome.status, outcome.error_code = error.status, error.error_class.code
+            outcome.fail(error.status, error.error_class.code)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome.fail(499, "client_disconnected")
+            raise
+        except BaseException:
+            outcome.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
             raise
         finally:
             self._finish(context, request, route_request, plan, policy, outcome)
-        return replace(served, overhead_ms=self._overhead_ms(context, outcome))  # the bookkeeping counts too
 
     async def count_tokens(self, context: InferenceContext, request: CanonicalRequest,
                            route_request: RouteRequest) -> Served:
@@ -470,16 +521,32 @@ class Gateway:
             policy, plan = await self.plan(context, route_request)
             candidate, (buffered, upstream) = await self._attempts(context, policy, plan, request, outcome,
                                                                    self._open_stream)
-        except ByollmError as error:
-            outcome.status, outcome.error_code = error.status, error.error_class.code
+        except BaseException as error:
+            if isinstance(error, ByollmError):
+                outcome.fail(error.status, error.error_class.code)
+            elif isinstance(error, asyncio.CancelledError):
+                outcome.fail(499, "client_disconnected")
+            else:
+                outcome.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
             self._finish(context, request, route_request, plan, policy, outcome)
             raise
         overhead = self._overhead_ms(context, outcome)
+        relay = self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream)
+
+        async def abandon(status: int, code: str) -> None:
+            if outcome.settled:
+                return
+            outcome.fail(status, code)
+            outcome.abandoned = True
+            await relay.aclose()  # a relay suspended mid-stream settles itself, with this status
+            if not outcome.settled:  # it never started: nothing settled it
+                await _close(upstream)
+                self._finish(context, request, route_request, plan, policy, outcome)
+
         return ServedStream(
-            events=self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream),
-            route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
+            events=relay, route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
             overhead_ms=overhead, auto_reason=plan.auto_reason, preamble=len(buffered),
-            requested_model=plan.requested_model, model_rule=plan.resolved_via,
+            requested_model=plan.requested_model, model_rule=plan.resolved_via, abandon=abandon,
         )
 
     async def _open_stream(self, provider: Provider, call: UpstreamCall
@@ -505,7 +572,7 @@ class Gateway:
 
     async def _relay(self, context: InferenceContext, request: CanonicalRequest, route_request: RouteRequest,
                      plan: RoutePlan, policy: TeamPolicy, outcome: _Outcome, buffered: list[StreamEvent],
-                     upstream: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+                     upstream: AsyncIterator[StreamEvent]) -> AsyncGenerator[StreamEvent | StreamFailure, None]:
         usage = _StreamUsage()
         call = outcome.call
         wire_at_commit = call.wire.seconds if call is not None else 0.0
@@ -517,14 +584,14 @@ class Gateway:
                 usage.see(event)
                 yield event
         except ByollmError as error:
-            outcome.status, outcome.error_code = error.status, error.error_class.code
-            yield StreamEvent(type="error", data={"type": "error", "error": {
-                "type": "overloaded_error" if error.error_class.retryable else "api_error",
-                "message": f"{error.detail} ({error.error_class.code}). {error.error_class.remediation}",
-                "byollm": {"code": error.error_class.code, "request_id": context.request_id},
-            }})
+            outcome.fail(error.status, error.error_class.code)
+            yield StreamFailure(error)
         except (asyncio.CancelledError, GeneratorExit):
-            outcome.status, outcome.error_code = 499, "client_disconnected"
+            if not outcome.abandoned:
+                outcome.fail(499, "client_disconnected")
+            raise
+        except BaseException:
+            outcome.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
             raise
         finally:
             await _close(upstream)
@@ -543,12 +610,19 @@ class Gateway:
 
     def _finish(self, context: InferenceContext, request: CanonicalRequest, route_request: RouteRequest,
                 plan: RoutePlan | None, policy: TeamPolicy | None, outcome: _Outcome) -> None:
-        """Charge credits and hand the request-log row to the writer. Never raises: accounting must not fail
-        a request that already has its answer."""
+        """Charge credits and hand the request-log row to the writer, once per request. Never raises:
+        accounting must not fail a request that already has its answer.
+
+        The tokens the serving upstream reported are charged whatever the client's status: the call was
+        made and paid for (a stream cut off mid-way, an answer byollm then failed to render)."""
+        if outcome.settled:
+            return
+        outcome.settled = True
         now = datetime.now(UTC)
         served = outcome.served
         charges: list[LedgerCharge] = []
-        if served is not None and served.billing is BillingBucket.AI_CREDITS and outcome.status < 400:
+        used = outcome.usage.input_tokens or outcome.usage.output_tokens
+        if served is not None and served.billing is BillingBucket.AI_CREDITS and (outcome.status < 400 or used):
             model = self._catalog.get(served.model)
             if model is not None:
                 outcome.credits = model.pricing.credits(outcome.usage.input_tokens, outcome.usage.output_tokens)
