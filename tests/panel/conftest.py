@@ -54,7 +54,8 @@ class PanelClient:
 @pytest.fixture(scope="module")
 def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The admin cast's server, without the embedded run worker: runs stay queued, so steering is testable."""
-    return Settings.for_data_dir(Path(tmp_path_factory.mktemp("byollm")), kek=TEST_KEK, run_worker_embedded=False)
+    return Settings.for_data_dir(Path(tmp_path_factory.mktemp("byollm")), kek=TEST_KEK, run_worker_embedded=False,
+                              run_tools=("shell",))
 
 
 @pytest.fixture

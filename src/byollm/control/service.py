@@ -551,6 +551,10 @@ class ControlService:
             for tool in tools:
                 if not tool or len(tool) > 64 or not set(tool) <= _TOOL_NAME:
                     raise ByollmError(ErrorClass.INVALID_REQUEST, f"tools: {tool!r} is not a tool name")
+            disabled = [tool for tool in tools if tool not in self._settings.run_tools]
+            if disabled:  # only tools the operator enabled on this deployment may be given to an agent
+                raise ByollmError(ErrorClass.TOOL_NOT_ENABLED,
+                                  f"tools: {', '.join(disabled)} not enabled on this byollm deployment")
             checked["tools"] = tools
         return checked
 

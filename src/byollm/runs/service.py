@@ -10,10 +10,11 @@ Who may do what (the same answers through the API and the CLI, which goes throug
   members (and agent tokens) the runs they started;
 - steer and cancel: the same principals as "see".
 
-Tools (see ``runs.tools``): a named agent's run may use the agent's tools (all of them when the request
-names none); a run without a named agent may use the operator's ``BYOLLM_RUN_USER_TOOLS`` only, and only
-those it asks for. Asking for a tool outside that set is refused (``forbidden``), an unknown tool is an
-``invalid_request``.
+Tools (see ``runs.tools``): only tools the operator enables (``BYOLLM_RUN_TOOLS``) exist for runs; asking
+for another is ``tool_not_enabled`` (an unknown name is an ``invalid_request``). A named agent's run may use
+the agent's tools (all of its still-enabled ones when the request names none); a run without a named agent
+may use the operator's ``BYOLLM_RUN_USER_TOOLS`` only, and only those it asks for. Asking for a tool outside
+that set is refused (``forbidden``).
 
 Credits: starting a run charges ``run_platform_credits`` platform credits (ledger key
 ``run:<uid>:platform``) in the transaction that queues it, and is refused with ``credits_exhausted`` when
@@ -164,11 +165,14 @@ class RunService:
 
     def _tools_for(self, agent: Agent | None, requested: list[str] | None) -> list[str]:
         for name in requested or []:
-            if self._tools.get(name) is None:
+            if name not in self._tools.names:
                 known = ", ".join(sorted(self._tools.names)) or "none"
                 raise ByollmError(ErrorClass.INVALID_REQUEST, f"tools: unknown tool {name!r} (known: {known})")
+            if self._tools.get(name) is None:
+                raise ByollmError(ErrorClass.TOOL_NOT_ENABLED,
+                                  f"tools: {name!r} is not enabled on this byollm deployment")
         allowed = list(agent.tools) if agent is not None else list(self._limits.user_tools)
-        if requested is None:
+        if requested is None:  # a named agent's tools that the operator still enables
             return [n for n in allowed if self._tools.get(n) is not None] if agent is not None else []
         refused = [n for n in requested if n not in allowed]
         if refused:
