@@ -23,6 +23,7 @@ from byollm.api import (
     oidc_routes,
     runs_routes,
 )
+from byollm.api.auth_gate import AuthBeforeBody
 from byollm.api.body_limit import BodyLimitMiddleware
 from byollm.api.errors import install_error_handlers
 from byollm.api.fast_inference import FastInferencePath, fast_handler
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     app.include_router(runs_routes.router)
     app.include_router(doctor_routes.router)
     app.include_router(panel_routes.router)
+    app.add_middleware(AuthBeforeBody)  # inside the body limit: a declared oversized body is refused first
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
