@@ -247,9 +247,12 @@ class Catalog:
     def foundation_model_arns(self, upstream_id: str, region: str) -> tuple[str, ...]:
         """Foundation-model ARNs an IAM policy must allow for a route sending ``upstream_id`` from ``region``.
 
-        A profile needs the foundation model in every region it routes to; a global profile additionally
-        needs the region-less ARN (``arn:aws:bedrock:::foundation-model/…``) that global cross-region
-        inference is authorised against; a bare foundation-model id needs it in the source region.
+        A geographic profile (``us.``, ``eu.``, ``apac.``…) needs the foundation model in the source region and
+        in every region it routes to; a global profile needs it in the source region plus the region-less
+        ARN (``arn:aws:bedrock:::foundation-model/…``) that global cross-region inference is authorised
+        against (with ``aws:RequestedRegion`` = ``unspecified``), not each destination region (the Bedrock
+        user guide's "Global cross-Region inference" IAM section); a bare foundation-model id needs it in
+        the source region.
         Application-inference-profile ARNs and unknown ids give an empty tuple: what they
         route to is only known to the customer's account. The profile's own ARN needs the account id, see
         ``inference_profile_arn``.
@@ -261,13 +264,13 @@ class Catalog:
             assert model.bedrock is not None
             fm = model.bedrock.foundation_model_id
             profile = found[1]
-            regional = tuple(
+            if profile.geography is Geography.GLOBAL:
+                return (f"arn:{partition}:bedrock:{region}::foundation-model/{fm}",
+                        f"arn:{partition}:bedrock:::foundation-model/{fm}")
+            return tuple(
                 f"arn:{partition_for_region(r)}:bedrock:{r}::foundation-model/{fm}"
                 for r in sorted(profile.regions | {region})
             )
-            if profile.geography is Geography.GLOBAL:
-                return (*regional, f"arn:{partition}:bedrock:::foundation-model/{fm}")
-            return regional
         if upstream_id in self._fm_ids:
             return (f"arn:{partition}:bedrock:{region}::foundation-model/{upstream_id}",)
         return ()

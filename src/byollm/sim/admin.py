@@ -11,6 +11,8 @@ IAM and Bedrock changes (``{acct}`` is a 12-digit account id)
            {"trust_policy": {...}, "policies": {name: doc}, "max_session_duration": 3600}
     PUT    /_sim/accounts/{acct}/roles/{role}/trust-policy        body: the trust policy document
     PUT    /_sim/accounts/{acct}/roles/{role}/policies/{name}     body: a permission policy; DELETE removes
+    PUT    /_sim/accounts/{acct}/managed-policies/{name}          body: a customer managed policy (usable as a
+                                                                  session ``PolicyArns`` entry); DELETE removes
     POST   /_sim/accounts/{acct}/oidc-providers                   {"url", "client_ids", "thumbprints"}
     DELETE /_sim/accounts/{acct}/oidc-providers?url=URL
     POST   /_sim/accounts/{acct}/web-identity-trust               register issuer + trust in one call:
@@ -45,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from byollm.sim.iam_policy import PolicyError, compile_policies
+from byollm.sim.iam_policy import PolicyError, compile_policies, validate_trust_policy
 from byollm.sim.state import SimState
 from byollm.sim.world import (
     Account,
@@ -100,6 +102,17 @@ def _policy(doc: Any) -> dict[str, Any]:
     return doc
 
 
+def _trust_policy(doc: Any) -> dict[str, Any]:
+    """A role trust policy, refused as IAM refuses it (``MalformedPolicyDocument: Has prohibited field …``)."""
+    if not isinstance(doc, dict):
+        raise AdminError(400, "a policy must be a JSON object")
+    try:
+        validate_trust_policy(doc)
+    except PolicyError as exc:
+        raise AdminError(400, f"MalformedPolicyDocument: {exc}") from None
+    return doc
+
+
 class _Admin:
     def __init__(self, state: SimState) -> None:
         self.s = state
@@ -151,7 +164,7 @@ class _Admin:
         acct.roles[name] = Role(
             name=name,
             role_id=stable_id("AROA", f"{acct.account_id}/{name}"),
-            trust_policy=_policy(trust) if trust is not None else None,
+            trust_policy=_trust_policy(trust) if trust is not None else None,
             policies={k: _policy(v) for k, v in (data.get("policies") or {}).items()},
             max_session_duration=int(data.get("max_session_duration", 3600)),
         )
@@ -160,7 +173,7 @@ class _Admin:
 
     async def trust_policy(self, request: Request) -> Any:
         role = self.role(request)
-        role.trust_policy = _policy(await _json(request))
+        role.trust_policy = _trust_policy(await _json(request))
         self.s.world_changed()
         return None
 
@@ -175,13 +188,24 @@ class _Admin:
         self.s.world_changed()
         return None
 
+    async def managed_policy(self, request: Request) -> Any:
+        acct = self.account(request)
+        name = request.path_params["name"]
+        if request.method == "DELETE":
+            if acct.managed_policies.pop(name, None) is None:
+                raise AdminError(404, f"unknown policy {name}")
+        else:
+            acct.managed_policies[name] = _policy(await _json(request))
+        self.s.world_changed()
+        return {"arn": f"arn:aws:iam::{acct.account_id}:policy/{name}"}
+
     def _register_provider(
         self, acct: Account, url: str, client_ids: list[str], thumbprints: list[str]
     ) -> OidcProvider:
         problem = validate_issuer_url(url, allow_http_loopback=self.s.world.allow_http_loopback_issuers)
         if problem:
             raise AdminError(400, f"invalid OIDC provider URL {url}: {problem}")
-        provider = OidcProvider(url=url.rstrip("/"), client_ids=client_ids, thumbprints=thumbprints)
+        provider = OidcProvider(url=url, client_ids=client_ids, thumbprints=thumbprints)
         existing = acct.oidc_providers.get(provider.host_path)
         if existing is not None:
             for cid in client_ids:
@@ -197,7 +221,7 @@ class _Admin:
         acct = self.account(request)
         if request.method == "DELETE":
             url = request.query_params.get("url", "")
-            host_path = url.split("://", 1)[-1].rstrip("/")
+            host_path = url.split("://", 1)[-1]
             if acct.oidc_providers.pop(host_path, None) is None:
                 raise AdminError(404, f"no OIDC provider for {url}")
             self.s.world_changed()
@@ -386,6 +410,7 @@ def admin_routes(state: SimState) -> list[BaseRoute]:
         (f"{acct}/roles/{{role}}", a.put_role, ["PUT"]),
         (f"{acct}/roles/{{role}}/trust-policy", a.trust_policy, ["PUT"]),
         (f"{acct}/roles/{{role}}/policies/{{name}}", a.role_policy, ["PUT", "DELETE"]),
+        (f"{acct}/managed-policies/{{name}}", a.managed_policy, ["PUT", "DELETE"]),
         (f"{acct}/oidc-providers", a.providers, ["POST", "DELETE"]),
         (f"{acct}/web-identity-trust", a.web_identity_trust, ["POST"]),
         (f"{acct}/application-profiles/{{profile}}", a.application_profile, ["PUT", "DELETE"]),
