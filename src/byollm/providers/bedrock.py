@@ -49,9 +49,10 @@ BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _STREAM_READ_SIZE = 64 * 1024
 
 
-def default_endpoint(region: str) -> str:
+def default_endpoint(region: str, service: str = "bedrock-runtime") -> str:
+    """The regional endpoint of Bedrock's runtime (or, with ``service="bedrock"``, its control plane)."""
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"https://bedrock-runtime.{region}.{suffix}"
+    return f"https://{service}.{region}.{suffix}"
 
 
 def bedrock_body(call: UpstreamCall) -> bytes:
@@ -79,7 +80,8 @@ def _should_sign(name: str) -> bool:
     return name.lower() not in _UNSIGNED_HEADERS
 
 
-def sigv4_headers(auth: AwsAuth, region: str, url: URL, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+def sigv4_headers(auth: AwsAuth, region: str, url: URL, headers: Mapping[str, str], body: bytes,
+                  method: str = "POST") -> dict[str, str]:
     """``headers`` plus ``host`` and the SigV4 headers (``X-Amz-Date``, ``X-Amz-Security-Token``,
     ``Authorization``) for a POST of ``body`` to ``url`` (already percent-encoded), as botocore's
     ``SigV4Auth`` computes them: double URI encoding, normalised path, the payload's SHA-256 signed but not
@@ -105,7 +107,7 @@ def sigv4_headers(auth: AwsAuth, region: str, url: URL, headers: Mapping[str, st
         signed_body_header_type=crt_auth.AwsSignedBodyHeaderType.NONE,
     )
     path = url.raw_path_qs or "/"
-    request = crt_http.HttpRequest("POST", path, crt_http.HttpHeaders([*headers.items(), ("host", host)]))
+    request = crt_http.HttpRequest(method, path, crt_http.HttpHeaders([*headers.items(), ("host", host)]))
     crt_auth.aws_sign_request(request, config).result()  # static credentials: completes synchronously
     return dict(request.headers)
 
