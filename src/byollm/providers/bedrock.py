@@ -40,6 +40,7 @@ from yarl import URL
 from byollm.errors import ByollmError, ErrorClass
 from byollm.policy.types import CredentialSource
 from byollm.providers.base import AwsAuth, CanonicalRequest, CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.classify import upstream_explanation
 from byollm.providers.http import HttpPool
 
 __all__ = ["BedrockProvider", "bedrock_body", "classify_bedrock_error", "default_endpoint", "sigv4_headers"]
@@ -127,7 +128,9 @@ _MISMATCH_HINTS = (
 
 
 def classify_bedrock_error(error_type: str, status: int, message: str, source: CredentialSource) -> ByollmError:
-    """Map one Bedrock error to the taxonomy. ``message`` is consulted for hints only, never copied."""
+    """Map one Bedrock error to the taxonomy. ``message`` is consulted for hints, and a refusal of the request
+    as invalid carries it (scrubbed and capped, ``upstream_explanation``) first in the detail: the caller
+    must see what to fix."""
     name = error_type.rsplit("#", 1)[-1].split(":", 1)[0]
     lowered = message.lower()
     delegated = source is CredentialSource.DELEGATED_SESSION
@@ -159,6 +162,9 @@ def classify_bedrock_error(error_type: str, status: int, message: str, source: C
         if any(hint in lowered for hint in _MISMATCH_HINTS):
             return ByollmError(ErrorClass.REGION_MODEL_MISMATCH, detail + ": the model id or profile does not suit"
                                " this region or throughput")
+        explanation = upstream_explanation(message)
+        if explanation:
+            return ByollmError(ErrorClass.INVALID_REQUEST, f"{explanation} ({detail})", upstream_message=explanation)
         return ByollmError(ErrorClass.INVALID_REQUEST, detail + ": the request was refused as invalid")
     if status == 429:
         return ByollmError(ErrorClass.QUOTA_EXCEEDED, detail)
