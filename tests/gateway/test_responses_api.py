@@ -159,7 +159,7 @@ def test_bedrock_failure_fails_over_visibly(stack: Stack, streaming: bool) -> No
 
 
 @pytest.mark.parametrize("host", ["bedrock", "openai"])
-def test_failure_after_the_stream_started_is_an_error_event(stack: Stack, host: str) -> None:
+def test_failure_after_the_stream_started_is_an_error_and_a_failed_response(stack: Stack, host: str) -> None:
     team = stack.new_team()
     model = "gpt-5" if host == "openai" else "claude-opus-4-7"
     stack.fault(service=host, error="server_error" if host == "openai" else "InternalServerException",
@@ -167,9 +167,12 @@ def test_failure_after_the_stream_started_is_an_error_event(stack: Stack, host: 
     events = list(client(stack, team.token, delegated=host == "bedrock").responses.create(
         model=model, input="Tell me a rather long story about the sea", stream=True))
     assert events[0].type == "response.created"
-    error = events[-1]
+    error, failed = events[-2:]
     assert error.type == "error" and error.code == "upstream_unavailable"
-    assert "upstream_unavailable" in error.message
+    assert "upstream_unavailable" in error.message and "retry shortly" in error.message
+    assert failed.type == "response.failed" and failed.response.status == "failed"
+    assert failed.response.error is not None and failed.response.error.message == error.message
+    assert [e.sequence_number for e in events] == list(range(len(events)))
 
 
 def test_errors_are_openai_shaped_with_the_taxonomy(stack: Stack) -> None:

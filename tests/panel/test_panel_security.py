@@ -38,7 +38,7 @@ def test_sign_in_sets_an_opaque_strict_httponly_cookie_and_rotates_the_session(c
 
 
 def test_cookie_is_secure_when_the_panel_is_reached_over_https(cast: Cast) -> None:
-    proxied = {"x-forwarded-proto": "https"}  # uvicorn trusts a loopback proxy's scheme
+    proxied = {"x-forwarded-proto": "https"}  # loopback is a trusted proxy in these tests (conftest)
     with httpx.Client(base_url=cast.url, headers=proxied) as http:
         first = http.get("/admin")
         header = _cookie_header(first)

@@ -11,13 +11,14 @@ import asyncio
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from byollm.api.app import create_app
 from byollm.api.serving import ServerThread, bind_socket, socket_url
@@ -170,7 +171,9 @@ def runs_root() -> Iterator[Path]:
 
 
 @contextmanager
-def running_stack(data_dir: Path, world: Any = None, **settings_overrides: Any) -> Iterator[Stack]:
+def running_stack(data_dir: Path, world: Any = None, *, configure: Callable[[FastAPI], None] | None = None,
+                  **settings_overrides: Any) -> Iterator[Stack]:
+    """``configure`` may add routes to the app before it serves (a test's own door onto the real gateway)."""
     with SimServer(world) as sim, runs_root() as workdir:
         sock = bind_socket()  # bound first: the server's own URL is the OIDC issuer the simulated STS trusts
         settings = Settings.for_data_dir(
@@ -182,7 +185,10 @@ def running_stack(data_dir: Path, world: Any = None, **settings_overrides: Any) 
         )
         boot = asyncio.run(bootstrap_operator(settings, email="operator@test"))
         keys = world_provider_keys(sim)
-        with ServerThread(create_app(settings), sock=sock) as server, \
+        app = create_app(settings)
+        if configure is not None:
+            configure(app)
+        with ServerThread(app, sock=sock) as server, \
                 httpx.Client(base_url=server.url + "/api/v1", timeout=30,
                              headers={"authorization": f"Bearer {boot.token}"}) as admin, \
                 httpx.Client(base_url=sim.url, timeout=30) as sim_http:

@@ -104,6 +104,7 @@ def _settings_view(s: TeamSettings) -> SettingsView:
         monthly_ai_credits=s.monthly_ai_credits, platform_credits=s.platform_credits,
         compute_credits=s.compute_credits, allowed_aws_accounts=sorted(s.allowed_aws_accounts),
         max_token_lifetime_days=s.max_token_lifetime_days, claude_family_mapping=s.claude_family_mapping,
+        bedrock_model_discovery=s.bedrock_model_discovery,
     )
 
 
@@ -235,9 +236,10 @@ class ControlService:
 
     async def create_team(self, caller: Caller, *, name: str) -> TeamView:
         require(caller, Action.CREATE_TEAM)
-        name = name.strip()
-        if not name:
-            raise ByollmError(ErrorClass.INVALID_REQUEST, "name: the team name must not be empty")
+        try:
+            name = validate.validate_label(name, field="name")
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
         async with self._store.session() as session:
             team = await teams_repo.create_team(session, name=name)
             await teams_repo.set_member_role(session, team_uid=team.uid, user_uid=caller.principal_uid,
@@ -471,6 +473,11 @@ class ControlService:
         """Add ``email`` to the team. Someone byollm did not know yet also gets their first token, valid for the
         team's token lifetime and shown once; people byollm knows already keep using their own."""
         require(caller, Action.MANAGE_MEMBERS, team_uid)
+        try:
+            email = validate.validate_email(email)
+            display_name = validate.validate_label(display_name, field="display_name", allow_empty=True)
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
         issued: IssuedToken | None = None
         async with self._store.session() as session:
             user = await users_repo.find_user_by_email(session, email=email)
@@ -620,6 +627,10 @@ class ControlService:
                           agent_uid: str | None = None, expires_in_days: int | None = None) -> IssuedToken:
         if user_uid and agent_uid:
             raise ByollmError(ErrorClass.INVALID_REQUEST, "give user_uid or agent_uid, not both")
+        try:
+            name = validate.validate_label(name, field="name")
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
         for_self = agent_uid is None and user_uid in (None, caller.principal_uid)
         require(caller, Action.OWN_TOKENS if for_self else Action.MANAGE_TOKENS, team_uid)
         operator = caller.is_operator and caller.token_team_uid is None

@@ -5,7 +5,7 @@ and body as sent: an OpenAI route forwards the caller's own body to OpenAI's Res
 comes back as OpenAI sent it (``wire``); any other route serves the canonical form and its answer is
 rendered here as a Response object or as the typed Responses events. Errors before the answer use OpenAI's
 error JSON with byollm's taxonomy (``api/errors``); a failure after the stream started is the Responses
-API's ``error`` event carrying the same message and the taxonomy code.
+API's ``error`` event carrying the same message and the taxonomy code, then ``response.failed``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from byollm.providers.sse import encode_sse
 from byollm.providers.translate_responses import (
     CanonicalStreamToResponses,
     canonical_to_response,
-    response_error_event,
     responses_request_to_canonical,
 )
 
@@ -74,6 +73,7 @@ class OpenAIResponses:
                 frames = self._stream_error(event.error, request_id, translator)
             elif event.wire is not None:
                 frames = event.wire
+                translator.relayed()
             else:
                 frames = b"".join(encode_sse(out["type"], orjson.dumps(out)) for out in translator.feed(event.data))
             if seen < opened.preamble:
@@ -90,8 +90,8 @@ class OpenAIResponses:
     @staticmethod
     def _stream_error(error: ByollmError, request_id: str, translator: CanonicalStreamToResponses) -> bytes:
         detail = error_body(error, ApiShape.OPENAI, request_id)["error"]
-        failure = response_error_event(error.error_class.code, str(detail["message"]), translator.sequence_number)
-        return encode_sse("error", orjson.dumps(failure))
+        events = translator.fail(error.error_class.code, str(detail["message"]))
+        return b"".join(encode_sse(event["type"], orjson.dumps(event)) for event in events)
 
     def render_error(self, error: ByollmError, request_id: str) -> bytes:
         return orjson.dumps(error_body(error, ApiShape.OPENAI, request_id))
