@@ -28,6 +28,7 @@ from byollm.crypto.kek import KeyRing
 from byollm.doctor.wiring import build_doctor
 from byollm.gateway.executor import Gateway, GatewayConfig
 from byollm.gateway.metrics import GatewayMetrics
+from byollm.gateway.model_discovery import BedrockModelDiscovery
 from byollm.gateway.operator_keys import OperatorKeys
 from byollm.gateway.policy_cache import PolicyCache
 from byollm.netguard import EgressGuard
@@ -168,6 +169,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
             Host.GOOGLE: settings.google_base_url,
         }, deadline_s=settings.request_deadline_s, attempt_timeout_s=settings.attempt_timeout_s),
         web_identity=oidc.web_identity if oidc is not None else None,
+        discovery=BedrockModelDiscovery(pool, catalog),
     )
     services = Services(
         settings=settings, store=store, catalog=catalog, keyring=keyring,

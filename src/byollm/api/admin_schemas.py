@@ -98,6 +98,7 @@ class SettingsUpdate(_In):
     allowed_aws_accounts: list[str] | None = Field(default=None, max_length=100)
     max_token_lifetime_days: int | None = Field(default=None, ge=1, le=3650)
     claude_family_mapping: bool | None = None
+    bedrock_model_discovery: bool | None = None
 
 
 class BedrockUpdate(_In):

@@ -137,6 +137,7 @@ class CatalogModel:
     aliases: tuple[str, ...] = ()
     tags: frozenset[str] = frozenset()
     bedrock: BedrockOffering | None = None
+    discovered: bool = False  # listed by the team's Bedrock, not shipped in the catalog (catalog.discovery)
 
     def fits(self, input_tokens: int, output_tokens: int, uses_tools: bool) -> bool:
         """Whether this model can serve a request of this shape (context, output limit, tools)."""
@@ -201,6 +202,12 @@ class Catalog:
         set_(self, "_fm_ids", MappingProxyType(fm_ids))
         set_(self, "_bedrock_by_region", MappingProxyType({r: frozenset(m) for r, m in by_region.items()}))
         set_(self, "_order", MappingProxyType({mid: i for i, mid in enumerate(by_id)}))
+
+    def extended(self, models: Iterable[CatalogModel]) -> Catalog:
+        """This catalog plus ``models`` (after these, in order); a model whose id or any name this catalog
+        already claims is left out, so an extension can never shadow or make ambiguous a known name."""
+        extra = [m for m in models if m.id not in self.models and not any(n in self._names for n in _names_of(m))]
+        return Catalog([*self.models.values(), *extra]) if extra else self
 
     def __iter__(self) -> Iterator[CatalogModel]:
         return iter(self.models.values())

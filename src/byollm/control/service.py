@@ -104,6 +104,7 @@ def _settings_view(s: TeamSettings) -> SettingsView:
         monthly_ai_credits=s.monthly_ai_credits, platform_credits=s.platform_credits,
         compute_credits=s.compute_credits, allowed_aws_accounts=sorted(s.allowed_aws_accounts),
         max_token_lifetime_days=s.max_token_lifetime_days, claude_family_mapping=s.claude_family_mapping,
+        bedrock_model_discovery=s.bedrock_model_discovery,
     )
 
 

@@ -111,6 +111,7 @@ class SettingsView:
     allowed_aws_accounts: list[str]
     max_token_lifetime_days: int | None
     claude_family_mapping: bool = True
+    bedrock_model_discovery: bool = True
 
 
 @dataclass(frozen=True, slots=True)

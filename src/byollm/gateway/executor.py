@@ -29,15 +29,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from byollm.catalog.types import Catalog
+from byollm.catalog.types import Catalog, CatalogModel
 from byollm.credentials.delegated import AccountChecker, DelegatedCredentials
 from byollm.errors import Attempt, ByollmError, ErrorClass, NoRouteError
 from byollm.gateway.metrics import GatewayMetrics
+from byollm.gateway.model_discovery import BedrockModelDiscovery
 from byollm.gateway.operator_keys import OperatorKeys
 from byollm.gateway.policy_cache import PolicyCache
+from byollm.policy.auto import is_auto
+from byollm.policy.discovered import discovery_applies, with_discovered
+from byollm.policy.names import ResolvedVia, resolve_model_name
 from byollm.policy.planner import plan_routes
 from byollm.policy.types import (
     Actor,
+    ActorKind,
     AvailableCredentials,
     BillingBucket,
     CredentialSource,
@@ -212,8 +217,10 @@ class Gateway:
         metrics: GatewayMetrics,
         config: GatewayConfig,
         web_identity: WebIdentitySource | None = None,
+        discovery: BedrockModelDiscovery | None = None,
     ) -> None:
         self._catalog = catalog
+        self._discovery = discovery
         self._policies = policies
         self._providers = providers
         self._operator_keys = operator_keys
@@ -253,9 +260,57 @@ class Gateway:
 
     async def plan(self, context: InferenceContext, request: RouteRequest) -> tuple[TeamPolicy, RoutePlan]:
         policy, available, credits = await self._plan_inputs(context)
-        plan = plan_routes(policy, self._catalog, request, actor=context.actor, credentials=available,
+        catalog = self._catalog
+        if self._needs_discovery(policy, request.model):
+            catalog = await self._team_catalog(context, policy)
+            policy = with_discovered(policy, catalog)
+        plan = plan_routes(policy, catalog, request, actor=context.actor, credentials=available,
                            credits=credits)
         return policy, plan
+
+    # --- models discovered on the team's Bedrock (gateway/model_discovery.py) -------------------------------
+
+    def _needs_discovery(self, policy: TeamPolicy, name: str) -> bool:
+        """Only a name the shipped catalog and the aliases cannot resolve (or only the family mapping can) may
+        wait for the team's Bedrock listing; every known name plans at once."""
+        if self._discovery is None or not name.strip() or is_auto(name):
+            return False
+        resolution = resolve_model_name(policy, self._catalog, name)
+        if resolution is not None and resolution.via is not ResolvedVia.FAMILY:
+            return False
+        return discovery_applies(policy, self._catalog)
+
+    async def _team_catalog(self, context: InferenceContext, policy: TeamPolicy) -> Catalog:
+        assert self._discovery is not None
+        bedrock = policy.bedrock
+        auth = await self._discovery_auth(context, policy)
+        return await self._discovery.catalog_for(context.team_uid, bedrock.region, bedrock.endpoint_url, auth)
+
+    async def _discovery_auth(self, context: InferenceContext, policy: TeamPolicy) -> AwsAuth | None:
+        """The request's own AWS credentials: the user's delegated session, or a run's web identity for the role
+        its Bedrock routes use. Used for the listing and dropped; None when the request has none."""
+        if context.delegated is not None:
+            return context.delegated.auth
+        if context.actor.kind is ActorKind.INTERACTIVE_USER:
+            return None
+        agent = policy.agents.get(context.actor.agent_uid) if context.actor.agent_uid else None
+        role = (agent.role_arn_override if agent is not None else None) or policy.bedrock.role_arn
+        if role is None:
+            return None
+        probe = RouteCandidate(model="", host=Host.BEDROCK, upstream_model_id="",
+                               credential=CredentialSource.WEB_IDENTITY, billing=BillingBucket.CUSTOMER_CLOUD,
+                               region=policy.bedrock.region, role_arn=role)
+        try:
+            return await self._web_identity.credentials_for(context, probe)
+        except ByollmError:
+            return None  # the run's own Bedrock attempt will report the exchange's failure
+
+    def _model_for(self, context: InferenceContext, policy: TeamPolicy, model_id: str) -> CatalogModel | None:
+        model = self._catalog.get(model_id)
+        if model is None and self._discovery is not None:
+            team = self._discovery.cached(context.team_uid, policy.bedrock.region)
+            model = team.get(model_id) if team is not None else None
+        return model
 
     async def list_models(self, context: InferenceContext) -> list[ModelListing]:
         """The models this caller can use right now, each with its ordered routes (and ``auto`` if allowed)."""
@@ -263,11 +318,16 @@ class Gateway:
             policy, available, credits = await self._plan_inputs(context)  # once, not once per model
         except ByollmError:
             return []
+        catalog = self._catalog
+        auto_allowed = not policy.models.any_direct_disabled  # of the admin's own policy, before discovery
+        if self._discovery is not None and discovery_applies(policy, catalog):  # not the hot path: may read
+            catalog = await self._team_catalog(context, policy)
+            policy = with_discovered(policy, catalog)
         listing: list[ModelListing] = []
         routes_of: dict[str, list[dict[str, str]]] = {}
-        for model in self._catalog:
+        for model in catalog:
             try:
-                plan = plan_routes(policy, self._catalog, RouteRequest(model=model.id), actor=context.actor,
+                plan = plan_routes(policy, catalog, RouteRequest(model=model.id), actor=context.actor,
                                    credentials=available, credits=credits)
             except ByollmError:
                 continue
@@ -278,11 +338,11 @@ class Gateway:
             if own:
                 listing.append(ModelListing(model.id, model.display_name, model.provider, routes_of[model.id]))
         for alias in policy.models.aliases:  # the admin's names, each with the routes of the model it serves
-            target = self._catalog.resolve(alias.target)
+            target = catalog.resolve(alias.target)
             if target is not None and routes_of.get(target.id):
                 listing.append(ModelListing(alias.pattern, f"{alias.pattern} (served as {target.display_name})",
                                             "byollm", routes_of[target.id], alias_of=target.id))
-        if listing and not policy.models.any_direct_disabled:
+        if listing and auto_allowed:
             listing.insert(0, ModelListing("auto", "Auto (best enabled model for the task)", "byollm", []))
         return listing
 
@@ -440,7 +500,7 @@ class Gateway:
 
         async def run(provider: Provider, call: UpstreamCall) -> int:
             if call.candidate.host is Host.BEDROCK:  # CountTokens wants the foundation model, not a profile
-                model = self._catalog.get(call.candidate.model)
+                model = self._model_for(context, policy, call.candidate.model)
                 if model is not None and model.bedrock is not None:
                     call = replace(call, candidate=replace(call.candidate,
                                                            upstream_model_id=model.bedrock.foundation_model_id))

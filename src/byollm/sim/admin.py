@@ -21,6 +21,9 @@ IAM and Bedrock changes (``{acct}`` is a 12-digit account id)
     PUT    /_sim/accounts/{acct}/application-profiles/{id}        {"region", "source": profile or model ARN,
                                                                    "name"}; DELETE removes
     PUT    /_sim/accounts/{acct}/model-access/{model_id}          grant (``*`` for all); DELETE revokes
+    PUT    /_sim/models/{model_id}     a foundation model Bedrock offers from now on (body: the world file's
+                                       fields: catalog_id, name, provider, on_demand, profiles, regions);
+                                       DELETE withdraws it
     PUT    /_sim/accounts/{acct}/quotas/{model_id|*}              {"requests_per_minute", "tokens_per_minute"}
     PUT    /_sim/accounts/{acct}/invocation-logging               {"enabled": true}
     PUT    /_sim/settings                                         {"allow_http_loopback_issuers": bool}
@@ -56,6 +59,7 @@ from byollm.sim.world import (
     Quota,
     Role,
     WorldError,
+    parse_model,
     stable_id,
     validate_issuer_url,
 )
@@ -283,6 +287,22 @@ class _Admin:
         self.s.world_changed()
         return {"model_access": sorted(acct.model_access)}
 
+    async def foundation_model(self, request: Request) -> Any:
+        """A model released (or withdrawn) while the simulator runs, as a cloud ships one on its release day."""
+        model_id = request.path_params["model"]
+        if request.method == "DELETE":
+            if self.s.world.models.pop(model_id, None) is None:
+                raise AdminError(404, f"unknown foundation model {model_id}")
+            self.s.world_changed()
+            return None
+        data = await _json(request)
+        if not isinstance(data, dict):
+            raise AdminError(400, "body must be a JSON object")
+        model = parse_model({**data, "id": model_id}, f"models.{model_id}")
+        self.s.world.models[model.model_id] = model
+        self.s.world_changed()
+        return {"model_id": model.model_id, "regions": list(model.regions)}
+
     async def application_profile(self, request: Request) -> Any:
         acct = self.account(request)
         profile_id = request.path_params["profile"]
@@ -416,6 +436,7 @@ def admin_routes(state: SimState) -> list[BaseRoute]:
         (f"{acct}/application-profiles/{{profile}}", a.application_profile, ["PUT", "DELETE"]),
         (f"{acct}/model-access/{{model:path}}", a.model_access, ["PUT", "DELETE"]),
         (f"{acct}/quotas/{{model:path}}", a.quotas, ["PUT"]),
+        ("/models/{model:path}", a.foundation_model, ["PUT", "DELETE"]),
         (f"{acct}/invocation-logging", a.invocation_logging, ["PUT"]),
         ("/settings", a.settings, ["PUT"]),
         ("/credentials/{key}/expire", a.expire, ["POST"]),

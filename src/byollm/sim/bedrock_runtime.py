@@ -525,6 +525,8 @@ class BedrockRuntime:
                 raise BedrockError("ThrottlingException", _THROTTLED if exhausted == "requests" else _TOO_MANY_TOKENS)
         try:
             reply = engine.reply_to(body, service="bedrock", model=model)
+        except engine.PromptTooLongError:
+            raise BedrockError("ValidationException", "Input is too long for requested model.") from None
         except engine.InvalidRequestError as exc:
             raise BedrockError("ValidationException", f"Malformed input request: {exc}") from None
         self._state.quotas.add(call.account.account_id, model, reply.input_tokens + reply.output_tokens)

@@ -38,6 +38,7 @@ __all__ = [
     "WorldError",
     "default_world",
     "load_world",
+    "parse_model",
     "parse_world",
     "stable_id",
     "validate_issuer_url",
@@ -434,6 +435,11 @@ def _parse_model(r: _Reader) -> FoundationModel:
         on_demand=r.child("on_demand").flag(True),
         profile_geos=geos,
     )
+
+
+def parse_model(data: Any, path: str) -> FoundationModel:
+    """One foundation model in the world file's shape (the admin API adds models at run time with it)."""
+    return _parse_model(_Reader(data, path))
 
 
 def _parse_account(account_id: str, r: _Reader, allow_http_loopback: bool) -> Account:

@@ -54,6 +54,7 @@ def apply_settings(row: t.Team, settings: TeamSettings) -> None:
     row.allowed_aws_accounts = sorted(settings.allowed_aws_accounts)
     row.max_token_lifetime_days = settings.max_token_lifetime_days
     row.claude_family_mapping = settings.claude_family_mapping
+    row.bedrock_model_discovery = settings.bedrock_model_discovery
 
 
 def apply_bedrock_host(row: t.Team, config: BedrockHostConfig) -> None:
@@ -74,6 +75,7 @@ def _settings(row: t.Team) -> TeamSettings:
         allowed_aws_accounts=frozenset(str(a) for a in row.allowed_aws_accounts),
         max_token_lifetime_days=row.max_token_lifetime_days,
         claude_family_mapping=row.claude_family_mapping is not False,  # NULL in rows older than the column
+        bedrock_model_discovery=row.bedrock_model_discovery is not False,
     )
 
 

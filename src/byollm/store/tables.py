@@ -147,6 +147,7 @@ class Team(Base):
     allowed_aws_accounts: Mapped[list[Any]] = mapped_column(JSON, default=list)
     max_token_lifetime_days: Mapped[int | None] = mapped_column(Integer)
     claude_family_mapping: Mapped[bool] = mapped_column(Boolean, default=True)
+    bedrock_model_discovery: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Membership(Base):
