@@ -72,6 +72,9 @@ Environment variables (all optional):
 - ``BYOLLM_TRUSTED_PROXIES``: comma-separated addresses or CIDRs of reverse proxies whose
   ``X-Forwarded-For``/``X-Forwarded-Proto`` name the real client; default none: the client is always the TCP
   peer (the failed-token limiter counts per peer), since a header any client can send must not choose it.
+- ``BYOLLM_METRICS_TOKEN``: when set, ``/metrics`` answers only a scrape sending ``Authorization: Bearer`` with
+  this value; default unset: ``/metrics`` is public, which is safe because its labels take only closed sets of
+  identifiers (``gateway.metrics``), never request input.
 - ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
   revocation reaches other replicas within this time.
 
@@ -182,6 +185,7 @@ class Settings:
     keep_alive_s: float = 75.0
     max_connections: int = 1000
     trusted_proxies: tuple[str, ...] = ()
+    metrics_token: str | None = field(default=None, repr=False)
     allow_insecure_credentials: bool = False
     anthropic_base_url: str = "https://api.anthropic.com"
     openai_base_url: str = "https://api.openai.com/v1"
@@ -249,6 +253,7 @@ class Settings:
             body_timeout_s=float(env.get("BYOLLM_BODY_TIMEOUT_SECONDS") or 60.0),
             keep_alive_s=float(env.get("BYOLLM_KEEP_ALIVE_SECONDS") or 75.0),
             max_connections=int(env.get("BYOLLM_MAX_CONNECTIONS") or 1000),
+            metrics_token=env.get("BYOLLM_METRICS_TOKEN") or None,
             trusted_proxies=_networks_named(env.get("BYOLLM_TRUSTED_PROXIES"), "BYOLLM_TRUSTED_PROXIES"),
             allow_insecure_credentials=_flag(env.get("BYOLLM_ALLOW_INSECURE_CREDENTIALS")),
             anthropic_base_url=env.get("BYOLLM_ANTHROPIC_BASE_URL") or "https://api.anthropic.com",
