@@ -54,6 +54,11 @@ Environment variables (all optional):
   128), ``BYOLLM_RUN_TOOL_FILE_BYTES`` (largest file a tool may write, default 256 MiB) and
   ``BYOLLM_RUN_SANDBOX_UID`` (the unprivileged user tools run as when byollm itself runs as root; default
   65534).
+- A new team's starting monthly allowances (an admin changes them on the Usage page or with
+  ``byollm admin settings set``): ``BYOLLM_NEW_TEAM_AI_CREDITS`` (default 1000),
+  ``BYOLLM_NEW_TEAM_PLATFORM_CREDITS`` (default 100, a hundred runs at the default price) and
+  ``BYOLLM_NEW_TEAM_COMPUTE_CREDITS`` (default 3600, an hour of sandbox time at the default rate), so a new
+  team's first run or direct-API request is not refused for an allowance nobody set.
 - ``BYOLLM_FAILED_TOKEN_LIMIT`` (default 20): failed token attempts one client address may make per minute
   before it must wait (0 turns the limit off); ``BYOLLM_MAX_BODY_BYTES`` (default 32 MiB): the largest
   request body byollm reads.
@@ -197,6 +202,9 @@ class Settings:
     run_max_attempts: int = 2
     run_max_turns: int = 20
     run_platform_credits: int = 1
+    new_team_ai_credits: int = 1000
+    new_team_platform_credits: int = 100
+    new_team_compute_credits: int = 3600
     run_compute_credits_per_second: Decimal = Decimal(1)
     run_tool_timeout_s: float = 30.0
     run_tool_output_bytes: int = 16384
@@ -263,6 +271,9 @@ class Settings:
             run_max_attempts=int(env.get("BYOLLM_RUN_MAX_ATTEMPTS") or 2),
             run_max_turns=int(env.get("BYOLLM_RUN_MAX_TURNS") or 20),
             run_platform_credits=int(env.get("BYOLLM_RUN_PLATFORM_CREDITS") or 1),
+            new_team_ai_credits=int(env.get("BYOLLM_NEW_TEAM_AI_CREDITS") or 1000),
+            new_team_platform_credits=int(env.get("BYOLLM_NEW_TEAM_PLATFORM_CREDITS") or 100),
+            new_team_compute_credits=int(env.get("BYOLLM_NEW_TEAM_COMPUTE_CREDITS") or 3600),
             run_compute_credits_per_second=Decimal(env.get("BYOLLM_RUN_COMPUTE_CREDITS_PER_SECOND") or 1),
             run_tool_timeout_s=float(env.get("BYOLLM_RUN_TOOL_TIMEOUT_SECONDS") or 30.0),
             run_tool_output_bytes=int(env.get("BYOLLM_RUN_TOOL_OUTPUT_BYTES") or 16384),
