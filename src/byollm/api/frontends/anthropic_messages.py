@@ -26,6 +26,7 @@ from byollm.api.frontends.fields import (
     one_of,
     string,
 )
+from byollm.api.frontends.system_messages import fold_system_messages, has_system_messages
 from byollm.errors import ByollmError
 from byollm.gateway.executor import Served, ServedStream, StreamFailure
 from byollm.policy.types import RouteRequest
@@ -59,8 +60,8 @@ def _block(value: Any, field: str) -> None:
 def _message(value: Any, field: str) -> None:
     obj(required=("role", "content"))(value, field)
     role = value["role"]
-    if role not in ("user", "assistant"):
-        raise invalid(f"{field}.role", "expected \"user\" or \"assistant\"")
+    if role not in ("user", "assistant", "system"):  # system turns are folded (frontends/system_messages.py)
+        raise invalid(f"{field}.role", "expected \"user\", \"assistant\" or \"system\"")
     one_of({str: None, list: array_of(_block)}, expected="a string or an array of content blocks")(
         value["content"], f"{field}.content")
 
@@ -116,6 +117,8 @@ def canonical_request(body: Mapping[str, Any], meta: RequestMeta, *, stream: boo
                       raw_body: Mapping[str, Any] | None = None, lost: tuple[tuple[str, str], ...] = ()
                       ) -> CanonicalRequest:
     betas = tuple(b.strip() for b in meta.headers.get("anthropic-beta", "").split(",") if b.strip())
+    if has_system_messages(body):
+        body = fold_system_messages(body)
     return CanonicalRequest(
         body=body, stream=stream, anthropic_version=meta.headers.get("anthropic-version", "2023-06-01"),
         anthropic_beta=betas, request_id=meta.request_id, team_uid=meta.team_uid, origin_api=origin_api,
