@@ -75,12 +75,19 @@ async def _apply(ap: AdminPage, back: str, done: str, action: Awaitable[object])
     """Run one service call for a form without inputs of its own (a button), then redirect back with its
     outcome as a one-time message."""
     try:
-        await action
+        result = await action
     except ByollmError as exc:
         ap.session.flash("error", scrub(exc.detail), exc.error_class.remediation)
     else:
         ap.session.flash("ok", done)
+        _flash_warnings(ap, result)
     return redirect(f"/admin/{ap.team_uid}/{back}")
+
+
+def _flash_warnings(ap: AdminPage, result: object) -> None:
+    """Warnings a saved result carries (e.g. a model its last validated permissions policy does not cover)."""
+    for warning in getattr(result, "warnings", None) or ():
+        ap.session.flash("warn", scrub(str(warning)))
 
 
 PageFn = Callable[[Request, AdminPage, Typed], Awaitable[Response]]
@@ -92,13 +99,14 @@ async def _submit(request: Request, ap: AdminPage, form: Form, form_id: str, pag
     Refused: the same page again (not a redirect), the form holding everything typed and the error beside
     its field (``field`` when the error names none), so nothing has to be typed twice."""
     try:
-        await action()
+        result = await action()
     except ByollmError as exc:
         ap.session.flash("error", scrub(exc.detail), exc.error_class.remediation)
         response = await page(request, ap, Typed(form_id, form, field_of(exc) or field, scrub(exc.detail)))
         response.status_code = exc.status
         return response
     ap.session.flash("ok", done)
+    _flash_warnings(ap, result)
     return redirect(f"/admin/{ap.team_uid}/{back}")
 
 

@@ -85,6 +85,13 @@ def describe(kind: str, data: Mapping[str, Any], names: Mapping[str, str] | None
     if kind == "route_failure":
         return EventView("Route failed", f"{data.get('route', '?')} failed: {_text(data.get('message', ''))}",
                          "fail", [("error class", str(data.get("code", "")))], str(data.get("remediation") or ""))
+    if kind == "degraded":
+        return EventView("Degraded: paid fallback after a BYOLLM failure",
+                         _text(data.get("message") or f"{data.get('route', '?')} failed; a paid route served"), "warn",
+                         [(label, _text(data[key])) for key, label in
+                          (("code", "error class"), ("route", "failed route"), ("served_route", "served by"),
+                           ("credits", "AI credits")) if data.get(key)],
+                         str(data.get("remediation") or ""))
     if kind == "web_identity_failure":
         return EventView("AWS role assumption failed", _text(data.get("message", "")), "fail",
                          [("error class", str(data.get("code", "")))], str(data.get("remediation") or ""))
