@@ -28,6 +28,7 @@ from byollm.api.frontends.fields import (
     one_of,
     string,
 )
+from byollm.api.frontends.system_messages import fold_system_messages, has_system_messages
 from byollm.errors import ByollmError
 from byollm.gateway.executor import Served, ServedStream, StreamFailure
 from byollm.policy.types import RouteRequest
@@ -67,8 +68,8 @@ _CONTENT = one_of({str: None, list: array_of(_block)}, expected="a string or an 
 def _message(value: Any) -> None:
     if not isinstance(value, dict):
         raise FieldError("expected an object")
-    if value.get("role") not in ("user", "assistant"):
-        raise FieldError("expected \"user\" or \"assistant\"", "role")
+    if value.get("role") not in ("user", "assistant", "system"):  # system turns: frontends/system_messages.py
+        raise FieldError("expected \"user\", \"assistant\" or \"system\"", "role")
     content = value.get("content")
     if content is None:
         raise FieldError("required", "content")
@@ -128,6 +129,8 @@ def canonical_request(body: Mapping[str, Any], meta: RequestMeta, *, stream: boo
                       raw_body: Mapping[str, Any] | None = None, lost: tuple[tuple[str, str], ...] = ()
                       ) -> CanonicalRequest:
     betas = tuple(b.strip() for b in meta.headers.get("anthropic-beta", "").split(",") if b.strip())
+    if has_system_messages(body):
+        body = fold_system_messages(body)
     return CanonicalRequest(
         body=body, stream=stream, anthropic_version=meta.headers.get("anthropic-version", "2023-06-01"),
         anthropic_beta=betas, request_id=meta.request_id, team_uid=meta.team_uid, origin_api=origin_api,
