@@ -225,6 +225,9 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/admin/{team_uid}/models/bedrock"): Case(
         PANEL_ADMIN, lambda w: {"region": "us-east-1", "endpoint_url": w.stack.sim.url}, panel=True),
     ("POST", "/admin/{team_uid}/models/routing"): Case(PANEL_ADMIN, lambda w: _routing_form(), panel=True),
+    ("POST", "/admin/{team_uid}/models/names"): Case(
+        PANEL_ADMIN, {"aliases": "claude-opus-* => claude-sonnet-4-6", "claude_family_mapping": "on",
+                      "bedrock_model_discovery": "on"}, panel=True),
     ("POST", "/admin/{team_uid}/agents"): Case(
         PANEL_ADMIN, lambda w: {"name": f"p{secrets.token_hex(4)}", "role_mode": "team"}, panel=True),
     ("POST", "/admin/{team_uid}/agents/{agent_uid}"): Case(
