@@ -23,6 +23,7 @@ from byollm.credentials.delegated import AccountChecker
 from byollm.credentials.log_guard import silence_credential_debug_logs
 from byollm.crypto.kek import KeyRing
 from byollm.doctor.wiring import build_doctor
+from byollm.gateway.alerts import WebhookAlerts
 from byollm.gateway.executor import Gateway, GatewayConfig
 from byollm.gateway.metrics import GatewayMetrics
 from byollm.gateway.operator_keys import OperatorKeys
@@ -64,6 +65,7 @@ class Services:
     runs: RunServices | None = None
     attempts: FailedAttemptLimiter = field(default_factory=FailedAttemptLimiter)
     doctor: Any = None  # byollm.doctor: the configuration doctor (built by ``doctor.wiring.build_doctor``)
+    alerts: WebhookAlerts | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
@@ -97,6 +99,8 @@ class Services:
                 await self.oidc.close()
             await self.request_log.close()
             await self.control.flush_token_usage()
+            if self.alerts is not None:
+                await self.alerts.drain()
         finally:
             await self.pool.close()
             await self.store.dispose()
@@ -132,6 +136,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
     oidc = await build_oidc(settings, store, keyring, pool, catalog)
     metrics = GatewayMetrics()
     request_log = RequestLogWriter(store)
+    alerts = WebhookAlerts(pool)
     gateway = Gateway(
         catalog=catalog,
         policies=policies,
@@ -147,6 +152,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
             Host.GOOGLE: settings.google_base_url,
         }, deadline_s=settings.request_deadline_s, attempt_timeout_s=settings.attempt_timeout_s),
         web_identity=oidc.web_identity if oidc is not None else None,
+        alerts=alerts,
     )
     services = Services(
         settings=settings, store=store, catalog=catalog, keyring=keyring,
@@ -154,7 +160,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
                                operator_keys=operator_keys),
         policies=policies, operator_keys=operator_keys, pool=pool, request_log=request_log, metrics=metrics,
         gateway=gateway, oidc=oidc, runs=await build_runs(settings, store, gateway, oidc),
-        attempts=FailedAttemptLimiter(limit=settings.failed_token_limit),
+        attempts=FailedAttemptLimiter(limit=settings.failed_token_limit), alerts=alerts,
     )
     services.doctor = build_doctor(settings=settings, store=store, catalog=catalog, oidc=oidc, gateway=gateway,
                                    control=services.control, pool=pool)

@@ -142,3 +142,38 @@ def test_chat_offers_auto_refresh_when_the_credentials_expired(tmp_path: Path, s
         screen = tmux.wait_for("↳ route")
         assert "You said: hello" in screen
         assert "route bedrock:" in screen
+
+
+def test_ask_names_each_fallbacks_reason_its_fix_and_its_credits(stack: Stack, team: Team,
+                                                                   client_env: ClientEnv) -> None:
+    """Issue 16 items 2 and 3: the line after the answer says why it fell back and what it cost."""
+    stack.fault(service="bedrock", error="AccessDeniedException", count=1)
+    try:
+        done = subprocess.run([BYOLLM, "ask", "fall back please", "--model", "claude-sonnet-4-6"],
+                              env=client_env.subprocess_env(), capture_output=True, text=True, timeout=60,
+                              check=False)
+    finally:
+        stack.clear_faults()
+    assert done.returncode == 0, done.stderr
+    assert "route anthropic:claude-sonnet-4-6" in done.stderr
+    assert "after 1 fallback(s) (bedrock:" in done.stderr and ": insufficient_permissions)" in done.stderr
+    credits = done.stderr.split("billed to AI credits: ", 1)[1].split(" credits", 1)[0]
+    assert float(credits) > 0
+    assert "Fix: Allow bedrock:InvokeModel" in done.stderr  # the remediation, not only the code
+
+
+def test_ask_prints_every_failed_routes_class_and_fix(stack: Stack, team: Team, client_env: ClientEnv) -> None:
+    """Every route fails (quota on Bedrock, a refused key on the direct fallback): each with its fix."""
+    stack.fault(service="bedrock", error="ThrottlingException", count=1)
+    stack.fault(service="anthropic", error="authentication_error", count=1)
+    try:
+        done = subprocess.run([BYOLLM, "ask", "fail please", "--model", "claude-sonnet-4-6"],
+                              env=client_env.subprocess_env(), capture_output=True, text=True, timeout=60,
+                              check=False)
+    finally:
+        stack.clear_faults()
+    assert done.returncode == 1
+    text = " ".join(done.stderr.split())
+    assert "no_fallback_available" in text
+    assert ": quota_exceeded. Fix: Check the Bedrock service quotas" in text
+    assert "anthropic:claude-sonnet-4-6: provider_key_rejected. Fix: The direct provider refused the API key" in text

@@ -111,3 +111,22 @@ def test_static_files_are_served_and_nothing_else(cast: Cast, panel: PanelClient
     assert panel.get("/admin/_static/run-events.js").headers["content-type"].startswith("text/javascript")
     for name in ("..%2Froutes.py", "routes.py", ".hidden.css", "missing.css"):
         assert panel.get(f"/admin/_static/{name}").status_code == 404
+
+
+def test_the_models_page_shows_and_saves_the_paid_fallback_rules(cast: Cast, panel: PanelClient) -> None:
+    """Issue 16: direct service for credential-less requests is off by default and visible on the Models page."""
+    panel.sign_in(cast.admin)
+    base = f"/admin/{cast.alpha}/models"
+    page = panel.get(base).text
+    assert 'id="credentialless_direct_allowed"' in page and "local_credentials_missing" in page
+    assert re.search(r'id="credentialless_direct_allowed" name="credentialless_direct_allowed"\s+aria', page)
+    assert panel.post(f"{base}/fallbacks", {"credentialless_direct_allowed": "on"}).status_code == 303
+    settings = _api(cast, "/settings")
+    assert isinstance(settings, dict)
+    assert settings["credentialless_direct_allowed"] is True and settings["degraded_runs_fail"] is False
+    page = panel.get(base).text
+    assert re.search(r'id="credentialless_direct_allowed" name="credentialless_direct_allowed" checked', page)
+    panel.post(f"{base}/fallbacks", {"degraded_runs_fail": "on"})
+    settings = _api(cast, "/settings")
+    assert isinstance(settings, dict)
+    assert settings["credentialless_direct_allowed"] is False and settings["degraded_runs_fail"] is True

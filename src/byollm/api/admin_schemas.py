@@ -89,6 +89,10 @@ class SettingsUpdate(_In):
     compute_credits: int | None = Field(default=None, ge=0, le=_MAX_CREDITS)
     allowed_aws_accounts: list[str] | None = Field(default=None, max_length=100)
     max_token_lifetime_days: int | None = Field(default=None, ge=1, le=3650)
+    credentialless_direct_allowed: bool | None = None
+    degraded_runs_fail: bool | None = None
+    alert_webhook_url: str | None = Field(default=None, max_length=2048)
+    alert_interval_seconds: int | None = Field(default=None, ge=60, le=7 * 86400)
 
 
 class BedrockUpdate(_In):

@@ -184,7 +184,20 @@ def _headers(served: Served | ServedStream) -> dict[str, str]:
     if served.auto_reason is not None:
         headers["x-byollm-auto-model"] = served.model
         headers["x-byollm-auto-reason"] = _HEADER_SAFE.sub("?", served.auto_reason)[:300]
+    if served.failures:
+        reasons = ", ".join(f"{a.route}={a.error_class.code}" for a in served.failures)
+        headers["x-byollm-fallback-reasons"] = _HEADER_SAFE.sub("?", reasons)[:2000]
+    if served.billing:
+        headers["x-byollm-billing"] = served.billing
+    if served.credits is not None:
+        headers["x-byollm-credits"] = str(served.credits)
     return headers
+
+
+def credits_comment(opened: ServedStream) -> bytes:
+    """An SSE comment with what a streamed answer cost, sent after its last event: the headers left before
+    the usage was known, and every SSE reader (the official SDKs included) skips comment lines."""
+    return f": x-byollm-credits={opened.credits if opened.credits is not None else 0}\n\n".encode()
 
 
 def _event_bytes(event: StreamEvent) -> bytes:
@@ -223,6 +236,7 @@ async def messages(request: Request) -> Response:
             yield encoded
         if 0 < len(preamble) < opened.preamble:
             yield b"".join(preamble)
+        yield credits_comment(opened)
 
     return StreamingResponse(sse(), media_type="text/event-stream",
                              headers={**_headers(opened), "cache-control": "no-cache"})
@@ -272,6 +286,7 @@ async def chat_completions(request: Request) -> Response:
                 continue
             for chunk in translator.feed(event.data):
                 yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        yield credits_comment(opened)
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(chunks(), media_type="text/event-stream",

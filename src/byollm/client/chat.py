@@ -13,7 +13,7 @@ run and offered to turn auto-refresh on.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -26,7 +26,7 @@ from rich.table import Table
 from byollm.client.aws import CredentialsExpiredError, NoCredentialsFoundError
 from byollm.client.config import load_config, save_config, set_value
 from byollm.client.context import ClientContext
-from byollm.client.gateway import GatewayError, StreamedAnswer
+from byollm.client.gateway import GatewayError, RouteFailure, StreamedAnswer
 from byollm.client.history import SafeHistory
 from byollm.errors import ByollmError, ErrorClass
 
@@ -88,15 +88,30 @@ class ChatSession:
         return answer
 
 
+_BILLING = {"customer_cloud": "your team's AWS account", "ai_credits": "AI credits", "user_key": "your own key"}
+
+
 def route_line(answer: StreamedAnswer) -> str:
+    """One line after each answer: where it ran, any fallback and why, and who paid what."""
     parts = [f"route {answer.route or '?'}", f"model {answer.model or '?'}"]
     if answer.fallbacks:
-        parts.append(f"after {answer.fallbacks} fallback(s)")
+        reasons = ", ".join(f"{f.route}: {f.code}" for f in answer.failures)
+        parts.append(f"after {answer.fallbacks} fallback(s)" + (f" ({reasons})" if reasons else ""))
     else:
         parts.append("no fallback")
+    if answer.billing:
+        paid = f"billed to {_BILLING.get(answer.billing, answer.billing)}"
+        if answer.billing == "ai_credits":
+            paid += f": {answer.credits if answer.credits is not None else '?'} credits"
+        parts.append(paid)
     if answer.auto_reason:
         parts.append(f"auto: {answer.auto_reason}")
     return " · ".join(parts)
+
+
+def fix_lines(failures: Sequence[RouteFailure]) -> list[str]:
+    """One line per failed route: its class and the sentence that fixes it."""
+    return [f"  {f.route}: {f.code}" + (f". Fix: {f.remediation}" if f.remediation else "") for f in failures]
 
 
 # --- ask -----------------------------------------------------------------------------------------------------
@@ -126,6 +141,8 @@ def ask(ctx: ClientContext, prompt: str, model: str, *, out: TextIO | None = Non
     for problem in answer.errors:
         err.write(f"error: {problem}\n")
     err.write(route_line(answer) + "\n")
+    for line in fix_lines(answer.failures):
+        err.write(line + "\n")
     return 1 if answer.errors else 0
 
 
@@ -137,7 +154,8 @@ def _failure_text(exc: BaseException) -> str:
     if isinstance(exc, ByollmError):
         return f"{exc.detail} ({exc.error_class.code}). {exc.error_class.remediation}"
     if isinstance(exc, GatewayError):
-        return f"{exc.message} ({exc.code}). {exc.remediation}".rstrip()
+        text = f"{exc.message} ({exc.code}). {exc.remediation}".rstrip()
+        return "\n".join([text, *fix_lines(exc.attempts)])
     return str(exc)
 
 
@@ -256,6 +274,8 @@ def _answer(session: ChatSession, console: Console, text: str, ask_yes: Callable
         console.print(f"[red]✗[/] {escape(problem)}", highlight=False)
     style = "yellow" if answer.fallbacks else "dim"
     console.print(f"[{style}]↳ {escape(route_line(answer))}[/]", highlight=False)
+    for line in fix_lines(answer.failures):
+        console.print(f"[{style}]{escape(line)}[/]", highlight=False)
 
 
 def run_chat(ctx: ClientContext, model: str, *, console: Console | None = None,

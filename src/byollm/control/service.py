@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from byollm.catalog.types import Catalog, CatalogModel, partition_for_region
 from byollm.control.authz import Action, Caller, PrincipalKind, require
@@ -99,7 +100,17 @@ def _settings_view(s: TeamSettings) -> SettingsView:
         monthly_ai_credits=s.monthly_ai_credits, platform_credits=s.platform_credits,
         compute_credits=s.compute_credits, allowed_aws_accounts=sorted(s.allowed_aws_accounts),
         max_token_lifetime_days=s.max_token_lifetime_days,
+        credentialless_direct_allowed=s.credentialless_direct_allowed, degraded_runs_fail=s.degraded_runs_fail,
+        alert_webhook_url=_masked_url(s.alert_webhook_url), alert_interval_seconds=s.alert_interval_seconds,
     )
+
+
+def _masked_url(url: str | None) -> str | None:
+    """A webhook URL's path is its secret (Slack's are): shown as its scheme and host only."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…"
 
 
 class ControlService:
@@ -323,8 +334,18 @@ class ControlService:
             except validate.InvalidValue as exc:
                 raise _invalid(exc) from None
             values["allowed_aws_accounts"] = frozenset(accounts)
+        if values.get("alert_webhook_url"):
+            try:
+                values["alert_webhook_url"] = validate.validate_endpoint_url(
+                    values["alert_webhook_url"], allow_http=self._settings.allow_http_endpoints,
+                    field="alert_webhook_url")
+            except validate.InvalidValue as exc:
+                raise _invalid(exc) from None
+            await self._check_egress(values["alert_webhook_url"], "alert_webhook_url")
+        elif "alert_webhook_url" in values:
+            values["alert_webhook_url"] = None  # "" or null removes the webhook
         for key, value in list(values.items()):
-            if value is None and key != "max_token_lifetime_days":
+            if value is None and key not in ("max_token_lifetime_days", "alert_webhook_url"):
                 del values[key]  # a null for a required setting means "leave it"
         async with self._store.session() as session:
             policy = await policy_repo.get_team_policy(session, team_uid=team_uid)

@@ -99,6 +99,10 @@ class SettingsView:
     compute_credits: int
     allowed_aws_accounts: list[str]
     max_token_lifetime_days: int | None
+    credentialless_direct_allowed: bool
+    degraded_runs_fail: bool
+    alert_webhook_url: str | None
+    alert_interval_seconds: int
 
 
 @dataclass(frozen=True, slots=True)

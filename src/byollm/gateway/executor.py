@@ -33,6 +33,7 @@ from byollm.policy.types import (
     BillingBucket,
     CredentialSource,
     CreditState,
+    DroppedRoute,
     Host,
     RouteCandidate,
     RoutePlan,
@@ -73,6 +74,12 @@ class WebIdentitySource(Protocol):
     """Where a cloud run's Bedrock credentials come from (byollm's OIDC token exchanged with STS)."""
 
     async def credentials_for(self, context: InferenceContext, candidate: RouteCandidate) -> AwsAuth: ...
+
+
+class FailureAlerts(Protocol):
+    """Told of every failed attempt; sends the team's webhook the BYOLLM failures among them (``alerts``)."""
+
+    def failed(self, context: InferenceContext, policy: TeamPolicy, route: str, error: ByollmError) -> None: ...
 
 
 class NoWebIdentity:
@@ -124,6 +131,9 @@ class Served:
     fallbacks: int
     overhead_ms: float
     auto_reason: str | None = None
+    failures: tuple[Attempt, ...] = ()  # the routes tried (or skipped) before the one that served, and why
+    billing: str = ""  # the serving route's billing bucket
+    credits: Decimal | None = None  # AI credits charged (None: not known when the headers go out)
 
 
 @dataclass(slots=True)
@@ -135,6 +145,9 @@ class ServedStream:
     overhead_ms: float
     auto_reason: str | None = None
     preamble: int = 0  # how many leading events were read before committing (a writer can send them as one)
+    failures: tuple[Attempt, ...] = ()
+    billing: str = ""
+    credits: Decimal | None = None  # set once ``events`` is exhausted: the AI credits the answer cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +189,7 @@ class Gateway:
         metrics: GatewayMetrics,
         config: GatewayConfig,
         web_identity: WebIdentitySource | None = None,
+        alerts: FailureAlerts | None = None,
     ) -> None:
         self._catalog = catalog
         self._policies = policies
@@ -187,6 +201,7 @@ class Gateway:
         self._metrics = metrics
         self._config = config
         self._web_identity: WebIdentitySource = web_identity or NoWebIdentity()
+        self._alerts = alerts
 
     @property
     def catalog(self) -> Catalog:
@@ -281,7 +296,15 @@ class Gateway:
     ) -> tuple[RouteCandidate, T]:
         """Try each candidate until one succeeds; record every attempt; raise the right final error."""
         deadline = context.started + self._config.deadline_s
-        for number, candidate in enumerate(plan.require_candidates(), start=1):
+        candidates = plan.require_candidates()
+        for skipped in plan.skipped_first:  # the first choice, lost for want of the caller's AWS session
+            self._note_skipped(context, outcome, skipped)
+        for number, candidate in enumerate(candidates, start=len(outcome.attempts) + 1):
+            refused = _paid_fallback_refused(context, policy, candidate, outcome.failures)
+            if refused is not None:
+                raise NoRouteError(outcome.failures, refused.error_class, dropped=[d.label for d in plan.dropped],
+                                   detail=f"{refused.route} failed ({refused.error_class.code}) and the team makes"
+                                   " a cloud run fail rather than continue on an operator-paid fallback")
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 outcome.failures.append(Attempt("deadline", ErrorClass.UPSTREAM_UNAVAILABLE,
@@ -296,6 +319,8 @@ class Gateway:
                     result = await run(self._providers[candidate.host], call)
             except ByollmError as error:
                 self._note_attempt(context, outcome, number, candidate, begun, call, error.error_class, error.detail)
+                if self._alerts is not None:
+                    self._alerts.failed(context, policy, candidate.label, error)
                 if not error.error_class.fails_over:
                     raise self._final(error, outcome) from None
                 continue
@@ -313,6 +338,15 @@ class Gateway:
             outcome.call = call
             return candidate, result
         raise NoRouteError(outcome.failures, dropped=[d.label for d in plan.dropped])
+
+    def _note_skipped(self, context: InferenceContext, outcome: _Outcome, dropped: DroppedRoute) -> None:
+        """A first-choice route the plan could not try (no AWS session): a failed attempt that took no time."""
+        error_class = ErrorClass.LOCAL_CREDENTIALS_MISSING
+        outcome.attempts.append(AttemptRecord(
+            attempt_id=f"{context.request_id}:{len(outcome.attempts) + 1}", route=dropped.route,
+            host=dropped.host.value, model=dropped.model, error_code=error_class.code, latency_ms=0.0))
+        outcome.failures.append(Attempt(dropped.route, error_class, dropped.reason))
+        self._metrics.attempts.labels(dropped.host.value, dropped.route, error_class.code).inc()
 
     def _note_attempt(self, context: InferenceContext, outcome: _Outcome, number: int, candidate: RouteCandidate,
                       begun: float, call: UpstreamCall | None, error_class: ErrorClass | None, detail: str) -> None:
@@ -355,13 +389,15 @@ class Gateway:
             outcome.usage = message.usage
             outcome.response = message.message
             served = Served(value=message, route=candidate.label, model=candidate.model,
-                            fallbacks=len(outcome.attempts) - 1, overhead_ms=0.0, auto_reason=plan.auto_reason)
+                            fallbacks=len(outcome.attempts) - 1, overhead_ms=0.0, auto_reason=plan.auto_reason,
+                            failures=tuple(outcome.failures), billing=candidate.billing.value)
         except ByollmError as error:
             outcome.status, outcome.error_code = error.status, error.error_class.code
             raise
         finally:
             self._finish(context, request, route_request, plan, policy, outcome)
-        return replace(served, overhead_ms=self._overhead_ms(context, outcome))  # the bookkeeping counts too
+        # the bookkeeping counts too
+        return replace(served, overhead_ms=self._overhead_ms(context, outcome), credits=outcome.credits)
 
     async def count_tokens(self, context: InferenceContext, request: CanonicalRequest,
                            route_request: RouteRequest) -> Served:
@@ -379,7 +415,8 @@ class Gateway:
 
         candidate, count = await self._attempts(context, policy, plan, request, outcome, run)
         return Served(value=count, route=candidate.label, model=candidate.model,
-                      fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome))
+                      fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome),
+                      failures=tuple(outcome.failures), billing=candidate.billing.value, credits=Decimal(0))
 
     async def stream(self, context: InferenceContext, request: CanonicalRequest,
                      route_request: RouteRequest) -> ServedStream:
@@ -396,11 +433,14 @@ class Gateway:
             self._finish(context, request, route_request, plan, policy, outcome)
             raise
         overhead = self._overhead_ms(context, outcome)
-        return ServedStream(
-            events=self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream),
-            route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
+        opened = ServedStream(
+            events=_empty(), route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
             overhead_ms=overhead, auto_reason=plan.auto_reason, preamble=len(buffered),
+            failures=tuple(outcome.failures), billing=candidate.billing.value,
         )
+        opened.events = self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream,
+                                    opened)
+        return opened
 
     async def _open_stream(self, provider: Provider, call: UpstreamCall
                            ) -> tuple[list[StreamEvent], AsyncIterator[StreamEvent]]:
@@ -425,7 +465,7 @@ class Gateway:
 
     async def _relay(self, context: InferenceContext, request: CanonicalRequest, route_request: RouteRequest,
                      plan: RoutePlan, policy: TeamPolicy, outcome: _Outcome, buffered: list[StreamEvent],
-                     upstream: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+                     upstream: AsyncIterator[StreamEvent], opened: ServedStream) -> AsyncIterator[StreamEvent]:
         usage = _StreamUsage()
         call = outcome.call
         wire_at_commit = call.wire.seconds if call is not None else 0.0
@@ -453,6 +493,7 @@ class Gateway:
             outcome.usage = usage.total
             outcome.response_text = usage.text
             self._finish(context, request, route_request, plan, policy, outcome)
+            opened.credits = outcome.credits
 
     # --- accounting ----------------------------------------------------------------------------------------
 
@@ -508,6 +549,17 @@ class Gateway:
         ), charges)
 
 
+def _paid_fallback_refused(context: InferenceContext, policy: TeamPolicy, candidate: RouteCandidate,
+                           failures: list[Attempt]) -> Attempt | None:
+    """The Bedrock failure that forbids this operator-paid route, for a cloud run of a team that set
+    ``degraded_runs_fail``; None when the route may be tried."""
+    if context.run_uid is None or not policy.settings.degraded_runs_fail:
+        return None
+    if candidate.billing is not BillingBucket.AI_CREDITS:
+        return None
+    return next((a for a in failures if a.route.startswith(f"{Host.BEDROCK.value}:")), None)
+
+
 class _StreamUsage:
     """Tallies usage (and, for content retention, text) from Anthropic streaming events."""
 
@@ -529,6 +581,11 @@ class _StreamUsage:
             delta = event.data.get("delta") or {}
             if delta.get("type") == "text_delta":
                 self.text.append(str(delta.get("text", "")))
+
+
+async def _empty() -> AsyncIterator[StreamEvent]:
+    return
+    yield  # an async generator with nothing in it
 
 
 async def _close(iterator: AsyncIterator[Any]) -> None:

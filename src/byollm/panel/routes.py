@@ -155,7 +155,8 @@ async def models_page(request: Request, ap: AdminDep) -> Response:
     control = ap.services.control
     bedrock = await control.get_bedrock(ap.caller, ap.team_uid)
     policy = await control.get_policy(ap.caller, ap.team_uid)
-    return await _page(request, ap, "models.html", "models", bedrock=bedrock, policy=policy,
+    settings = await control.get_settings(ap.caller, ap.team_uid)
+    return await _page(request, ap, "models.html", "models", bedrock=bedrock, policy=policy, settings=settings,
                        bedrock_on=any(m.bedrock for m in policy.models),
                        invocation_logging=panel_state(request).invocation_logging.get(ap.team_uid))
 
@@ -175,6 +176,20 @@ async def save_routing(ap: AdminDep, form: FormDep) -> Response:
     return await _apply(ap, "models", "Model routing saved.", ap.services.control.update_policy(
         ap.caller, ap.team_uid, direct_api_disabled=form.checked("direct_api_disabled"),
         fallback_order=_csv(form.get("fallback_order")), models=models))
+
+
+@router.post("/{team_uid}/models/fallbacks")
+async def save_fallback_rules(ap: AdminDep, form: FormDep) -> Response:
+    """When a paid fallback may serve (credential-less requests, degraded runs) and where failures alert.
+    A blank webhook field keeps the stored URL (it is never shown whole); ``remove_webhook`` clears it."""
+    changes: dict[str, Any] = {"credentialless_direct_allowed": form.checked("credentialless_direct_allowed"),
+                               "degraded_runs_fail": form.checked("degraded_runs_fail")}
+    if form.checked("remove_webhook"):
+        changes["alert_webhook_url"] = None
+    elif form.optional("alert_webhook_url"):
+        changes["alert_webhook_url"] = form.optional("alert_webhook_url")
+    return await _apply(ap, "models", "Fallback and alert settings saved.",
+                        ap.services.control.update_settings(ap.caller, ap.team_uid, changes))
 
 
 # --- agents --------------------------------------------------------------------------------------------------

@@ -15,7 +15,10 @@ Rules, each one checked where the route is built:
 - Bedrock-eligible = offered on Bedrock in the team's region (catalog) AND enabled for Bedrock by the admin.
   Its upstream id is the admin's override if set, else the catalog default (global profile, else the
   geography's profile, else the on-demand model id).
-- Bedrock credentials depend on the actor: an interactive user's delegated session (none sent: dropped);
+- Bedrock credentials depend on the actor: an interactive user's delegated session (none sent: dropped, and
+  when the requested model is one the team serves through Bedrock, every direct route of the plan is dropped
+  too unless the team set ``credentialless_direct_allowed``: a tool that forgot the session must not quietly
+  run on the paid API);
   a cloud run, user- or agent-triggered, uses web identity with the named agent's role override, else the
   team role (neither: dropped).
 - Direct routes need the model enabled for the direct API and the team's direct-API switch on; the switch
@@ -103,6 +106,16 @@ class _Planner:
     credentials: AvailableCredentials
     credits: CreditState
     bedrock: _BedrockAccess
+    refuse_direct: str | None = None  # a credential-less request for this Bedrock-routed model (module doc)
+
+    def bedrock_upstream(self, model: CatalogModel) -> str | None:
+        """The id a Bedrock route of ``model`` would send, or None when the team's policy gives it none."""
+        region = self.policy.bedrock.region
+        if not self.policy.models.bedrock_enabled(model.id) or not model.offered_on_bedrock_in(region):
+            return None
+        return self.policy.models.routing(model.id).inference_profile or self.catalog.default_bedrock_upstream(
+            model.id, region
+        )
 
     def routes(self, model: CatalogModel) -> tuple[list[RouteCandidate], list[DroppedRoute]]:
         """Every enabled route of one model in Bedrock -> BYOK -> operator order, and the dropped ones."""
@@ -154,7 +167,9 @@ class _Planner:
         access = self.bedrock
         if access.missing is not None:
             dropped.append(
-                DroppedRoute(model.id, Host.BEDROCK, access.reason, access.missing, access.credential)
+                DroppedRoute(
+                    model.id, Host.BEDROCK, access.reason, access.missing, access.credential, upstream
+                )
             )
             return
         out.append(
@@ -191,6 +206,17 @@ class _Planner:
                     host,
                     "not enabled for the direct API by the team's policy",
                     DropCause.NOT_ENABLED,
+                )
+            )
+            return
+        if self.refuse_direct:
+            dropped.append(
+                DroppedRoute(
+                    model.id,
+                    host,
+                    f"the request carried no AWS credentials and the team serves {self.refuse_direct} through"
+                    " Bedrock; it does not serve such requests on the direct API",
+                    DropCause.CREDENTIALLESS_DIRECT_REFUSED,
                 )
             )
             return
@@ -329,6 +355,12 @@ def plan_routes(
     else:
         primary = _resolve_requested(policy, catalog, name)
 
+    if (
+        planner.bedrock.missing is DropCause.NO_SESSION
+        and not policy.settings.credentialless_direct_allowed
+        and planner.bedrock_upstream(primary) is not None
+    ):
+        planner.refuse_direct = primary.id
     candidates, dropped = planner.routes(primary)
     seen = {primary.id}
     for model_id in policy.models.fallback_order:

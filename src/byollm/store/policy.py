@@ -45,6 +45,10 @@ def apply_settings(row: t.Team, settings: TeamSettings) -> None:
     row.compute_credits = settings.compute_credits
     row.allowed_aws_accounts = sorted(settings.allowed_aws_accounts)
     row.max_token_lifetime_days = settings.max_token_lifetime_days
+    row.credentialless_direct_allowed = settings.credentialless_direct_allowed
+    row.degraded_runs_fail = settings.degraded_runs_fail
+    row.alert_webhook_url = settings.alert_webhook_url
+    row.alert_interval_seconds = settings.alert_interval_seconds
 
 
 def apply_bedrock_host(row: t.Team, config: BedrockHostConfig) -> None:
@@ -64,6 +68,10 @@ def _settings(row: t.Team) -> TeamSettings:
         compute_credits=row.compute_credits,
         allowed_aws_accounts=frozenset(str(a) for a in row.allowed_aws_accounts),
         max_token_lifetime_days=row.max_token_lifetime_days,
+        credentialless_direct_allowed=row.credentialless_direct_allowed,
+        degraded_runs_fail=row.degraded_runs_fail,
+        alert_webhook_url=row.alert_webhook_url,
+        alert_interval_seconds=row.alert_interval_seconds,
     )
 
 
