@@ -159,6 +159,12 @@ class ErrorClass(Enum):
         "Pick a model your team enables (`GET /v1/models` lists them), or ask a team admin to enable this one.",
         fails_over=False, retryable=False,
     )
+    MODEL_NOT_FOUND = _ClassInfo(
+        "model_not_found", 404, "Unknown model",
+        "Use one of the models your team can use (listed in the message and by `GET /v1/models`), or ask a"
+        " team admin to add an alias for this name or enable the model.",
+        fails_over=False, retryable=False,
+    )
     AUTO_DISABLED = _ClassInfo(
         "auto_disabled", 403, "Auto model selection is disabled",
         "Auto is off because a team admin disabled a direct-API model; choose a specific model instead.",

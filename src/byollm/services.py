@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from byollm.catalog.loader import load_catalog
@@ -106,10 +109,28 @@ class Services:
             await self.store.dispose()
 
 
+def make_data_dir_private(data_dir: Path) -> None:
+    """Create the data directory 0700 and take group and other access off it and every file in it.
+
+    Why at every start, whatever the umask: it holds the SQLite database (sealed secrets, the request log) and
+    possibly the key-encryption key file; under a common umask of 022 they would be world-readable, and files
+    left by an older version may be.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path in (data_dir, *data_dir.iterdir()):
+        try:
+            info = path.lstat()
+            if info.st_uid != os.getuid() or stat.S_ISLNK(info.st_mode) or not info.st_mode & 0o077:
+                continue
+            path.chmod(0o700 if stat.S_ISDIR(info.st_mode) else 0o600)
+        except OSError as exc:
+            log.warning("could not make %s private (%s)", path.name, type(exc).__name__)
+
+
 async def preflight(settings: Settings) -> None:
     """What ``byollm serve`` checks before it binds a port: schema migrated (under the lock) and every stored
     secret readable with the configured key-encryption key. Raises a ``ByollmError`` naming the fix."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir_private(settings.data_dir)
     await upgrade(settings)
     async with Store.from_settings(settings) as store:
         await open_keyring(store, settings)
@@ -117,7 +138,7 @@ async def preflight(settings: Settings) -> None:
 
 async def build_services(settings: Settings, *, migrate: bool = True, background: bool = True) -> Services:
     silence_credential_debug_logs()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir_private(settings.data_dir)
     if migrate:
         await upgrade(settings)
     else:

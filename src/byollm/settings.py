@@ -12,6 +12,8 @@ Environment variables (all optional):
   data directory. Sync-style URLs are accepted and mapped to the async drivers.
 - ``BYOLLM_KEK``: the key-encryption key (urlsafe base64 of 32 bytes). Without it the key lives in a 0600
   file ``kek`` in the data directory, created on first use.
+- ``BYOLLM_KEK_FILE``: a file holding the key-encryption key (a secret mount); preferred over ``BYOLLM_KEK``,
+  which ``byollm serve`` and ``byollm worker`` erase from their environment once read (``byollm.secret_env``).
 - ``BYOLLM_KEK_PREVIOUS``: during rotation, the key being retired (comma-separated if several).
 - ``BYOLLM_CATALOG_FILE``: an operator's catalog file extending the built-in model catalog.
 - ``BYOLLM_PUBLIC_URL``: the gateway's public base URL (also the OIDC issuer by default).
@@ -44,6 +46,16 @@ Environment variables (all optional):
 - ``BYOLLM_FAILED_TOKEN_LIMIT`` (default 20): failed token attempts one client address may make per minute
   before it must wait (0 turns the limit off); ``BYOLLM_MAX_BODY_BYTES`` (default 32 MiB): the largest
   request body byollm reads.
+- The HTTP server's limits (``byollm serve``; see ``byollm.api.server_limits``): ``BYOLLM_MAX_HEADER_BYTES``
+  (request line and headers together, default 65536; more is answered 431), ``BYOLLM_MAX_HEADERS`` (default
+  100; more is 431), ``BYOLLM_HEADER_TIMEOUT_SECONDS`` (a request's headers must arrive within it, default 10;
+  a connection that sends nothing is closed after it too), ``BYOLLM_BODY_TIMEOUT_SECONDS`` (a request's body
+  must arrive within it, default 60), ``BYOLLM_KEEP_ALIVE_SECONDS`` (an idle kept-alive connection is closed
+  after it, default 75), ``BYOLLM_MAX_CONNECTIONS`` (open connections per process; requests beyond are
+  answered 503, default 1000).
+- ``BYOLLM_TRUSTED_PROXIES``: comma-separated addresses or CIDRs of reverse proxies whose
+  ``X-Forwarded-For``/``X-Forwarded-Proto`` name the real client; default none: the client is always the TCP
+  peer (the failed-token limiter counts per peer), since a header any client can send must not choose it.
 - ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
   revocation reaches other replicas within this time.
 
@@ -108,6 +120,25 @@ def _networks(value: str | None) -> tuple[str, ...]:
     return tuple(str(n) for n in parse_networks((value or "").split(","), source=ALLOW_SETTING))
 
 
+def _networks_named(value: str | None, name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDRs, canonical; a malformed entry stops the start naming ``name``."""
+    return tuple(str(n) for n in parse_networks((value or "").split(","), source=name))
+
+
+def _secret_file(variable: str, path: str | None) -> str | None:
+    """The stripped text of the file ``variable`` names, or None when unset; a clear error when unreadable."""
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{variable} names {path}, which cannot be read ({exc.strerror or type(exc).__name__})"
+                         ) from None
+    if not text:
+        raise ValueError(f"{variable} names {path}, which is empty")
+    return text
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -123,6 +154,13 @@ class Settings:
     allow_http_endpoints: bool = False
     allowed_internal_networks: tuple[str, ...] = ()  # CIDRs an admin-set endpoint may resolve into
     auth_cache_seconds: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keep_alive_s: float = 75.0
+    max_connections: int = 1000
+    trusted_proxies: tuple[str, ...] = ()
     allow_insecure_credentials: bool = False
     anthropic_base_url: str = "https://api.anthropic.com"
     openai_base_url: str = "https://api.openai.com/v1"
@@ -166,13 +204,20 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=normalize_database_url(url),
-            kek=env.get("BYOLLM_KEK") or None,
+            kek=env.get("BYOLLM_KEK") or _secret_file("BYOLLM_KEK_FILE", env.get("BYOLLM_KEK_FILE")),
             kek_previous=previous,
             catalog_file=Path(catalog) if catalog else None,
             public_url=env.get("BYOLLM_PUBLIC_URL") or None,
             allow_http_endpoints=_flag(env.get("BYOLLM_ALLOW_HTTP_ENDPOINTS")),
             allowed_internal_networks=_networks(env.get(ALLOW_SETTING)),
             auth_cache_seconds=float(env.get("BYOLLM_AUTH_CACHE_SECONDS") or 10.0),
+            max_header_bytes=int(env.get("BYOLLM_MAX_HEADER_BYTES") or 64 * 1024),
+            max_headers=int(env.get("BYOLLM_MAX_HEADERS") or 100),
+            header_timeout_s=float(env.get("BYOLLM_HEADER_TIMEOUT_SECONDS") or 10.0),
+            body_timeout_s=float(env.get("BYOLLM_BODY_TIMEOUT_SECONDS") or 60.0),
+            keep_alive_s=float(env.get("BYOLLM_KEEP_ALIVE_SECONDS") or 75.0),
+            max_connections=int(env.get("BYOLLM_MAX_CONNECTIONS") or 1000),
+            trusted_proxies=_networks_named(env.get("BYOLLM_TRUSTED_PROXIES"), "BYOLLM_TRUSTED_PROXIES"),
             allow_insecure_credentials=_flag(env.get("BYOLLM_ALLOW_INSECURE_CREDENTIALS")),
             anthropic_base_url=env.get("BYOLLM_ANTHROPIC_BASE_URL") or "https://api.anthropic.com",
             openai_base_url=env.get("BYOLLM_OPENAI_BASE_URL") or "https://api.openai.com/v1",

@@ -109,9 +109,12 @@ def test_errors_reach_the_sdk_as_typed_exceptions_with_remediation(stack: Stack)
         anthropic.Anthropic(base_url=stack.url, api_key="byo_" + "x" * 43, max_retries=0).messages.create(
             model="opus", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     assert "unauthenticated" in str(auth.value)
-    with pytest.raises(anthropic.BadRequestError) as bad:
+    with pytest.raises(anthropic.NotFoundError) as bad:  # as Anthropic answers, so Claude Code says "run --model"
         client(stack, team.token, delegated=False).messages.create(
             model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     body = bad.value.body
-    assert isinstance(body, dict) and body["error"]["byollm"]["code"] == "invalid_request"
+    assert isinstance(body, dict) and body["error"]["type"] == "not_found_error"
+    assert body["error"]["byollm"]["code"] == "model_not_found"
     assert body["error"]["byollm"]["remediation"]
+    assert "claude-sonnet-4-6" in body["error"]["message"]  # names what the team can use
+    assert "claude-sonnet-4-6" in body["error"]["byollm"]["context"]["available"]

@@ -46,6 +46,7 @@ AGENT_ROLES = [None, "arn:aws:iam::111122223333:role/agent"]
 DIRECT_HOSTS = [Host.ANTHROPIC, Host.OPENAI, Host.GOOGLE]
 ALLOWED_ERRORS = {
     ErrorClass.INVALID_REQUEST,
+    ErrorClass.MODEL_NOT_FOUND,
     ErrorClass.MODEL_NOT_ALLOWED,
     ErrorClass.AUTO_DISABLED,
     ErrorClass.REGION_MODEL_MISMATCH,

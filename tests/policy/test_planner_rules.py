@@ -463,7 +463,7 @@ def test_requested_model_is_kept_even_if_the_estimate_exceeds_it() -> None:
 @pytest.mark.parametrize(
     ("policy", "model", "error"),
     [
-        (team(both("claude-opus-4-7")), "claude-9", ErrorClass.INVALID_REQUEST),
+        (team(both("claude-opus-4-7")), "claude-9", ErrorClass.MODEL_NOT_FOUND),
         (team(both("claude-opus-4-7")), "gpt-5", ErrorClass.MODEL_NOT_ALLOWED),
         (
             team(ModelRouting("gpt-5", direct=True), direct_disabled=True),

@@ -41,6 +41,7 @@ DOCUMENTED_NA: frozenset[tuple[str, str, str]] = frozenset(
         "payload_too_large",  # a run's calls do not pass byollm's door
         "unauthenticated", "forbidden", "too_many_attempts",  # a run's calls carry no token
         "not_found", "conflict",  # admin-API classes
+        "model_not_found",  # the runs API refuses an unknown model before the run is queued
         "internal_error",
     )}
 )

@@ -156,6 +156,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/messages/count_tokens"): Case(INFERENCE, HAIKU),
     ("POST", "/v1/chat/completions"): Case(INFERENCE, {"model": "gpt-5",
                                                        "messages": [{"role": "user", "content": "hi"}]}),
+    ("POST", "/v1/responses"): Case(INFERENCE, {"model": "gpt-5", "input": "hi"}),
     ("GET", "/v1/models"): Case(INFERENCE),
     # admin API: reads
     ("GET", "/api/v1/me"): Case(SIGNED_IN),
@@ -211,6 +212,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/admin/{team_uid}/agents"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/members"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/usage"): Case(PANEL_ADMIN, panel=True),
+    ("GET", "/admin/{team_uid}/requests"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/runs"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/runs/{run_uid}"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/runs/{run_uid}/events"): Case(PANEL_ADMIN, panel=True),

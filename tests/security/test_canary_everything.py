@@ -122,6 +122,11 @@ def _interactive(stack: Stack, seen: Seen, token: str, creds: Mapping[str, str])
             client.get("/v1/models", headers=headers)
         served = client.post("/v1/chat/completions", json=gpt, headers=byok)
         assert served.status_code == 200 and served.headers["x-byollm-route"].startswith("openai"), served.text
+        for model, headers in (("claude-sonnet-4-6", dict(creds)), ("claude-sonnet-4-6", byok), ("gpt-5", byok)):
+            for stream in (False, True):  # the Responses API: translated for Claude, passed through to OpenAI
+                ok = client.post("/v1/responses", json={"model": model, "input": "hello", "stream": stream},
+                                 headers=headers)
+                assert ok.status_code == 200, ok.text
         # failures: every upstream faulted, a bad token, a partial and an expired credential set
         for service, error in (("bedrock", "ThrottlingException"), ("anthropic", "overloaded_error"),
                                ("openai", "server_error"), ("google", "server_error")):

@@ -92,7 +92,7 @@ def test_too_many_failed_tokens_lock_out_every_token_entry_point(
         ("GET", "/api/v1/me"), ("GET", f"/api/v1/teams/{team}/policy"), ("GET", f"/api/v1/teams/{team}/runs"),
         ("GET", f"/api/v1/teams/{team}/doctor"), ("GET", "/api/v1/iam/oidc-provider"),
         ("GET", "/api/v1/operator/signing-keys"), ("POST", "/v1/messages"), ("POST", "/v1/chat/completions"),
-        ("GET", "/v1/models"),
+        ("POST", "/v1/responses"), ("GET", "/v1/models"),
     ]
     served = {(m, fill(t, team)) for m, t in routes}
     assert all(p in served for p in probes), [p for p in probes if p not in served]

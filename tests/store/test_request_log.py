@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.engine import Connection
 
+from byollm.redact import redact_json
 from byollm.settings import Settings
 from byollm.store import Store, create_engine
 from byollm.store import request_log as request_log_module
@@ -35,7 +36,6 @@ from byollm.store.request_log import (
     LedgerCharge,
     RequestLogWriter,
     RequestRecord,
-    scrub_content,
 )
 from byollm.store.usage import list_requests
 
@@ -387,17 +387,17 @@ def test_scrub_content_redacts_credential_fields_and_shapes() -> None:
             "max_tokens": 10,
         }
     }
-    scrubbed, redacted = scrub_content(content)
+    scrubbed, redacted = redact_json(content)
     assert redacted
     assert not any(canary in repr(scrubbed) for canary in CANARIES)
     assert scrubbed["request"]["max_tokens"] == 10
     assert scrubbed["request"]["messages"][0]["content"] == "my key is [redacted] and [redacted]"
-    assert scrub_content({"response": {"content": [{"type": "text", "text": "hello"}]}}) == (
+    assert redact_json({"response": {"content": [{"type": "text", "text": "hello"}]}}) == (
         {"response": {"content": [{"type": "text", "text": "hello"}]}},
         False,
     )
     with pytest.raises(TypeError):
-        scrub_content({"blob": b"bytes"})
+        redact_json({"blob": b"bytes"})
 
 
 async def test_canary_credentials_in_a_request_reach_no_column(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from byollm.store import Store
-from byollm.store.request_log import LedgerCharge, RequestLogWriter, RequestRecord
-from byollm.store.usage import UsageRow, list_requests, usage_report
+from byollm.store.request_log import AttemptRecord, LedgerCharge, RequestLogWriter, RequestRecord
+from byollm.store.usage import DIRECT, RequestFilter, UsageRow, list_requests, usage_report
 
 MakeRequest = Callable[..., RequestRecord]
 MakeCharge = Callable[..., LedgerCharge]
@@ -266,3 +267,43 @@ async def test_list_requests_newest_first_with_filters(seeded: Store) -> None:
     assert everything[0].error_code == "no_fallback_available"
     assert everything[0].served_model is None
     assert all(r.started_at.tzinfo is not None for r in everything)
+
+
+async def test_list_requests_filters_by_model_host_outcome_and_id_and_pages(
+        store: Store, make_request: MakeRequest) -> None:
+    """Each filter of the Requests page and ``byollm admin requests``, on both databases (the fallback
+    outcome counts the attempts in the JSON column, which the two dialects must agree on)."""
+    failed_try = AttemptRecord(attempt_id="x.1", route="bedrock:m", host="bedrock", model="claude-sonnet-4-5",
+                               error_code="role_assumption_failed", latency_ms=3.0)
+    served_try = AttemptRecord(attempt_id="x.2", route="anthropic:m", host="anthropic", model="claude-sonnet-4-5",
+                               error_code=None, latency_ms=9.0)
+    plain = make_request(started_at=DAY1)
+    fallback = make_request(started_at=DAY1 + timedelta(minutes=1), attempts=(failed_try, served_try))
+    bedrock = make_request(started_at=DAY1 + timedelta(minutes=2), host="bedrock", route="bedrock:m",
+                           billing="customer_cloud", credential="delegated_session", requested_model="haiku",
+                           served_model="claude-haiku-4-5")
+    error = make_request(started_at=DAY1 + timedelta(minutes=3), status=503, error_code="no_fallback_available",
+                         served_model=None, host=None, route=None, billing=None, credential=None,
+                         attempts=(failed_try,))
+    writer = RequestLogWriter(store)
+    for record in (plain, fallback, bedrock, error):
+        writer.submit(record, [])
+    assert await writer.flush() == 4
+
+    async def ids(**where: Any) -> list[str]:
+        offset, limit = where.pop("offset", 0), where.pop("limit", 100)
+        async with store.session(readonly=True) as session:
+            rows = await list_requests(session, team_uid=TEAM, limit=limit, offset=offset,
+                                       where=RequestFilter(**where))
+        return [r.request_id for r in rows]
+
+    assert await ids(outcome="ok") == [bedrock.request_id, plain.request_id]
+    assert await ids(outcome="fallback") == [fallback.request_id]
+    assert await ids(outcome="error") == [error.request_id]
+    assert await ids(host="bedrock") == [bedrock.request_id]
+    assert await ids(host=DIRECT) == [fallback.request_id, plain.request_id]
+    assert await ids(model="claude-haiku-4-5") == await ids(model="haiku") == [bedrock.request_id]
+    assert await ids(request_id=fallback.request_id) == [fallback.request_id]
+    assert await ids(limit=2, offset=1) == [bedrock.request_id, fallback.request_id]
+    with pytest.raises(ValueError, match="unknown outcome"):
+        await ids(outcome="sideways")

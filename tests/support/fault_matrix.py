@@ -587,6 +587,12 @@ def _i_model_not_allowed(h: Harness, mode: Mode) -> str:
     return interactive_fails(h, mode, team, E.MODEL_NOT_ALLOWED, headers=_session(h), model="claude-haiku-4-5")
 
 
+def _i_model_not_found(h: Harness, mode: Mode) -> str:
+    """A name that is no alias, no catalog name and no Claude family the team enables: 404, as Anthropic's API."""
+    team = h.team("model_not_found", {OPUS: BOTH})
+    return interactive_fails(h, mode, team, E.MODEL_NOT_FOUND, headers=_session(h), model="no-such-model-1")
+
+
 def _i_auto_disabled(h: Harness, mode: Mode) -> str:
     team = h.team("auto_disabled", {OPUS: BEDROCK_ONLY})  # a direct API switched off turns Auto off
     return interactive_fails(h, mode, team, E.AUTO_DISABLED, headers=_session(h), model="auto")
@@ -768,6 +774,9 @@ SPECS: dict[str, ClassSpec] = {
         "a run's requests carry only text and byollm's own client tools, which every route can take")),
     "no_fallback_available": ClassSpec(_i_no_fallback, _r_no_fallback),
     "model_not_allowed": ClassSpec(_i_model_not_allowed, _r_model_not_allowed),
+    "model_not_found": ClassSpec(_i_model_not_found, NotApplicable(
+        "a run's model is resolved when the run is started through the runs API, which refuses an unknown name"
+        " before anything is queued")),
     "auto_disabled": ClassSpec(_i_auto_disabled, _r_auto_disabled),
     "credits_exhausted": ClassSpec(_i_credits, _r_credits),
     "invalid_request": ClassSpec(_i_invalid, _r_invalid),

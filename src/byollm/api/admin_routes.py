@@ -95,6 +95,7 @@ async def update_policy(team_uid: TeamUid, body: PolicyUpdate, caller: CallerDep
     return await control.update_policy(
         caller, team_uid,
         direct_api_disabled=body.direct_api_disabled, fallback_order=body.fallback_order, models=models,
+        aliases=None if body.aliases is None else [(a.pattern, a.target) for a in body.aliases],
     )
 
 
@@ -223,8 +224,17 @@ async def list_requests(
     control: ControlDep,
     since: Annotated[datetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip (paging)")] = 0,
+    member: Annotated[str | None, Query(max_length=320,
+                                        description="a member's email or UID, or an agent's name or UID")] = None,
+    model: Annotated[str | None, Query(max_length=200, description="served or requested model")] = None,
+    route: Annotated[str | None, Query(max_length=32,
+                                       description="bedrock, anthropic, openai, google, or direct")] = None,
+    outcome: Annotated[str | None, Query(max_length=16, description="ok, error or fallback")] = None,
+    request_id: Annotated[str | None, Query(max_length=64, description="a response's x-request-id")] = None,
 ) -> list[RequestView]:
-    return await control.list_requests(caller, team_uid, since=since, limit=limit)
+    return await control.list_requests(caller, team_uid, since=since, limit=limit, offset=offset, member=member,
+                                       model=model, route=route, outcome=outcome, request_id=request_id)
 
 
 @router.get("/teams/{team_uid}/usage", summary="Usage and credits over a period, grouped (admins)")

@@ -71,12 +71,21 @@ class ModelRoutingIn(_In):
     direct: bool = False
 
 
+class AliasIn(_In):
+    """Requests for ``pattern`` (``*`` and ``?`` are wildcards) are served as the catalog model ``target``."""
+
+    pattern: str = Field(min_length=1, max_length=200)
+    target: str = Field(min_length=1, max_length=200)
+
+
 class PolicyUpdate(_In):
-    """Fields left out stay as they are. ``models`` replaces the routing of the models it names only."""
+    """Fields left out stay as they are. ``models`` replaces the routing of the models it names only;
+    ``aliases`` replaces the whole alias list (first match wins)."""
 
     direct_api_disabled: bool | None = None
     fallback_order: list[str] | None = Field(default=None, max_length=50)
     models: dict[str, ModelRoutingIn] | None = None
+    aliases: list[AliasIn] | None = Field(default=None, max_length=100)
 
 
 class SettingsUpdate(_In):
@@ -89,6 +98,7 @@ class SettingsUpdate(_In):
     compute_credits: int | None = Field(default=None, ge=0, le=_MAX_CREDITS)
     allowed_aws_accounts: list[str] | None = Field(default=None, max_length=100)
     max_token_lifetime_days: int | None = Field(default=None, ge=1, le=3650)
+    claude_family_mapping: bool | None = None
     credentialless_direct_allowed: bool | None = None
     degraded_runs_fail: bool | None = None
     alert_webhook_url: str | None = Field(default=None, max_length=2048)

@@ -18,8 +18,10 @@ from byollm.api import admin_routes, doctor_routes, health_routes, inference_rou
 from byollm.api.body_limit import BodyLimitMiddleware
 from byollm.api.errors import install_error_handlers
 from byollm.api.fast_inference import FastInferencePath, fast_handler
+from byollm.api.frontends import openai_responses
 from byollm.api.request_id import RequestIdMiddleware
 from byollm.panel import routes as panel_routes
+from byollm.secret_env import forget_secret_variables
 from byollm.services import Services, build_services
 from byollm.settings import Settings
 
@@ -33,19 +35,25 @@ class ByollmApp(FastAPI):
     layers (telemetry hooks, server-error and exception middleware, its body-size layer), which the hot path
     does not need. Dispatching in ``__call__`` skips them while the app stays the FastAPI app everything else
     uses (routes, OpenAPI, state, lifespan).
+
+    Why the request id is added here, around FastAPI, rather than as a middleware: Starlette runs its
+    server-error layer (which answers unhandled exceptions with ``internal_error``) outside every added
+    middleware, so an id added inside it would be missing from exactly the answers whose id matters most.
     """
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.byollm_settings: Settings | None = None
         self._fast: ASGIApp = RequestIdMiddleware(
             BodyLimitMiddleware(FastInferencePath(), max_bytes=max_body_bytes))
+        self._routed: ASGIApp = RequestIdMiddleware(super().__call__)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if fast_handler(scope) is not None:
             scope["app"] = self  # what handlers read ``request.app.state`` from, as Starlette would set it
             await self._fast(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        await self._routed(scope, receive, send)
 
 
 def create_app(settings: Settings, *, services: Services | None = None, migrate: bool = True) -> FastAPI:
@@ -79,11 +87,13 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
+    app.byollm_settings = settings  # the server's limits come from them (``api.serving``)
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
     # the inference routes first: they are the hot path, and routing tries routes in order
     app.include_router(inference_routes.router)
+    app.include_router(openai_responses.router)
     app.include_router(health_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(oidc_routes.router)
@@ -91,10 +101,13 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     app.include_router(doctor_routes.router)
     app.include_router(panel_routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every answer carries a request id
     return app
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (used by ``byollm serve`` so several workers can each build one)."""
-    return create_app(Settings.from_env())
+    """Factory for ``uvicorn --factory`` (used by ``byollm serve`` so several workers can each build one).
+
+    Once read, the key-encryption key leaves this process's environment (and its ``/proc`` entry)."""
+    settings = Settings.from_env()
+    forget_secret_variables()
+    return create_app(settings)

@@ -1,7 +1,7 @@
 """Render taxonomy errors in the shape of the API the caller used.
 
-One place decides the shape: ``/v1/messages*`` gets Anthropic's error JSON, ``/v1/chat/completions`` and
-``/v1/models`` OpenAI's, everything else byollm's own. Every shape carries the taxonomy code, the
+One place decides the shape: ``/v1/messages*`` gets Anthropic's error JSON, ``/v1/chat/completions``,
+``/v1/responses`` and ``/v1/models`` OpenAI's, everything else byollm's own. Every shape carries the taxonomy code, the
 remediation and the request id. Anything unclassified becomes ``internal_error`` with only the request id:
 a raw exception text or upstream body never reaches a caller.
 
@@ -38,7 +38,7 @@ class ApiShape:
 def shape_for_path(path: str) -> str:
     if path.startswith("/v1/messages"):
         return ApiShape.ANTHROPIC
-    if path.startswith(("/v1/chat/", "/v1/models", "/v1/completions")):
+    if path.startswith(("/v1/chat/", "/v1/models", "/v1/completions", "/v1/responses")):
         return ApiShape.OPENAI
     return ApiShape.BYOLLM
 

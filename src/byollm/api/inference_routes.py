@@ -22,7 +22,7 @@ from byollm.api.request_id import request_id_of, request_started_of
 from byollm.control.authz import Caller, PrincipalKind
 from byollm.credentials.delegated import is_secure_transport, parse_delegated_headers
 from byollm.errors import ByollmError, ErrorClass
-from byollm.gateway.executor import InferenceContext, Served, ServedStream
+from byollm.gateway.executor import InferenceContext, ModelListing, Served, ServedStream
 from byollm.policy.types import Actor, ActorKind, Host, RouteRequest
 from byollm.providers.base import CanonicalRequest, StreamEvent
 from byollm.providers.sse import encode_sse
@@ -181,6 +181,9 @@ def _headers(served: Served | ServedStream) -> dict[str, str]:
         "x-byollm-fallbacks": str(served.fallbacks),
         "x-byollm-overhead-ms": f"{served.overhead_ms:.3f}",
     }
+    if served.model_rule not in ("catalog", "auto"):  # an alias or a family mapping chose the model
+        headers["x-byollm-requested-model"] = _HEADER_SAFE.sub("?", served.requested_model)[:200]
+        headers["x-byollm-model-rule"] = _HEADER_SAFE.sub("?", served.model_rule)[:220]
     if served.auto_reason is not None:
         headers["x-byollm-auto-model"] = served.model
         headers["x-byollm-auto-reason"] = _HEADER_SAFE.sub("?", served.auto_reason)[:300]
@@ -296,6 +299,34 @@ async def chat_completions(request: Request) -> Response:
 # --- model list -------------------------------------------------------------------------------------------------
 
 
+def _listing_extra(m: ModelListing) -> dict[str, Any]:
+    return {"routes": m.routes, **({"alias_of": m.alias_of} if m.alias_of else {})}
+
+
+_DEFAULT_PAGE, _MAX_PAGE = 20, 1000
+
+
+def _page(data: list[dict[str, Any]], query: Mapping[str, str]) -> tuple[list[dict[str, Any]], bool]:
+    """Anthropic's list paging (``limit``, ``after_id``, ``before_id``), as the SDKs' auto-pagers send it.
+
+    An id that is not in the list gives an empty page rather than an error: the list changes when an admin
+    edits the policy, and a pager must then stop, not fail.
+    """
+    try:
+        limit = min(max(int(query.get("limit", _DEFAULT_PAGE)), 1), _MAX_PAGE)
+    except ValueError:
+        raise ByollmError(ErrorClass.INVALID_REQUEST, "limit: must be an integer from 1 to 1000") from None
+    ids = [str(d["id"]) for d in data]
+    after, before = query.get("after_id"), query.get("before_id")
+    if after is not None:
+        start = ids.index(after) + 1 if after in ids else len(ids)
+        return data[start:start + limit], start + limit < len(data)
+    if before is not None:
+        end = ids.index(before) if before in ids else 0
+        return data[max(0, end - limit):end], end - limit > 0
+    return data[:limit], limit < len(data)
+
+
 @router.get("/v1/models", summary="Models this caller may use, and their routes", openapi_extra=_MODELS_SCHEMA,
             responses=_OPENAI_ERRORS)
 async def list_models(request: Request) -> Response:
@@ -305,12 +336,13 @@ async def list_models(request: Request) -> Response:
     listing = await services.gateway.list_models(context)
     if context.api == "anthropic":
         data = [{"type": "model", "id": m.id, "display_name": m.display_name, "created_at": "2025-01-01T00:00:00Z",
-                 "byollm": {"routes": m.routes}} for m in listing]
-        body: dict[str, Any] = {"data": data, "has_more": False,
-                                "first_id": data[0]["id"] if data else None,
-                                "last_id": data[-1]["id"] if data else None}
+                 "byollm": _listing_extra(m)} for m in listing]
+        page, has_more = _page(data, request.query_params)
+        body: dict[str, Any] = {"data": page, "has_more": has_more,
+                                "first_id": page[0]["id"] if page else None,
+                                "last_id": page[-1]["id"] if page else None}
     else:
         body = {"object": "list", "data": [
             {"id": m.id, "object": "model", "created": 1735689600, "owned_by": m.owner,
-             "byollm": {"display_name": m.display_name, "routes": m.routes}} for m in listing]}
+             "byollm": {"display_name": m.display_name, **_listing_extra(m)}} for m in listing]}
     return Response(orjson.dumps(body), media_type="application/json")

@@ -1,4 +1,8 @@
-"""Give every HTTP request an id, expose it as ``x-request-id``, and make it available to handlers.
+"""Give every HTTP request an id, expose it as ``request-id`` and ``x-request-id``, and make it available to
+handlers.
+
+Why two headers: the official Anthropic and OpenAI SDKs read ``request-id`` (``message._request_id``), while
+proxies and log tooling conventionally read ``x-request-id``; both carry the same value.
 
 Why our own id and never the client's: the id is quoted in error messages and stored in logs, so it must be
 unguessable and free of anything a client could inject.
@@ -14,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RequestIdMiddleware", "request_id_of", "request_started_of"]
 
-_HEADER = b"x-request-id"
+_HEADERS = (b"request-id", b"x-request-id")
 _ID_BYTES = 12  # 96 random bits
 _BATCH = 256  # ids drawn from the OS per refill
 
@@ -98,7 +102,7 @@ class RequestIdMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((_HEADER, rid))
+                headers.extend((name, rid) for name in _HEADERS)
                 message["headers"] = headers
             await send(message)
 

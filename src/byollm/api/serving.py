@@ -20,10 +20,13 @@ from typing import Any
 
 import uvicorn
 
-# How long an idle client connection stays open. uvicorn's default (5 s) equals httpx's pool expiry, so a
-# client reusing a connection at the moment the server closes it gets a dropped request; AWS's and most load
-# balancers' idle timeouts are 60 s or more, and clients' pools expire well before that.
-KEEP_ALIVE_S = 75
+from byollm.api.server_limits import LimitedConfig, ServerLimits
+
+# How long an idle client connection stays open (the default of ``BYOLLM_KEEP_ALIVE_SECONDS``). uvicorn's
+# default (5 s) equals httpx's pool expiry, so a client reusing a connection at the moment the server closes it
+# gets a dropped request; AWS's and most load balancers' idle timeouts are 60 s or more, and clients' pools
+# expire well before that.
+KEEP_ALIVE_S = int(ServerLimits().keep_alive_s)
 
 __all__ = ["ServerThread", "bind_socket", "socket_url"]
 
@@ -49,12 +52,19 @@ def socket_url(sock: socket.socket) -> str:
 
 
 class ServerThread:
+    """``byollm serve``'s server (the same protocol and limits) for one app, in a thread.
+
+    ``limits`` default to the ones of the app's settings when the app is byollm's (``create_app``), else the
+    defaults."""
+
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
-                 sock: socket.socket | None = None) -> None:
+                 sock: socket.socket | None = None, limits: ServerLimits | None = None) -> None:
         self._sock = sock if sock is not None else bind_socket(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, server_header=False,
-                                timeout_keep_alive=KEEP_ALIVE_S)
+        if limits is None:
+            settings = getattr(app, "byollm_settings", None)
+            limits = ServerLimits.from_settings(settings) if settings is not None else ServerLimits()
+        config = LimitedConfig(app, limits=limits, log_level=log_level, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"uvicorn:{self.port}", daemon=True)
         self._error: BaseException | None = None

@@ -371,6 +371,49 @@ def audit(
           ["at", "actor_uid", "action", "target"])
 
 
+@admin.command("requests")
+def requests_list(
+    team: Team,
+    member: Annotated[str | None, typer.Option(help="A member's email or an agent's name (or a UID).")] = None,
+    model: Annotated[str | None, typer.Option(help="Served or requested model.")] = None,
+    route: Annotated[str | None, typer.Option(help="bedrock, anthropic, openai, google, or direct.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="ok, error, or fallback.")] = None,
+    request_id: Annotated[str | None, typer.Option("--id", help="A response's x-request-id.")] = None,
+    limit: Annotated[int, typer.Option(help="How many rows.")] = 50,
+    offset: Annotated[int, typer.Option(help="Rows to skip (the next page).")] = 0,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    """Recent requests, newest first: who, model, route, attempts and why they failed, who paid, credits."""
+    params = {"member": member, "model": model, "route": route, "outcome": outcome, "request_id": request_id,
+              "limit": limit, "offset": offset}
+    rows = _call(url, token, lambda c: c.get(f"/teams/{team}/requests",
+                                             **{k: v for k, v in params.items() if v is not None}))
+    if as_json:
+        _show(rows, True)
+        return
+    _show([request_row(r) for r in rows], False,
+          ["at", "request_id", "who", "model", "route", "attempts", "billing", "credits", "ms", "status"],
+          title=f"Requests ({len(rows)}, from row {offset + 1})" if rows else "No matching requests")
+
+
+def request_row(r: dict[str, Any]) -> dict[str, str]:
+    """One request as table cells: names, the served model, each failed attempt with its reason."""
+    failed = [f"{a['host']}: {a.get('reason') or a.get('error_code')}" for a in r["attempts"] if a.get("error_code")]
+    served = r.get("served_model") or r["requested_model"]
+    return {
+        "at": str(r["started_at"])[:19].replace("T", " "),
+        "request_id": r["request_id"],
+        "who": r.get("principal_name") or r["principal_uid"],
+        "model": served if served == r["requested_model"] else f"{r['requested_model']} -> {served}",
+        "route": r.get("host") or "(none)",
+        "attempts": f"{len(r['attempts'])}" + (f" ({'; '.join(failed)})" if failed else ""),
+        "billing": r.get("billing") or "",
+        "credits": r["credits"],
+        "ms": f"{r['duration_ms']:.0f}",
+        "status": f"{r['status']} {r.get('outcome', '')}" + (f" {r['error_code']}" if r.get("error_code") else ""),
+    }
+
+
 @admin.command("provider-key")
 def provider_key(
     provider: Annotated[str, typer.Argument(help="anthropic, openai or google")],

@@ -32,11 +32,15 @@ def worker(
     import contextlib
     import dataclasses
     import logging
+    import os
 
+    from byollm.secret_env import forget_secret_variables
     from byollm.settings import Settings
 
+    os.umask(0o077)  # whatever the worker creates (run directories, lock files) is the operator's alone
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     base = Settings.from_env()
+    forget_secret_variables()
     settings = dataclasses.replace(base, run_worker_embedded=True,
                                    run_worker_concurrency=concurrency or base.run_worker_concurrency)
     with contextlib.suppress(KeyboardInterrupt):

@@ -2,8 +2,8 @@
 
 Why a filter and not just a file: people paste keys into the wrong window. A line that contains any secret
 the client knows (the gateway token, a BYOK key, the current AWS key id, secret or session token) or that
-looks like one (``byo_`` tokens, ``AKIA``/``ASIA`` key ids, ``sk-``/``AIza`` provider keys, long opaque
-strings) is kept out of the history file, and out of the in-memory history too. The file is 0600.
+looks like one (every shape ``byollm.redact`` knows, and any long opaque string) is kept out of the history
+file, and out of the in-memory history too. The file is 0600.
 """
 
 from __future__ import annotations
@@ -14,17 +14,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from byollm.client.paths import ensure_private_dir, state_dir
+from byollm.redact import contains_credential
 
 __all__ = ["SafeHistory", "history_path", "looks_secret"]
 
-_PATTERNS = re.compile(
-    r"byo_[A-Za-z0-9_-]{20,}"
-    r"|\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"
-    r"|\bsk-[A-Za-z0-9_-]{16,}"
-    r"|\bAIza[A-Za-z0-9_-]{20,}"
-    r"|byollm-proxy-[A-Za-z0-9_-]{16,}"
-    r"|[A-Za-z0-9+/=_-]{40,}"  # anything long and opaque: secrets, session tokens
-)
+# Stricter than the shared shapes on purpose: a history line is dropped whole, so anything long and opaque
+# (a secret of a shape nobody knows yet) is kept out too.
+_LONG_OPAQUE = re.compile(r"[A-Za-z0-9+/=_-]{40,}")
 MAX_LINES = 1000
 
 
@@ -33,9 +29,7 @@ def history_path() -> Path:
 
 
 def looks_secret(line: str, known: Iterable[str] = ()) -> bool:
-    if any(secret and secret in line for secret in known):
-        return True
-    return _PATTERNS.search(line) is not None
+    return contains_credential(line, known=known) or _LONG_OPAQUE.search(line) is not None
 
 
 class SafeHistory:

@@ -1,7 +1,9 @@
 """``byollm proxy``: a loopback Anthropic- and OpenAI-compatible endpoint in front of the gateway.
 
-Agent tools (Claude Code via ``ANTHROPIC_BASE_URL``, the official SDKs, aider) talk to it unmodified. For
-each request under ``/v1/`` the proxy:
+Agent tools (Claude Code via ``ANTHROPIC_BASE_URL``, the official SDKs, aider) talk to it unmodified. It
+forwards only the inference endpoints an agent tool needs (``client.proxy_paths`` decides on the raw request
+target; anything else, and any path spelled to escape them, is refused without the token). For each of those
+requests the proxy:
 
 1. checks the per-run proxy key the tool sends (``Authorization: Bearer`` or ``x-api-key``), so another
    local user cannot spend your credentials through your port, and strips it with every other auth header
@@ -34,14 +36,17 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from byollm.api.server_limits import TARGET_EXTENSION
 from byollm.client.attach import Attacher
 from byollm.client.aws import CredentialsExpiredError
 from byollm.client.context import ClientContext
+from byollm.client.proxy_paths import decide
 from byollm.errors import ByollmError, ErrorClass
 
-__all__ = ["ProxyState", "build_proxy_app", "describe_startup", "env_lines", "new_proxy_key", "serve_proxy"]
+__all__ = ["ProxyState", "build_proxy_app", "describe_startup", "env_lines", "new_proxy_key", "request_target",
+           "serve_proxy"]
 
 _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
@@ -50,7 +55,7 @@ _HOP_BY_HOP = frozenset({
 _STRIPPED = frozenset({"authorization", "x-api-key", "cookie", "x-byollm-team", "api-key",
                        "x-goog-api-key"})
 _STRIPPED_PREFIXES = ("x-byollm-aws-", "x-byollm-byok-")
-_MODEL_PATHS = ("/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "/v1/completions")
+_MODEL_PATHS = ("/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "/v1/responses")
 
 
 def new_proxy_key() -> str:
@@ -96,7 +101,7 @@ def _error_response(path: str, error: ByollmError) -> Response:
 
     rid = "req_local_" + secrets.token_hex(8)
     body = error_body(error, _shape(path), rid)
-    headers = {"x-byollm-error-code": error.error_class.code, "x-request-id": rid}
+    headers = {"x-byollm-error-code": error.error_class.code, "request-id": rid, "x-request-id": rid}
     if not error.error_class.retryable:
         headers["x-should-retry"] = "false"
     return Response(orjson.dumps(body), status_code=error.status, media_type="application/json", headers=headers)
@@ -152,9 +157,24 @@ async def _attach(state: ProxyState, model: str | None) -> dict[str, str]:
         return headers
 
 
-async def _proxy(request: Request) -> Response:
+def request_target(scope: Scope) -> bytes:
+    """The request target exactly as the client sent it: the hardened server protocol records it
+    (``api.server_limits``); other servers give only the parsed path, then rebuilt from ``raw_path``."""
+    recorded = scope.get("extensions", {}).get(TARGET_EXTENSION)
+    if isinstance(recorded, bytes):
+        return recorded
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    return raw + (b"?" + query if query else b"")
+
+
+def _refusal_shape_path(target: bytes) -> str:
+    """A path that selects the tool's error shape for a refused target (Anthropic's on messages paths)."""
+    return "/v1/messages" if b"messages" in target else "/v1/chat/completions"
+
+
+async def _proxy(request: Request, path: str, query: bytes) -> Response:
     state: ProxyState = request.app.state.proxy
-    path = request.url.path
     if not hmac.compare_digest(_presented_key(request).encode(), state.proxy_key.encode()):
         return _error_response(path, ByollmError(
             ErrorClass.UNAUTHENTICATED, "this request did not carry the proxy key `byollm proxy` printed;"
@@ -170,7 +190,7 @@ async def _proxy(request: Request) -> Response:
         state.say_once(f"[{path}] {exc.detail}. {exc.error_class.remediation}")
         return _error_response(path, exc)
     assert state.http is not None
-    url = state.gateway_url + path + (f"?{request.url.query}" if request.url.query else "")
+    url = httpx.URL(state.gateway_url + path, query=query) if query else httpx.URL(state.gateway_url + path)
     upstream = state.http.build_request(request.method, url, headers=_upstream_headers(request, attached),
                                         content=body)
     started = time.perf_counter()
@@ -195,12 +215,33 @@ async def _proxy(request: Request) -> Response:
                              background=BackgroundTask(response.aclose))
 
 
-async def _not_found(request: Request) -> Response:
-    return _error_response(request.url.path, ByollmError(ErrorClass.NOT_FOUND,
-                                                         "byollm proxy serves only /v1/ paths"))
+class _ProxyApp:
+    """Every HTTP request is decided on its raw target (``proxy_paths.decide``) before anything else; the
+    Starlette app behind it only runs the lifespan and holds the state."""
+
+    def __init__(self, inner: Starlette) -> None:
+        self.inner = inner
+        self.state = inner.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        scope["app"] = self.inner
+        request = Request(scope, receive)
+        target = request_target(scope)
+        decision = decide(scope["method"], target)
+        if decision.path is None:
+            assert decision.refusal is not None
+            status, reason = decision.refusal
+            error_class = ErrorClass.NOT_FOUND if status == 404 else ErrorClass.INVALID_REQUEST
+            response = _error_response(_refusal_shape_path(target), ByollmError(error_class, reason))
+        else:
+            response = await _proxy(request, decision.path, decision.query)
+        await response(scope, receive, send)
 
 
-def build_proxy_app(state: ProxyState) -> Starlette:
+def build_proxy_app(state: ProxyState) -> ASGIApp:
     """The proxy as an ASGI app; its HTTP client lives for the app's lifespan."""
 
     @asynccontextmanager
@@ -212,11 +253,9 @@ def build_proxy_app(state: ProxyState) -> Starlette:
             await state.http.aclose()
             state.http = None
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(routes=[Route("/v1/{rest:path}", _proxy, methods=methods),
-                            Route("/{rest:path}", _not_found, methods=methods)], lifespan=lifespan)
+    app = Starlette(lifespan=lifespan)
     app.state.proxy = state
-    return app
+    return _ProxyApp(app)
 
 
 def describe_startup(state: ProxyState) -> list[str]:
@@ -266,6 +305,7 @@ def serve_proxy(ctx: ClientContext, *, port: int, say: Callable[[str], None], pr
     """Run the proxy on 127.0.0.1:``port`` in the foreground until interrupted."""
     import uvicorn
 
+    from byollm.api.server_limits import LimitedConfig, ServerLimits
     from byollm.client.config import load_config
 
     log = _ProxyLog(say)
@@ -280,6 +320,6 @@ def serve_proxy(ctx: ClientContext, *, port: int, say: Callable[[str], None], pr
     say("Use these in the shell that runs your agent tool:")
     for line in env_lines(url, key):
         say("  " + line)
-    config = uvicorn.Config(build_proxy_app(state), host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, server_header=False, lifespan="on")
+    config = LimitedConfig(build_proxy_app(state), limits=ServerLimits(), host="127.0.0.1", port=port,
+                           log_level="warning", lifespan="on")
     uvicorn.Server(config).run()

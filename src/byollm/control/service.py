@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -25,6 +25,7 @@ from byollm.control.authz import Action, Caller, PrincipalKind, require
 from byollm.control.tokens import hash_token, looks_like_token, new_token
 from byollm.control.views import (
     AgentView,
+    AliasView,
     AuditView,
     BedrockView,
     IssuedToken,
@@ -42,10 +43,12 @@ from byollm.errors import ByollmError, ErrorClass
 from byollm.gateway.operator_keys import OperatorKeys
 from byollm.netguard import ALLOW_SETTING, DestinationRefused, EgressGuard
 from byollm.policy import validate
+from byollm.policy.names import ALIAS_PATTERN_CHARS
 from byollm.policy.types import (
     Agent,
     BedrockHostConfig,
     Host,
+    ModelAlias,
     ModelPolicy,
     ModelRouting,
     Role,
@@ -61,6 +64,7 @@ from byollm.store import teams as teams_repo
 from byollm.store import tokens as tokens_repo
 from byollm.store import usage as usage_repo
 from byollm.store import users as users_repo
+from byollm.store.names import principal_names
 from byollm.store.records import AgentRecord, PrincipalType, TokenRecord
 
 __all__ = ["ControlService"]
@@ -99,7 +103,7 @@ def _settings_view(s: TeamSettings) -> SettingsView:
         retain_request_content=s.retain_request_content, transcript_retention_days=s.transcript_retention_days,
         monthly_ai_credits=s.monthly_ai_credits, platform_credits=s.platform_credits,
         compute_credits=s.compute_credits, allowed_aws_accounts=sorted(s.allowed_aws_accounts),
-        max_token_lifetime_days=s.max_token_lifetime_days,
+        max_token_lifetime_days=s.max_token_lifetime_days, claude_family_mapping=s.claude_family_mapping,
         credentialless_direct_allowed=s.credentialless_direct_allowed, degraded_runs_fail=s.degraded_runs_fail,
         alert_webhook_url=_masked_url(s.alert_webhook_url), alert_interval_seconds=s.alert_interval_seconds,
     )
@@ -111,6 +115,10 @@ def _masked_url(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}/…"
+
+
+MAX_ALIASES = 100
+"""Aliases a team may have: the planner walks them in order on every request whose name is not cached."""
 
 
 class ControlService:
@@ -258,6 +266,8 @@ class ControlService:
             direct_api_disabled=policy.models.direct_api_disabled,
             fallback_order=list(policy.models.fallback_order), auto_allowed=not policy.models.any_direct_disabled,
             region=region, models=rows,
+            aliases=[AliasView(pattern=a.pattern, target=a.target) for a in policy.models.aliases],
+            claude_family_mapping=policy.settings.claude_family_mapping,
         )
 
     async def team_policy(self, team_uid: str) -> tuple[TeamPolicy, int]:
@@ -279,8 +289,10 @@ class ControlService:
         direct_api_disabled: bool | None = None,
         fallback_order: list[str] | None = None,
         models: Mapping[str, tuple[bool, str | None, bool]] | None = None,
+        aliases: Sequence[tuple[str, str]] | None = None,
     ) -> PolicyView:
-        """Change the direct-API switch, the fallback order and/or the routing of the named models."""
+        """Change the direct-API switch, the fallback order, the routing of the named models and/or the
+        aliases (``aliases`` replaces the whole list: order matters, the first match wins)."""
         require(caller, Action.MANAGE_TEAM, team_uid)
         async with self._store.session() as session:
             policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
@@ -299,12 +311,35 @@ class ControlService:
                 routes=MappingProxyType(routes),
                 direct_api_disabled=before.direct_api_disabled if direct_api_disabled is None else direct_api_disabled,
                 fallback_order=order,
+                aliases=before.aliases if aliases is None else self._checked_aliases(aliases),
             )
             version = await policy_repo.set_model_policy(session, team_uid=team_uid, policy=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="policy.update",
                                           target=team_uid, team_uid=team_uid, before=before, after=after)
         self._policy_changed(team_uid)
         return self._policy_view(replace(policy, models=after), version)
+
+    def _checked_aliases(self, aliases: Sequence[tuple[str, str]]) -> tuple[ModelAlias, ...]:
+        """Aliases as stored: patterns of model-id characters and wildcards, each listed once, each target a
+        model the catalog knows (stored as its catalog id)."""
+        if len(aliases) > MAX_ALIASES:
+            raise ByollmError(ErrorClass.INVALID_REQUEST, f"aliases: at most {MAX_ALIASES} aliases")
+        out: list[ModelAlias] = []
+        seen: set[str] = set()
+        for i, (pattern, target) in enumerate(aliases):
+            pattern = pattern.strip()
+            if not ALIAS_PATTERN_CHARS.fullmatch(pattern) or pattern.strip("*?") == "":
+                raise ByollmError(ErrorClass.INVALID_REQUEST,
+                                  f"aliases[{i}].pattern: use model-id characters (letters, digits, . _ : / @ -)"
+                                  " with * or ? as wildcards, and at least one character that is not a wildcard",
+                                  field=f"aliases[{i}].pattern")
+            if pattern.lower() in seen:
+                raise ByollmError(ErrorClass.INVALID_REQUEST, f"aliases[{i}].pattern: {pattern!r} is listed twice",
+                                  field=f"aliases[{i}].pattern")
+            seen.add(pattern.lower())
+            model = self._model(target, f"aliases[{i}].target")
+            out.append(ModelAlias(pattern=pattern, target=model.id))
+        return tuple(out)
 
     def _checked_routing(self, model: CatalogModel, bedrock: bool, profile: str | None, direct: bool,
                          region: str) -> ModelRouting:
@@ -643,13 +678,33 @@ class ControlService:
     # --- requests and usage -------------------------------------------------------------------------
 
     async def list_requests(self, caller: Caller, team_uid: str, *, since: datetime | None = None,
-                            limit: int = 100) -> list[RequestView]:
-        """The team's request log, newest first: admins see everyone's, members their own."""
+                            limit: int = 100, offset: int = 0, member: str | None = None,
+                            model: str | None = None, route: str | None = None, outcome: str | None = None,
+                            request_id: str | None = None) -> list[RequestView]:
+        """The team's request log, newest first: admins see everyone's, members their own.
+
+        ``member`` is a member's email or UID or an agent's name or UID; ``route`` is a host (``bedrock``,
+        ``anthropic``...) or ``direct``; ``outcome`` is ``ok``, ``error`` or ``fallback``; ``request_id``
+        is the ``x-request-id`` a response carried."""
         require(caller, Action.OWN_TOKENS, team_uid)
-        own = None if caller.role_in(team_uid) is Role.ADMIN else caller.principal_uid
+        if outcome is not None and outcome not in usage_repo.OUTCOMES:
+            raise ByollmError(ErrorClass.INVALID_REQUEST,
+                              f"outcome: {outcome!r} is not one of {', '.join(usage_repo.OUTCOMES)}")
+        hosts = (*(h.value for h in Host), usage_repo.DIRECT)
+        if route is not None and route not in hosts:
+            raise ByollmError(ErrorClass.INVALID_REQUEST, f"route: {route!r} is not one of {', '.join(hosts)}")
+        admin = caller.role_in(team_uid) is Role.ADMIN
         async with self._store.session(readonly=True) as session:
-            records = await usage_repo.list_requests(session, team_uid=team_uid, principal_uid=own, since=since,
-                                                     limit=limit)
+            principal = None if member is None else await self._principal_uid(session, team_uid, member)
+            if not admin:
+                if principal not in (None, caller.principal_uid):
+                    return []
+                principal = caller.principal_uid
+            where = usage_repo.RequestFilter(principal_uid=principal, since=since, model=model, host=route,
+                                             outcome=outcome, request_id=request_id)
+            records = await usage_repo.list_requests(session, team_uid=team_uid, limit=limit, offset=offset,
+                                                     where=where)
+            names = await principal_names(session, (r.principal_uid for r in records))
         return [RequestView(
             request_id=r.request_id, started_at=r.started_at, principal_type=r.principal_type,
             principal_uid=r.principal_uid, api=r.api, requested_model=r.requested_model,
@@ -659,7 +714,24 @@ class ControlService:
                        "latency_ms": a.latency_ms} for a in r.attempts],
             input_tokens=r.input_tokens, output_tokens=r.output_tokens, credits=str(r.credits),
             duration_ms=r.duration_ms, overhead_ms=r.overhead_ms, auto_reason=r.auto_reason, run_uid=r.run_uid,
+            principal_name=names.get(r.principal_uid),
+            outcome="error" if r.status >= 400 or r.error_code else "fallback" if len(r.attempts) > 1 else "ok",
         ) for r in records]
+
+    async def _principal_uid(self, session: Any, team_uid: str, member: str) -> str:
+        """The UID a member filter names: a member's email or UID, or an agent's name or UID."""
+        wanted = member.strip()
+        for m in await teams_repo.list_memberships(session, team_uid=team_uid):
+            user = await users_repo.get_user(session, uid=m.user_uid)
+            if wanted in (user.uid, user.email) or wanted.lower() == user.email:
+                return user.uid
+        for a in await agents_repo.list_agents(session, team_uid=team_uid, include_deleted=True):
+            if wanted in (a.uid, a.name):
+                return a.uid
+        if wanted in await principal_names(session, [wanted]):  # a UID of someone who has left the team
+            return wanted
+        raise ByollmError(ErrorClass.INVALID_REQUEST,
+                          f"member: {wanted!r} is not a member's email or an agent's name in this team")
 
     async def usage(self, caller: Caller, team_uid: str, *, since: datetime, until: datetime,
                     group_by: list[str]) -> list[UsageRowView]:

@@ -78,6 +78,14 @@ class ModelRouteView:
 
 
 @dataclass(frozen=True, slots=True)
+class AliasView:
+    """"Requests for ``pattern`` are served as ``target``"; ``*`` and ``?`` are wildcards."""
+
+    pattern: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyView:
     team_uid: str
     policy_version: int
@@ -86,6 +94,8 @@ class PolicyView:
     auto_allowed: bool
     region: str
     models: list[ModelRouteView]
+    aliases: list[AliasView] = field(default_factory=list)
+    claude_family_mapping: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +109,11 @@ class SettingsView:
     compute_credits: int
     allowed_aws_accounts: list[str]
     max_token_lifetime_days: int | None
-    credentialless_direct_allowed: bool
-    degraded_runs_fail: bool
-    alert_webhook_url: str | None
-    alert_interval_seconds: int
+    claude_family_mapping: bool = True
+    credentialless_direct_allowed: bool = False
+    degraded_runs_fail: bool = False
+    alert_webhook_url: str | None = None  # scheme and host only: a webhook's path is its secret
+    alert_interval_seconds: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +185,8 @@ class RequestView:
     overhead_ms: float
     auto_reason: str | None
     run_uid: str | None
+    principal_name: str | None = None  # the member's name or email, or "agent <name>"; None if unknown
+    outcome: str = "ok"  # ok, error, or fallback (served after a failed attempt)
 
 
 @dataclass(frozen=True, slots=True)

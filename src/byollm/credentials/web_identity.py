@@ -56,6 +56,7 @@ from byollm.policy.types import RouteCandidate
 from byollm.policy.validate import InvalidValue, parse_role_arn
 from byollm.providers.base import AwsAuth
 from byollm.providers.http import HttpPool
+from byollm.redact import redact
 
 __all__ = [
     "ExchangeConfig",
@@ -73,7 +74,6 @@ FailureHook = Callable[[InferenceContext, ByollmError], Awaitable[None]]
 failure in the run's events. Exceptions it raises are logged and swallowed."""
 
 _SESSION_UNSAFE = re.compile(r"[^\w+=,.@-]")
-_TOKENISH = re.compile(r"[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}")
 _TRANSIENT = frozenset({ErrorClass.UPSTREAM_UNAVAILABLE, ErrorClass.QUOTA_EXCEEDED})
 MIN_DURATION_S = 900
 MAX_DURATION_S = 43200
@@ -140,9 +140,7 @@ def _account_of(role_arn: str) -> str | None:
 
 def _scrub(message: str, token: str) -> str:
     """STS's message minus anything that could be (part of) the token; short."""
-    cleaned = message.replace(token, "<token>") if token else message
-    cleaned = _TOKENISH.sub("<token>", cleaned)
-    return cleaned.strip()[:300]
+    return redact(message, known=(token,), replacement="<token>").strip()[:300]
 
 
 def classify_sts_error(status: int, code: str, message: str, *, role_arn: str, issuer: str, audience: str,

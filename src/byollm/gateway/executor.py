@@ -131,6 +131,8 @@ class Served:
     fallbacks: int
     overhead_ms: float
     auto_reason: str | None = None
+    requested_model: str = ""  # the name the caller sent
+    model_rule: str = "catalog"  # how that name became ``model`` (RoutePlan.resolved_via)
     failures: tuple[Attempt, ...] = ()  # the routes tried (or skipped) before the one that served, and why
     billing: str = ""  # the serving route's billing bucket
     credits: Decimal | None = None  # AI credits charged (None: not known when the headers go out)
@@ -144,6 +146,8 @@ class ServedStream:
     fallbacks: int
     overhead_ms: float
     auto_reason: str | None = None
+    requested_model: str = ""
+    model_rule: str = "catalog"
     preamble: int = 0  # how many leading events were read before committing (a writer can send them as one)
     failures: tuple[Attempt, ...] = ()
     billing: str = ""
@@ -156,6 +160,7 @@ class ModelListing:
     display_name: str
     owner: str
     routes: list[dict[str, str]]
+    alias_of: str | None = None  # set for a team alias: the catalog model its requests are served as
 
 
 @dataclass(slots=True)
@@ -243,6 +248,7 @@ class Gateway:
         except ByollmError:
             return []
         listing: list[ModelListing] = []
+        routes_of: dict[str, list[dict[str, str]]] = {}
         for model in self._catalog:
             try:
                 plan = plan_routes(policy, self._catalog, RouteRequest(model=model.id), actor=context.actor,
@@ -250,10 +256,16 @@ class Gateway:
             except ByollmError:
                 continue
             own = [c for c in plan.candidates if c.model == model.id]
+            routes_of[model.id] = [
+                {"host": c.host.value, "upstream_model_id": c.upstream_model_id, "credential": c.credential.value,
+                 "billing": c.billing.value} for c in plan.candidates if c.model == plan.model]
             if own:
-                listing.append(ModelListing(model.id, model.display_name, model.provider, [
-                    {"host": c.host.value, "upstream_model_id": c.upstream_model_id, "credential": c.credential.value,
-                     "billing": c.billing.value} for c in own]))
+                listing.append(ModelListing(model.id, model.display_name, model.provider, routes_of[model.id]))
+        for alias in policy.models.aliases:  # the admin's names, each with the routes of the model it serves
+            target = self._catalog.resolve(alias.target)
+            if target is not None and routes_of.get(target.id):
+                listing.append(ModelListing(alias.pattern, f"{alias.pattern} (served as {target.display_name})",
+                                            "byollm", routes_of[target.id], alias_of=target.id))
         if listing and not policy.models.any_direct_disabled:
             listing.insert(0, ModelListing("auto", "Auto (best enabled model for the task)", "byollm", []))
         return listing
@@ -313,10 +325,15 @@ class Gateway:
             begun = time.perf_counter()
             call: UpstreamCall | None = None
             try:
+                provider = self._providers[candidate.host]
+                if request.lost and not provider.passes_through(request):
+                    refusal = request.unsupported_here()
+                    assert refusal is not None
+                    raise refusal
                 auth = await self._auth_for(context, candidate)
                 call = self._call(policy, candidate, request, auth, min(remaining, self._config.attempt_timeout_s))
                 async with asyncio.timeout(remaining):
-                    result = await run(self._providers[candidate.host], call)
+                    result = await run(provider, call)
             except ByollmError as error:
                 self._note_attempt(context, outcome, number, candidate, begun, call, error.error_class, error.detail)
                 if self._alerts is not None:
@@ -390,6 +407,7 @@ class Gateway:
             outcome.response = message.message
             served = Served(value=message, route=candidate.label, model=candidate.model,
                             fallbacks=len(outcome.attempts) - 1, overhead_ms=0.0, auto_reason=plan.auto_reason,
+                            requested_model=plan.requested_model, model_rule=plan.resolved_via,
                             failures=tuple(outcome.failures), billing=candidate.billing.value)
         except ByollmError as error:
             outcome.status, outcome.error_code = error.status, error.error_class.code
@@ -416,6 +434,7 @@ class Gateway:
         candidate, count = await self._attempts(context, policy, plan, request, outcome, run)
         return Served(value=count, route=candidate.label, model=candidate.model,
                       fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome),
+                      requested_model=plan.requested_model, model_rule=plan.resolved_via,
                       failures=tuple(outcome.failures), billing=candidate.billing.value, credits=Decimal(0))
 
     async def stream(self, context: InferenceContext, request: CanonicalRequest,
@@ -436,6 +455,7 @@ class Gateway:
         opened = ServedStream(
             events=_empty(), route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
             overhead_ms=overhead, auto_reason=plan.auto_reason, preamble=len(buffered),
+            requested_model=plan.requested_model, model_rule=plan.resolved_via,
             failures=tuple(outcome.failures), billing=candidate.billing.value,
         )
         opened.events = self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream,
@@ -573,10 +593,14 @@ class _StreamUsage:
             message = event.data.get("message") or {}
             self.total = Usage.from_anthropic(message.get("usage"))
         elif kind == "message_delta":
-            output = (event.data.get("usage") or {}).get("output_tokens")
-            if output is not None:
-                self.total = Usage(self.total.input_tokens, int(output), self.total.cache_creation_input_tokens,
-                                   self.total.cache_read_input_tokens)
+            # Anthropic's message_delta carries the cumulative output (and, in newer versions, the input
+            # counts too); a relayed OpenAI Responses stream reports all of its usage here
+            usage = event.data.get("usage") or {}
+            total = self.total
+            self.total = Usage(*(int(usage[name]) if usage.get(name) is not None else current for name, current in (
+                ("input_tokens", total.input_tokens), ("output_tokens", total.output_tokens),
+                ("cache_creation_input_tokens", total.cache_creation_input_tokens),
+                ("cache_read_input_tokens", total.cache_read_input_tokens))))
         elif kind == "content_block_delta":
             delta = event.data.get("delta") or {}
             if delta.get("type") == "text_delta":

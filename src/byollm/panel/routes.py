@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -40,7 +41,7 @@ from byollm.panel.web import (
     set_session_cookie,
     signed_in,
 )
-from byollm.policy.types import Role
+from byollm.policy.types import Host, Role
 from byollm.runs.service import RunService
 
 __all__ = ["router"]
@@ -321,6 +322,38 @@ async def usage_page(request: Request, ap: AdminDep, days: Annotated[int, Query(
                            "height": max(len(items), 1) * (charts.BAR_HEIGHT + charts.BAR_GAP)})
     return await _page(request, ap, "usage.html", "usage", days=days, periods=_PERIODS, dimensions=dimensions,
                        settings=settings, chart_width=charts.CHART_WIDTH, bar_height=charts.BAR_HEIGHT)
+
+
+# --- requests ------------------------------------------------------------------------------------------------
+
+REQUESTS_PAGE = 50
+
+
+@router.get("/{team_uid}/requests")
+async def requests_page(request: Request, ap: AdminDep, member: str = "", model: str = "", route: str = "",
+                        outcome: str = "", request_id: Annotated[str, Query(alias="id", max_length=64)] = "",
+                        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
+    """The request log with filters (GET, so a filtered view is a link); an ``x-request-id`` finds its row."""
+    control = ap.services.control
+    filters = {"member": member.strip(), "model": model.strip(), "route": route, "outcome": outcome,
+               "id": request_id.strip()}
+    try:
+        rows = await control.list_requests(
+            ap.caller, ap.team_uid, limit=REQUESTS_PAGE + 1, offset=offset, member=filters["member"] or None,
+            model=filters["model"] or None, route=route or None, outcome=outcome or None,
+            request_id=filters["id"] or None)
+        problem = None
+    except ByollmError as exc:
+        rows, problem = [], exc
+    members = await control.list_members(ap.caller, ap.team_uid)
+    agents = await control.list_agents(ap.caller, ap.team_uid)
+    policy = await control.get_policy(ap.caller, ap.team_uid)
+    query = "&".join(f"{k}={quote(v)}" for k, v in filters.items() if v)
+    return await _page(request, ap, "requests.html", "requests", rows=rows[:REQUESTS_PAGE], filters=filters,
+                       problem=problem, members=members, agents=agents, models=policy.models,
+                       hosts=[h.value for h in Host], offset=offset, page=REQUESTS_PAGE,
+                       older=offset + REQUESTS_PAGE if len(rows) > REQUESTS_PAGE else None,
+                       newer=max(0, offset - REQUESTS_PAGE) if offset else None, query=query)
 
 
 # --- runs ----------------------------------------------------------------------------------------------------

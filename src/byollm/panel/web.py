@@ -13,7 +13,6 @@ new token). No CORS headers are ever sent, so other origins cannot read panel pa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from byollm.control.authz import Caller
 from byollm.errors import ByollmError, ErrorClass
 from byollm.panel.sessions import COOKIE_NAME, CSRF_FIELD, PanelSession, SessionStore
 from byollm.policy.types import Role
+from byollm.redact import redact
 from byollm.services import Services
 
 __all__ = [
@@ -62,13 +62,12 @@ SECURITY_HEADERS: Mapping[str, str] = {
     "cross-origin-opener-policy": "same-origin",
 }
 MAX_FORM_BYTES = 256 * 1024
-_TOKEN_LIKE = re.compile(r"byo_[A-Za-z0-9_-]{8,}")
 
 
 def scrub(text: str) -> str:
-    """``text`` with anything shaped like a byollm token masked: error details may echo form input, and an
-    admin may paste a token into the wrong field; it must not come back in a page."""
-    return _TOKEN_LIKE.sub("byo_…(hidden)", text)
+    """``text`` with anything credential-shaped masked: error details may echo form input, and an admin may
+    paste a token or a key into the wrong field; it must not come back in a page."""
+    return redact(text)
 
 
 class SignInRequired(Exception):

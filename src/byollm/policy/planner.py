@@ -29,8 +29,9 @@ Rules, each one checked where the route is built:
 
 Errors raised here (the request cannot be planned at all):
 
-- ``invalid_request``: an unknown model name (it is not a policy decision: no admin can enable a model
-  byollm does not know), negative sizes, or Auto with no enabled model large enough;
+- ``model_not_found``: a name that is no alias, no catalog name and no Claude family the team enables
+  (``policy.names`` resolves names), naming the models the team can use;
+- ``invalid_request``: negative sizes, or Auto with no enabled model large enough;
 - ``model_not_allowed``: a known model the team enables on no host;
 - ``region_model_mismatch``: enabled only for Bedrock, but not offered in the team's region;
 - ``auto_disabled``: Auto while any direct model is disabled.
@@ -46,6 +47,7 @@ from dataclasses import dataclass
 from byollm.catalog.types import Catalog, CatalogModel
 from byollm.errors import ByollmError, ErrorClass
 from byollm.policy.auto import choose_auto, is_auto, model_enabled
+from byollm.policy.names import Resolution, enabled_model_ids, resolve_model_name
 from byollm.policy.types import (
     Actor,
     ActorKind,
@@ -297,14 +299,21 @@ def _check_request(request: RouteRequest) -> None:
         raise ByollmError(ErrorClass.INVALID_REQUEST, "token counts cannot be negative")
 
 
-def _resolve_requested(policy: TeamPolicy, catalog: Catalog, name: str) -> CatalogModel:
-    model = catalog.resolve(name)
-    if model is None:
+_NAMED_AT_MOST = 20
+
+
+def _resolve_requested(policy: TeamPolicy, catalog: Catalog, name: str) -> Resolution:
+    resolution = resolve_model_name(policy, catalog, name)
+    if resolution is None:
+        usable = enabled_model_ids(policy, catalog)
+        shown = ", ".join(usable[:_NAMED_AT_MOST]) + (" and more" if len(usable) > _NAMED_AT_MOST else "")
         raise ByollmError(
-            ErrorClass.INVALID_REQUEST,
-            f"unknown model {name[:100]!r}; GET /v1/models lists the models your team can use",
+            ErrorClass.MODEL_NOT_FOUND,
+            f"unknown model {name[:100]!r}; your team can use: {shown or 'no model yet'}",
             model=name[:100],
+            available=usable,
         )
+    model = resolution.model
     if not model_enabled(policy, model):
         region = policy.bedrock.region
         if policy.models.bedrock_enabled(model.id) and not policy.models.direct_enabled(model.id):
@@ -320,7 +329,7 @@ def _resolve_requested(policy: TeamPolicy, catalog: Catalog, name: str) -> Catal
             + (" (direct-API models are disabled)" if policy.models.direct_api_disabled else ""),
             model=model.id,
         )
-    return model
+    return resolution
 
 
 def plan_routes(
@@ -348,12 +357,15 @@ def plan_routes(
         raise ByollmError(ErrorClass.INVALID_REQUEST, "the request names no model")
 
     auto_reason: str | None = None
+    resolved_via = "auto"
     if is_auto(name):
         choice = choose_auto(policy, catalog, request, usable=lambda m: bool(planner.routes(m)[0]))
         primary = catalog.models[choice.model]
         auto_reason = choice.reason
     else:
-        primary = _resolve_requested(policy, catalog, name)
+        resolution = _resolve_requested(policy, catalog, name)
+        primary = resolution.model
+        resolved_via = resolution.label
 
     if (
         planner.bedrock.missing is DropCause.NO_SESSION
@@ -383,6 +395,7 @@ def plan_routes(
         candidates=tuple(candidates),
         dropped=tuple(dropped),
         auto_reason=auto_reason,
+        resolved_via=resolved_via,
     )
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "DropCause",
     "DroppedRoute",
     "Host",
+    "ModelAlias",
     "ModelPolicy",
     "ModelRouting",
     "Role",
@@ -101,12 +102,21 @@ class ModelRouting:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelAlias:
+    """An admin's rule "requests for ``pattern`` are served as ``target``" (``*``/``?`` wildcards allowed)."""
+
+    pattern: str
+    target: str  # a catalog model id
+
+
+@dataclass(frozen=True, slots=True)
 class ModelPolicy:
-    """The team's model policy: per-model routing, the direct-API kill switch and the fallback order."""
+    """The team's model policy: per-model routing, the direct-API kill switch, the fallback order, aliases."""
 
     routes: Mapping[str, ModelRouting] = field(default_factory=lambda: MappingProxyType({}))
     direct_api_disabled: bool = False  # disables every direct model, and with it BYOK
     fallback_order: tuple[str, ...] = ()
+    aliases: tuple[ModelAlias, ...] = ()  # first match wins (policy.names)
 
     def routing(self, model: str) -> ModelRouting:
         return self.routes.get(model) or ModelRouting(model=model)
@@ -147,6 +157,7 @@ class TeamSettings:
     compute_credits: int = 0
     allowed_aws_accounts: frozenset[str] = frozenset()
     max_token_lifetime_days: int | None = None
+    claude_family_mapping: bool = True  # unknown Claude names reach the team's best model of their family
     # a member's request without AWS credentials may be served on the paid direct API (off: it is refused)
     credentialless_direct_allowed: bool = False
     # a cloud run whose Bedrock route failed must not be served by an operator-paid fallback (off: it is, and
@@ -279,6 +290,7 @@ class RoutePlan:
     candidates: tuple[RouteCandidate, ...]
     dropped: tuple[DroppedRoute, ...] = ()
     auto_reason: str | None = None  # set when the request asked for Auto
+    resolved_via: str = "catalog"  # how the name became ``model``: catalog, alias:<pattern>, family:<f>, auto
 
     @property
     def skipped_first(self) -> tuple[DroppedRoute, ...]:

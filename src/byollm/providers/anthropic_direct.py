@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from byollm.providers.base import CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.base import CanonicalRequest, CompletedMessage, StreamEvent, UpstreamCall, Usage
 from byollm.providers.classify import upstream_errors
 from byollm.providers.direct_http import DirectHttp, api_key, token_count
 from byollm.providers.http import HttpPool
@@ -98,6 +98,10 @@ class AnthropicDirect:
                         break
                 if not done:
                     raise aiohttp.ClientPayloadError("the stream ended before message_stop")
+
+    def passes_through(self, request: CanonicalRequest) -> bool:
+        """Always served from the canonical body (for the Anthropic API that is the caller's own body)."""
+        return False
 
     async def count_tokens(self, call: UpstreamCall) -> int:
         """``/v1/messages/count_tokens`` with only the fields that endpoint accepts."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from byollm.errors import ByollmError, ErrorClass
 from byollm.policy.types import RouteCandidate
 
 __all__ = [
@@ -76,6 +77,10 @@ class CanonicalRequest:
     ``body`` is the Messages body as the client sent it (its ``model`` is the caller's model name and is
     replaced per route; ``stream`` is removed by adapters that must not send it). ``anthropic_beta`` holds
     the ``anthropic-beta`` header values, which Bedrock wants inside the body instead.
+
+    ``origin_api`` names the client API the request arrived in (``anthropic``, ``openai``,
+    ``openai_responses``) and ``raw_body`` is that request as parsed, so an adapter whose upstream speaks
+    the same API can forward it (see ``Provider.passes_through``) instead of the translation.
     """
 
     body: Mapping[str, Any]
@@ -84,6 +89,19 @@ class CanonicalRequest:
     anthropic_beta: tuple[str, ...] = ()
     request_id: str = ""
     team_uid: str = ""
+    origin_api: str = "anthropic"
+    raw_body: Mapping[str, Any] | None = None
+    lost: tuple[tuple[str, str], ...] = ()
+
+    def unsupported_here(self) -> ByollmError | None:
+        """The refusal for a route that serves ``body`` (the canonical form) when the canonical form lost
+        something the caller asked for: ``lost`` holds (field, why) pairs of the caller's own request that
+        Anthropic Messages cannot carry. Such a route is skipped (``unsupported_by_route``, which fails
+        over); an adapter that passes the caller's ``raw_body`` through in its own API serves it whole."""
+        if not self.lost:
+            return None
+        field, why = self.lost[0]
+        return ByollmError(ErrorClass.UNSUPPORTED_BY_ROUTE, f"{field}: {why}", field=field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,16 +173,23 @@ class CompletedMessage:
     message: Mapping[str, Any]
     usage: Usage
     raw: bytes | None = None
+    wire: bytes | None = None  # the answer in the caller's own (non-canonical) API, on a pass-through route
 
 
 @dataclass(slots=True)
 class StreamEvent:
     """One Anthropic streaming event (``type`` is its ``type`` field); ``raw`` is its JSON as received when
-    it can be passed through unchanged."""
+    it can be passed through unchanged.
+
+    On a pass-through of another client API (an OpenAI Responses stream relayed from OpenAI), ``wire`` is
+    the upstream's frame, which the front end writes unchanged, and ``type``/``data`` are only its
+    canonical meaning for accounting (usage, text, the commit point); ``type`` may then name no Anthropic
+    event at all when the frame means nothing for accounting."""
 
     type: str
     data: Mapping[str, Any]
     raw: bytes | None = None
+    wire: bytes | None = None  # the whole SSE frame in the caller's own (non-canonical) API, on a pass-through
 
 
 class Provider(Protocol):
@@ -175,3 +200,8 @@ class Provider(Protocol):
     def stream(self, call: UpstreamCall) -> AsyncIterator[StreamEvent]: ...
 
     async def count_tokens(self, call: UpstreamCall) -> int: ...
+
+    def passes_through(self, request: CanonicalRequest) -> bool:
+        """Whether this adapter serves ``request`` from its ``raw_body`` in the caller's own API (then what
+        the canonical form lost does not matter)."""
+        ...

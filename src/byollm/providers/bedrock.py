@@ -39,7 +39,7 @@ from yarl import URL
 
 from byollm.errors import ByollmError, ErrorClass
 from byollm.policy.types import CredentialSource
-from byollm.providers.base import AwsAuth, CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.base import AwsAuth, CanonicalRequest, CompletedMessage, StreamEvent, UpstreamCall, Usage
 from byollm.providers.http import HttpPool
 
 __all__ = ["BedrockProvider", "bedrock_body", "classify_bedrock_error", "default_endpoint", "sigv4_headers"]
@@ -296,6 +296,10 @@ class BedrockProvider:
         finally:
             if response is not None:
                 response.release()
+
+    def passes_through(self, request: CanonicalRequest) -> bool:
+        """Always served from the canonical body (for the Anthropic API that is the caller's own body)."""
+        return False
 
     async def count_tokens(self, call: UpstreamCall) -> int:
         """CountTokens takes a foundation-model id, not a profile: the executor sends the catalog's."""

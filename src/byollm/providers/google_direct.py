@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import orjson
 
-from byollm.providers.base import CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.base import CanonicalRequest, CompletedMessage, StreamEvent, UpstreamCall, Usage
 from byollm.providers.classify import upstream_errors
 from byollm.providers.direct_http import DirectHttp, api_key, json_object, token_count
 from byollm.providers.http import HttpPool
@@ -73,6 +73,10 @@ class GoogleDirect:
             async with aclosing(events):
                 async for event in events:
                     yield event
+
+    def passes_through(self, request: CanonicalRequest) -> bool:
+        """Always served from the canonical body (for the Anthropic API that is the caller's own body)."""
+        return False
 
     async def count_tokens(self, call: UpstreamCall) -> int:
         """Gemini's own ``countTokens`` for the translated prompt."""

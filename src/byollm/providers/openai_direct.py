@@ -1,4 +1,5 @@
-"""The direct OpenAI Chat Completions API, serving canonical (Anthropic Messages) requests.
+"""The direct OpenAI API: Chat Completions serving canonical (Anthropic Messages) requests, and the Responses
+API passed through for callers of byollm's own ``/v1/responses`` (``providers/openai_responses.py``).
 
 The request is translated with :func:`canonical_to_openai_request` and the answer back with
 :func:`openai_response_to_canonical`; a stream goes through one :class:`OpenAIStreamToCanonical` per
@@ -13,16 +14,25 @@ always uses the usage the answer reports.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
+import aiohttp
 import orjson
 
-from byollm.providers.base import CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.base import CanonicalRequest, CompletedMessage, StreamEvent, UpstreamCall, Usage
 from byollm.providers.classify import upstream_errors
 from byollm.providers.direct_http import DirectHttp, api_key, json_object
 from byollm.providers.http import HttpPool
+from byollm.providers.openai_responses import (
+    FAILED,
+    ResponsesFrames,
+    passthrough_body,
+    response_to_canonical,
+    responses_url,
+)
+from byollm.providers.sse import encode_sse
 from byollm.providers.translate_openai import (
     OpenAIStreamToCanonical,
     canonical_to_openai_request,
@@ -78,7 +88,13 @@ class OpenAIDirect:
     def __init__(self, pool: HttpPool) -> None:
         self._http = DirectHttp(pool, request_id_header="x-request-id")
 
+    def passes_through(self, request: CanonicalRequest) -> bool:
+        """A Responses request goes to OpenAI's Responses API as the caller sent it."""
+        return request.origin_api == "openai_responses" and request.raw_body is not None
+
     async def complete(self, call: UpstreamCall) -> CompletedMessage:
+        if self.passes_through(call.request):
+            return await self._complete_responses(call)
         model = call.candidate.upstream_model_id
         request = canonical_to_openai_request(call.request.body, model)
         with upstream_errors(_PROVIDER, model=model):
@@ -89,6 +105,11 @@ class OpenAIDirect:
     async def stream(self, call: UpstreamCall) -> AsyncIterator[StreamEvent]:
         """Anthropic events translated from the ``chat.completion.chunk`` stream, read by
         :meth:`DirectHttp.translated_stream` (its timeouts; it must reach ``[DONE]`` or a ``finish_reason``)."""
+        if self.passes_through(call.request):
+            async with aclosing(self._stream_responses(call)) as passed:
+                async for event in passed:
+                    yield event
+            return
         model = call.candidate.upstream_model_id
         request = canonical_to_openai_request(call.request.body, model, stream=True)
         translator = OpenAIStreamToCanonical(model)
@@ -100,6 +121,37 @@ class OpenAIDirect:
             async with aclosing(events):
                 async for event in events:
                     yield event
+
+    async def _complete_responses(self, call: UpstreamCall) -> CompletedMessage:
+        model = call.candidate.upstream_model_id
+        assert call.request.raw_body is not None
+        body = passthrough_body(call.request.raw_body, model, stream=False)
+        with upstream_errors(_PROVIDER, model=model):
+            raw = await self._http.post(call, responses_url(call.base_url), body, _headers(call))
+            message = response_to_canonical(json_object(raw, "a response"))
+        return CompletedMessage(message=message, usage=Usage.from_anthropic(message["usage"]), wire=raw)
+
+    async def _stream_responses(self, call: UpstreamCall) -> AsyncGenerator[StreamEvent, None]:
+        """The upstream's frames, each with its canonical meaning; an ``error`` or ``response.failed`` event
+        raises, and a stream that ends before ``response.completed``/``response.incomplete`` was cut short."""
+        model = call.candidate.upstream_model_id
+        assert call.request.raw_body is not None
+        body = passthrough_body(call.request.raw_body, model, stream=True)
+        frames = ResponsesFrames()
+        with upstream_errors(_PROVIDER, model=model):
+            async with self._http.open_stream(call, responses_url(call.base_url), body, _headers(call)) as upstream:
+                async for message in upstream.messages:
+                    event = json_object(message.data, "a response event")
+                    if event.get("type") in FAILED:
+                        failure = event.get("response", {}).get("error") if "response" in event else event
+                        raise upstream.error({"error": failure if isinstance(failure, Mapping) else {}})
+                    kind, meaning = frames.meaning(event)
+                    yield StreamEvent(kind, meaning, wire=encode_sse(str(event.get("type", kind)), message.data))
+                    if frames.finished:
+                        break
+                if not frames.finished:
+                    raise aiohttp.ClientPayloadError("the stream ended before response.completed")
+                await upstream.drain()
 
     async def count_tokens(self, call: UpstreamCall) -> int:
         """A local estimate (no upstream call); see the module docstring."""

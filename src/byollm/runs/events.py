@@ -2,8 +2,8 @@
 
 Why a scrubber on top of "we never put credentials there": a run's content is whatever the model, its
 tools and the user wrote, and a shell tool can print an environment variable. So every event and every
-transcript is passed through the request log's ``scrub_content`` (credential-named fields and
-credential-shaped strings redacted) before it is written, and tool subprocesses never inherit byollm's
+transcript is passed through ``byollm.redact.redact_json`` (credential-named fields and every
+credential shape byollm knows redacted) before it is written, and tool subprocesses never inherit byollm's
 environment in the first place (``runs.tools``).
 
 Event kinds (``data`` fields):
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from byollm.store.request_log import scrub_content
+from byollm.redact import redact_json
 
 __all__ = ["EVENT_KINDS", "clean", "clean_messages"]
 
@@ -41,9 +41,9 @@ EVENT_KINDS = frozenset({
 def clean(data: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-safe, credential-free copy of ``data`` (values JSON cannot hold become their type name)."""
     try:
-        scrubbed, _ = scrub_content(data)
+        scrubbed, _ = redact_json(data)
     except (TypeError, RecursionError):
-        scrubbed, _ = scrub_content({k: v if isinstance(v, (str, int, float, bool, type(None))) else
+        scrubbed, _ = redact_json({k: v if isinstance(v, (str, int, float, bool, type(None))) else
                                      f"<{type(v).__name__}>" for k, v in data.items()})
     return scrubbed
 

@@ -1,4 +1,5 @@
-"""The simulated OpenAI Chat Completions API (``/v1/chat/completions`` and ``/v1/models``).
+"""The simulated OpenAI Chat Completions API (``/v1/chat/completions`` and ``/v1/models``), and the route of
+the Responses API (``/v1/responses``, read and rendered by ``direct_openai_responses``).
 
 Mounted under ``/openai`` so the official SDK works with ``base_url=<sim>/openai/v1``. A request is
 translated into the canonical Anthropic Messages body, answered by :mod:`byollm.sim.engine` (tagged
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from byollm.sim import direct_openai_responses as responses_api
 from byollm.sim import engine
 from byollm.sim.faults import Fault, break_off_stream, with_transport_fault
 
@@ -99,6 +101,7 @@ def openai_routes(state: SimState) -> list[BaseRoute]:
     api = _OpenAIApi(state)
     return [
         Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
+        Route("/v1/responses", api.responses, methods=["POST"]),
         Route("/v1/models", api.list_models, methods=["GET"]),
         Route("/v1/models/{model}", api.get_model, methods=["GET"]),
     ]
@@ -411,6 +414,65 @@ class _OpenAIApi:
         await asyncio.sleep(ttft + per_token * reply.output_tokens)
         body = _completion(reply, model=model, completion_id=completion_id, created=created)
         return with_transport_fault(fault, JSONResponse(body, headers=headers))
+
+
+    async def responses(self, request: Request) -> Response:
+        """The Responses API (``direct_openai_responses`` reads and renders it)."""
+        request_id = "req_" + secrets.token_hex(16)
+        fault: Fault | None = None
+        try:
+            self._authenticate(request)
+            try:
+                payload = json.loads(await request.body())
+            except ValueError as exc:
+                raise OpenAIError(None, "We could not parse the JSON body of your request.") from exc
+            if not isinstance(payload, dict):
+                raise OpenAIError(None, "The request body must be a JSON object.")
+            model = self._model(payload.get("model"))
+            stream = payload.get("stream") is True
+            try:
+                body, custom = responses_api.responses_to_messages_body(payload)
+                reply = engine.reply_to(body, service=_SERVICE, model=model)
+            except responses_api.ResponsesInputError as exc:
+                raise OpenAIError(None, str(exc), param=exc.param) from exc
+            except engine.InvalidRequestError as exc:
+                raise OpenAIError(None, str(exc)) from exc
+            fault = self._state.faults.take(_SERVICE, model=model, streaming=stream)
+            if fault is not None and fault.error is not None and fault.after_events is None:
+                raise OpenAIError.named(fault.error, fault.message, status=fault.status)
+        except OpenAIError as exc:
+            return with_transport_fault(fault, self._error(exc, request_id))
+        response_id, created = responses_api.new_response_id(), responses_api.now()
+        ttft, per_token = self._state.latency(_SERVICE, model)
+        headers = {"x-request-id": request_id}
+        if stream:
+            events = responses_api.response_events(payload, reply, custom, model=model, response_id=response_id,
+                                                   created=created)
+            response: Response = StreamingResponse(
+                _response_stream(responses_api.paced(events, ttft, per_token), fault),
+                media_type="text/event-stream; charset=utf-8", headers=headers,
+            )
+            return with_transport_fault(fault, response)
+        await asyncio.sleep(ttft + per_token * reply.output_tokens)
+        body = responses_api.render_response(payload, reply, model=model, response_id=response_id, created=created,
+                                             custom=custom)
+        return with_transport_fault(fault, JSONResponse(body, headers=headers))
+
+
+async def _response_stream(events: AsyncIterator[dict[str, Any]], fault: Fault | None) -> AsyncIterator[bytes]:
+    """Typed SSE events (``event: <type>``); a mid-stream fault ends with OpenAI's ``error`` event."""
+    sent = 0
+    async for event in events:
+        if fault is not None and fault.after_events is not None and sent >= fault.after_events:
+            if not await break_off_stream(fault):
+                code = fault.error or _CODE_BY_STATUS.get(fault.status or 500, "server_error")
+                error = OpenAIError.named(code, fault.message, status=fault.status)
+                payload = {"type": "error", "code": error.code or code, "message": error.message, "param": None,
+                           "sequence_number": event["sequence_number"]}
+                yield f"event: error\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+            return
+        yield f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+        sent += 1
 
 
 def _model_object(model: str) -> dict[str, Any]:

@@ -24,6 +24,8 @@ no hash, email or ciphertext reaches a log line through an exception.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -69,8 +71,12 @@ def create_engine(settings: Settings, *, sqlite_foreign_keys: bool = True) -> As
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         path = sqlite_path(url)
-        if path is not None:
+        if path is not None and not url.query.get("uri"):
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # SQLite would create the file under the umask (0644 under 022); its -wal/-shm files copy the
+            # database's mode, so creating it 0600 first keeps all three private.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         engine = create_async_engine(url, hide_parameters=True)
         _configure_sqlite(engine, foreign_keys=sqlite_foreign_keys)
         return engine

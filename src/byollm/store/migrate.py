@@ -137,7 +137,7 @@ async def _migration_lock(settings: Settings, engine: AsyncEngine) -> AsyncItera
         return
     from filelock import AsyncFileLock  # polls without blocking the event loop
 
-    async with AsyncFileLock(str(path) + ".migrate.lock"):
+    async with AsyncFileLock(str(path) + ".migrate.lock", mode=0o600):
         yield
 
 

@@ -14,7 +14,15 @@ from types import MappingProxyType
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from byollm.policy.types import Agent, BedrockHostConfig, ModelPolicy, ModelRouting, TeamPolicy, TeamSettings
+from byollm.policy.types import (
+    Agent,
+    BedrockHostConfig,
+    ModelAlias,
+    ModelPolicy,
+    ModelRouting,
+    TeamPolicy,
+    TeamSettings,
+)
 from byollm.store import tables as t
 from byollm.store.errors import NotFoundError
 
@@ -45,6 +53,7 @@ def apply_settings(row: t.Team, settings: TeamSettings) -> None:
     row.compute_credits = settings.compute_credits
     row.allowed_aws_accounts = sorted(settings.allowed_aws_accounts)
     row.max_token_lifetime_days = settings.max_token_lifetime_days
+    row.claude_family_mapping = settings.claude_family_mapping
     row.credentialless_direct_allowed = settings.credentialless_direct_allowed
     row.degraded_runs_fail = settings.degraded_runs_fail
     row.alert_webhook_url = settings.alert_webhook_url
@@ -68,6 +77,7 @@ def _settings(row: t.Team) -> TeamSettings:
         compute_credits=row.compute_credits,
         allowed_aws_accounts=frozenset(str(a) for a in row.allowed_aws_accounts),
         max_token_lifetime_days=row.max_token_lifetime_days,
+        claude_family_mapping=row.claude_family_mapping is not False,  # NULL in rows older than the column
         credentialless_direct_allowed=row.credentialless_direct_allowed,
         degraded_runs_fail=row.degraded_runs_fail,
         alert_webhook_url=row.alert_webhook_url,
@@ -148,6 +158,11 @@ async def get_team_policy(session: AsyncSession, *, team_uid: str) -> TeamPolicy
             ),
             direct_api_disabled=row.direct_api_disabled,
             fallback_order=tuple(str(m) for m in row.fallback_order),
+            aliases=tuple(
+                ModelAlias(pattern=str(a["pattern"]), target=str(a["target"]))
+                for a in (row.model_aliases or [])
+                if isinstance(a, dict) and "pattern" in a and "target" in a
+            ),
         ),
         bedrock=BedrockHostConfig(
             region=row.bedrock_region, endpoint_url=row.bedrock_endpoint_url, role_arn=row.bedrock_role_arn
@@ -176,6 +191,7 @@ async def set_model_policy(session: AsyncSession, *, team_uid: str, policy: Mode
     session.add_all(_route_row(team_uid, r) for r in policy.routes.values())
     row.direct_api_disabled = policy.direct_api_disabled
     row.fallback_order = list(policy.fallback_order)
+    row.model_aliases = [{"pattern": a.pattern, "target": a.target} for a in policy.aliases]
     await session.flush()
     return await bump_policy_version(session, team_uid=team_uid)
 

@@ -48,7 +48,6 @@ import math
 import operator
 import os
 import random
-import re
 import sqlite3
 import sys
 import threading
@@ -67,6 +66,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.sql.dml import Insert
 
 from byollm.policy.types import BillingBucket, CredentialSource
+from byollm.redact import redact_json
 from byollm.store import tables as t
 from byollm.store.engine import SQLITE_BUSY_TIMEOUT_MS, Store, sqlite_path
 from byollm.store.ledger import CreditBucket
@@ -75,14 +75,12 @@ from byollm.store.records import PrincipalType
 __all__ = [
     "API_NAMES",
     "DEFAULT_MAX_PENDING",
-    "FORBIDDEN_CONTENT_KEYS",
     "MAX_BACKOFF_S",
     "WRITER_NICE_INCREMENT",
     "AttemptRecord",
     "LedgerCharge",
     "RequestLogWriter",
     "RequestRecord",
-    "scrub_content",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,44 +88,6 @@ log = logging.getLogger(__name__)
 API_NAMES = frozenset({"anthropic", "openai"})
 DEFAULT_MAX_PENDING = 100_000
 MAX_BACKOFF_S = 5.0
-REDACTED = "[redacted]"
-
-# Keys that name a credential or a carrier of credentials (headers); matched case-insensitively, also any
-# key starting with "x-amz-" or "x-byollm-" (AWS signing headers and byollm's delegated-credential headers).
-FORBIDDEN_CONTENT_KEYS = frozenset(
-    {
-        "headers",
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "x-goog-api-key",
-        "api_key",
-        "api-key",
-        "apikey",
-        "password",
-        "secret",
-        "token",
-        "access_token",
-        "session_token",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "secret_access_key",
-        "access_key_id",
-        "private_key",
-    }
-)
-_FORBIDDEN_KEY_PREFIXES = ("x-amz-", "x-byollm-")
-_CREDENTIAL_SHAPES = re.compile(
-    r"(?:AKIA|ASIA)[A-Z0-9]{16}"  # AWS access key ids
-    r"|byo_[A-Za-z0-9_-]{43}"  # byollm API tokens
-    r"|sk-[A-Za-z0-9_-]{20,}"  # Anthropic (sk-ant-...) and OpenAI keys
-    r"|AIza[A-Za-z0-9_-]{35}"  # Google API keys
-)
-
-
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
     """One try along the route plan: which route, and how it ended (``error_code`` None on success)."""
@@ -189,39 +149,6 @@ class LedgerCharge:
     credits: Decimal
     at: datetime
     run_uid: str | None = None
-
-
-def scrub_content(content: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """A JSON-safe copy of ``content`` with credential-named fields and credential-shaped strings
-    redacted, and whether anything was. Raises TypeError for values JSON cannot hold."""
-    redacted = False
-
-    def scrub(value: Any) -> Any:
-        nonlocal redacted
-        if isinstance(value, Mapping):
-            out: dict[str, Any] = {}
-            for key, item in value.items():
-                name = str(key)
-                lowered = name.lower()
-                if lowered in FORBIDDEN_CONTENT_KEYS or lowered.startswith(_FORBIDDEN_KEY_PREFIXES):
-                    out[name] = REDACTED
-                    redacted = True
-                else:
-                    out[name] = scrub(item)
-            return out
-        if isinstance(value, (list, tuple)):
-            return [scrub(item) for item in value]
-        if isinstance(value, str):
-            cleaned, count = _CREDENTIAL_SHAPES.subn(REDACTED, value)
-            redacted = redacted or count > 0
-            return cleaned
-        if isinstance(value, float) and not math.isfinite(value):
-            raise TypeError("content holds a non-finite number")
-        if value is None or isinstance(value, (bool, int, float)):
-            return value
-        raise TypeError(f"content holds a {type(value).__name__}")
-
-    return cast(dict[str, Any], scrub(content)), redacted
 
 
 @dataclass(slots=True)
@@ -788,7 +715,7 @@ class RequestLogWriter:
 
     def _content(self, request_id: str, content: Mapping[str, Any]) -> dict[str, Any] | None:
         try:
-            scrubbed, redacted = scrub_content(content)
+            scrubbed, redacted = redact_json(content)
         except (TypeError, RecursionError) as exc:
             log.warning("request log: content of request %s not kept (%s)", request_id, type(exc).__name__)
             return None

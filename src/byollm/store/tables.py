@@ -131,6 +131,7 @@ class Team(Base):
     # model policy
     direct_api_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     fallback_order: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    model_aliases: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"pattern", "target"}], in order
     # Bedrock host config
     bedrock_region: Mapped[str] = mapped_column(String(32), default="us-east-1")
     bedrock_endpoint_url: Mapped[str | None] = mapped_column(String(2048))
@@ -145,6 +146,7 @@ class Team(Base):
     compute_credits: Mapped[int] = mapped_column(BigInteger, default=0)
     allowed_aws_accounts: Mapped[list[Any]] = mapped_column(JSON, default=list)
     max_token_lifetime_days: Mapped[int | None] = mapped_column(Integer)
+    claude_family_mapping: Mapped[bool] = mapped_column(Boolean, default=True)
     credentialless_direct_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     degraded_runs_fail: Mapped[bool] = mapped_column(Boolean, default=False)
     alert_webhook_url: Mapped[str | None] = mapped_column(String(2048))

@@ -19,7 +19,7 @@ no charges (Bedrock, BYOK) has zero credits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from byollm.store import tables as t
 from byollm.store.request_log import AttemptRecord, RequestRecord
 
-__all__ = ["GROUP_KEYS", "UsageRow", "list_requests", "usage_report"]
+__all__ = ["DIRECT", "GROUP_KEYS", "OUTCOMES", "RequestFilter", "UsageRow", "list_requests", "usage_report"]
 
 GROUP_KEYS = ("principal", "model", "host", "bucket", "day")
 
@@ -182,6 +182,54 @@ def _record(row: t.RequestLog) -> RequestRecord:
     )
 
 
+OUTCOMES = ("ok", "error", "fallback")
+"""Request outcomes a listing can filter by: served without a failed attempt, failed, or served after at
+least one failed attempt (a fallback)."""
+
+DIRECT = "direct"
+"""The ``host`` filter value meaning every direct provider API (anything but Bedrock)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFilter:
+    """Which requests a listing returns; every field None means no filter on it."""
+
+    principal_uid: str | None = None
+    since: datetime | None = None
+    model: str | None = None  # the served model, or the requested one (a name or alias as sent)
+    host: str | None = None  # a host (``bedrock``, ``anthropic``...) or ``direct`` for every non-Bedrock host
+    outcome: str | None = None  # one of OUTCOMES
+    request_id: str | None = None
+
+
+def _filtered(query: Any, where: RequestFilter) -> Any:
+    rl = t.RequestLog
+    if where.principal_uid is not None:
+        query = query.where(rl.principal_uid == where.principal_uid)
+    if where.since is not None:
+        query = query.where(rl.started_at >= where.since)
+    if where.request_id is not None:
+        query = query.where(rl.request_id == where.request_id)
+    if where.model is not None:
+        query = query.where(or_(rl.served_model == where.model, rl.requested_model == where.model))
+    if where.host == DIRECT:
+        query = query.where(rl.host.is_not(None), rl.host != "bedrock")
+    elif where.host is not None:
+        query = query.where(rl.host == where.host)
+    if where.outcome is not None:
+        if where.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {where.outcome!r}; choose from {', '.join(OUTCOMES)}")
+        failed = or_(rl.status >= 400, rl.error_code.is_not(None))
+        length = func.json_array_length(rl.attempts)  # the same function on PostgreSQL (json) and SQLite
+        if where.outcome == "error":
+            query = query.where(failed)
+        elif where.outcome == "ok":
+            query = query.where(~failed, length <= 1)
+        else:
+            query = query.where(~failed, length > 1)
+    return query
+
+
 async def list_requests(
     session: AsyncSession,
     *,
@@ -189,17 +237,20 @@ async def list_requests(
     principal_uid: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
+    offset: int = 0,
+    where: RequestFilter | None = None,
 ) -> list[RequestRecord]:
-    """A team's requests newest first (at most ``limit``, capped at 1000), optionally for one principal
-    and at or after ``since``."""
+    """A team's requests newest first (at most ``limit``, capped at 1000, after skipping ``offset``),
+    optionally for one principal, at or after ``since``, and matching ``where``."""
+    where = where or RequestFilter()
+    if principal_uid is not None or since is not None:
+        where = replace(where, principal_uid=principal_uid or where.principal_uid, since=since or where.since)
     query = (
         select(t.RequestLog)
         .where(t.RequestLog.team_uid == team_uid)
         .order_by(t.RequestLog.started_at.desc(), t.RequestLog.request_id.desc())
         .limit(max(1, min(limit, 1000)))
+        .offset(max(0, offset))
     )
-    if principal_uid is not None:
-        query = query.where(t.RequestLog.principal_uid == principal_uid)
-    if since is not None:
-        query = query.where(t.RequestLog.started_at >= since)
+    query = _filtered(query, where)
     return [_record(row) for row in await session.scalars(query)]
