@@ -177,3 +177,25 @@ def test_ask_prints_every_failed_routes_class_and_fix(stack: Stack, team: Team, 
     assert "no_fallback_available" in text
     assert ": quota_exceeded. Fix: Check the Bedrock service quotas" in text
     assert "anthropic:claude-sonnet-4-6: provider_key_rejected. Fix: The direct provider refused the API key" in text
+
+
+def test_ask_in_a_terminal_offers_auto_refresh_at_expiry(tmp_path: Path, stack: Stack, team: Team,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 item 7: `ask` prompts like `chat` when a terminal is attached (scripts are not asked)."""
+    if not Path(TMUX).exists():
+        pytest.skip("tmux is not installed")
+    env = make_client_env(tmp_path / "ask-offer", stack, team, monkeypatch, profile="sim-login", auto_refresh=False,
+                          login_credential_duration_s=3)
+    assert load_config().auto_refresh is False  # off until the user turns it on
+    shell_env = env.subprocess_env(LC_ALL="C.UTF-8", LANG="C.UTF-8", TERM="xterm-256color")
+    session = Tmux(f"byollm-test-{secrets.token_hex(4)}", shell_env)
+    command = " ".join(shlex.quote(p) for p in (BYOLLM, "ask", "hi", "--model", "claude-sonnet-4-6"))
+    session.run("new-session", "-d", "-s", "chat", "-x", "160", "-y", "40", command + "; sleep 30")
+    try:
+        screen = " ".join(session.wait_for("Turn on auto-refresh now").split())
+        assert "local_credentials_expired" in screen
+        session.send("y", "Enter")
+        session.wait_for("auto-refresh is on")
+        assert load_config().auto_refresh is True
+    finally:
+        subprocess.run([TMUX, "-L", session.socket, "kill-server"], env=shell_env, capture_output=True, check=False)

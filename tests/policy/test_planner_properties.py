@@ -367,9 +367,11 @@ def test_a_credentialless_request_for_a_bedrock_routed_model_never_goes_direct_u
     if case.policy.settings.credentialless_direct_allowed:
         assert not any(d.cause is DropCause.CREDENTIALLESS_DIRECT_REFUSED for d in outcome.dropped)
         return
-    assert outcome.candidates == ()  # no Bedrock route without a session, and no direct one
+    # no Bedrock route without a session, and no route on the team's AI credits; only the user's own key
+    assert all(c.billing is BillingBucket.USER_KEY for c in outcome.candidates)
     refused = [d for d in outcome.dropped if d.cause is DropCause.CREDENTIALLESS_DIRECT_REFUSED]
-    assert all(d.host.is_direct and d.reason for d in refused)
-    with pytest.raises(ByollmError) as info:
-        outcome.require_candidates()
-    assert info.value.error_class in (ErrorClass.LOCAL_CREDENTIALS_MISSING, ErrorClass.CREDITS_EXHAUSTED)
+    assert all(d.host.is_direct and d.reason and d.credential is CredentialSource.OPERATOR_KEY for d in refused)
+    if not outcome.candidates:
+        with pytest.raises(ByollmError) as info:
+            outcome.require_candidates()
+        assert info.value.error_class in (ErrorClass.LOCAL_CREDENTIALS_MISSING, ErrorClass.CREDITS_EXHAUSTED)

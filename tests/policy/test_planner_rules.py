@@ -526,3 +526,11 @@ def test_a_direct_only_model_is_served_direct_without_aws_credentials() -> None:
     p = plan(team(ModelRouting("claude-opus-4-7", direct=True)), creds=AvailableCredentials())
     assert [c.host for c in p.candidates] == [Host.ANTHROPIC]
     assert p.skipped_first == ()
+
+
+def test_a_users_own_key_still_serves_a_credentialless_request_and_counts_the_skip() -> None:
+    policy = replace(team(both("claude-opus-4-7")), settings=TeamSettings(byok_allowed=True))
+    p = plan(policy, creds=AvailableCredentials(byok_providers=frozenset({Host.ANTHROPIC})))
+    assert [(c.host, c.billing) for c in p.candidates] == [(Host.ANTHROPIC, BillingBucket.USER_KEY)]
+    assert [d.cause for d in p.dropped if d.host is Host.ANTHROPIC] == [DropCause.CREDENTIALLESS_DIRECT_REFUSED]
+    assert len(p.skipped_first) == 1

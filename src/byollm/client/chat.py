@@ -117,9 +117,28 @@ def fix_lines(failures: Sequence[RouteFailure]) -> list[str]:
 # --- ask -----------------------------------------------------------------------------------------------------
 
 
+AUTO_REFRESH_QUESTION = "Turn on auto-refresh now, so the session refreshes as far as AWS allows? [y/N] "
+
+
+def offer_auto_refresh(ctx: ClientContext, exc: BaseException, ask_yes: Callable[[str], bool] | None,
+                       say: Callable[[str], None]) -> bool:
+    """At an expiry with auto-refresh off, ask once whether to turn it on (saved in the client's settings);
+    True when it was turned on. Without a way to ask (not a terminal), nothing is asked: the failure text
+    already names `byollm config set auto_refresh true`."""
+    if not isinstance(exc, CredentialsExpiredError) or ctx.aws.auto_refresh or ask_yes is None:
+        return False
+    if not ask_yes(AUTO_REFRESH_QUESTION):
+        return False
+    save_config(set_value(load_config(), "auto_refresh", "true"))
+    ctx.aws.set_auto_refresh(True)
+    say(f"auto-refresh is on. Run `{exc.command}` if the session itself ended, then try again.")
+    return True
+
+
 def ask(ctx: ClientContext, prompt: str, model: str, *, out: TextIO | None = None, err: TextIO | None = None,
-        max_tokens: int = 1024) -> int:
-    """Answer on ``out``, route (or error and remediation) on ``err``; the exit code.
+        max_tokens: int = 1024, ask_yes: Callable[[str], bool] | None = None) -> int:
+    """Answer on ``out``, route (or error and remediation) on ``err``; the exit code. With ``ask_yes`` (a
+    terminal is attached), an expiry with auto-refresh off offers to turn it on, as ``chat`` does.
 
     The streams default to ``sys.stdout``/``sys.stderr`` as they are at call time, not at import time: a
     caller (a test runner, an embedding program) may have replaced them since this module was imported."""
@@ -135,6 +154,11 @@ def ask(ctx: ClientContext, prompt: str, model: str, *, out: TextIO | None = Non
         answer = session.stream(prompt, write)
     except (ByollmError, GatewayError) as exc:
         err.write(_failure_text(exc) + "\n")
+        err.flush()
+        def say(line: str) -> None:
+            err.write(line + "\n")
+
+        offer_auto_refresh(ctx, exc, ask_yes, say)
         return 1
     out.write("\n")
     out.flush()
@@ -246,13 +270,8 @@ def _command(session: ChatSession, console: Console, line: str, ask_yes: Callabl
 
 def _show_failure(session: ChatSession, console: Console, exc: BaseException, ask_yes: Callable[[str], bool]) -> None:
     console.print(f"[red]✗[/] {escape(_failure_text(exc))}", highlight=False)
-    offer = isinstance(exc, CredentialsExpiredError) and not session.ctx.aws.auto_refresh
-    if offer and ask_yes("Turn on auto-refresh now, so the session refreshes as far as AWS allows? [y/N] "):
-        save_config(set_value(load_config(), "auto_refresh", "true"))
-        session.ctx.aws.set_auto_refresh(True)
-        assert isinstance(exc, CredentialsExpiredError)
-        console.print(f"auto-refresh is on. Run `{exc.command}` if the session itself ended, then /retry.",
-                      markup=False)
+    offer_auto_refresh(session.ctx, exc, ask_yes,
+                       lambda line: console.print(line.replace("try again", "/retry"), markup=False))
 
 
 def _answer(session: ChatSession, console: Console, text: str, ask_yes: Callable[[str], bool]) -> None:

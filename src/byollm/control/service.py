@@ -41,6 +41,7 @@ from byollm.control.views import (
 )
 from byollm.errors import ByollmError, ErrorClass
 from byollm.gateway.operator_keys import OperatorKeys
+from byollm.iam.coverage import ValidatedPermissions, uncovered_warnings
 from byollm.netguard import ALLOW_SETTING, DestinationRefused, EgressGuard
 from byollm.policy import validate
 from byollm.policy.names import ALIAS_PATTERN_CHARS
@@ -316,8 +317,15 @@ class ControlService:
             version = await policy_repo.set_model_policy(session, team_uid=team_uid, policy=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="policy.update",
                                           target=team_uid, team_uid=team_uid, before=before, after=after)
+            changed = [m for m, r in after.routes.items()
+                       if r.bedrock and (not before.bedrock_enabled(m)
+                                         or before.routing(m).inference_profile != r.inference_profile)]
+            validated = (ValidatedPermissions.from_json(
+                await policy_repo.get_validated_permissions(session, team_uid=team_uid)) if changed else None)
         self._policy_changed(team_uid)
-        return self._policy_view(replace(policy, models=after), version)
+        view = self._policy_view(replace(policy, models=after), version)
+        warnings = uncovered_warnings(self._catalog, replace(policy, models=after), changed, validated)
+        return replace(view, warnings=warnings) if warnings else view
 
     def _checked_aliases(self, aliases: Sequence[tuple[str, str]]) -> tuple[ModelAlias, ...]:
         """Aliases as stored: patterns of model-id characters and wildcards, each listed once, each target a

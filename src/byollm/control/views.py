@@ -96,6 +96,8 @@ class PolicyView:
     models: list[ModelRouteView]
     aliases: list[AliasView] = field(default_factory=list)
     claude_family_mapping: bool = True
+    # on a save: models just enabled on Bedrock that the last validated permissions policy does not cover
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,13 +64,16 @@ async def _page(request: Request, ap: AdminPage, template: str, section: str, **
 
 
 async def _apply(ap: AdminPage, back: str, done: str, action: Awaitable[object]) -> Response:
-    """Run one service call for a form, then redirect back with its outcome as a one-time message."""
+    """Run one service call for a form, then redirect back with its outcome as a one-time message (and any
+    warnings the result carries, such as a model the validated permissions policy does not cover)."""
     try:
-        await action
+        result = await action
     except ByollmError as exc:
         ap.session.flash("error", scrub(exc.detail), exc.error_class.remediation)
     else:
         ap.session.flash("ok", done)
+        for warning in getattr(result, "warnings", None) or ():
+            ap.session.flash("warn", scrub(str(warning)))
     return redirect(f"/admin/{ap.team_uid}/{back}")
 
 

@@ -16,9 +16,9 @@ Rules, each one checked where the route is built:
   Its upstream id is the admin's override if set, else the catalog default (global profile, else the
   geography's profile, else the on-demand model id).
 - Bedrock credentials depend on the actor: an interactive user's delegated session (none sent: dropped, and
-  when the requested model is one the team serves through Bedrock, every direct route of the plan is dropped
-  too unless the team set ``credentialless_direct_allowed``: a tool that forgot the session must not quietly
-  run on the paid API);
+  when the requested model is one the team serves through Bedrock, every operator-paid route of the plan is
+  dropped too unless the team set ``credentialless_direct_allowed``: a tool that forgot the session must not
+  quietly run on the team's AI credits; the user's own key, sent on purpose, still serves);
   a cloud run, user- or agent-triggered, uses web identity with the named agent's role override, else the
   team role (neither: dropped).
 - Direct routes need the model enabled for the direct API and the team's direct-API switch on; the switch
@@ -211,17 +211,6 @@ class _Planner:
                 )
             )
             return
-        if self.refuse_direct:
-            dropped.append(
-                DroppedRoute(
-                    model.id,
-                    host,
-                    f"the request carried no AWS credentials and the team serves {self.refuse_direct} through"
-                    " Bedrock; it does not serve such requests on the direct API",
-                    DropCause.CREDENTIALLESS_DIRECT_REFUSED,
-                )
-            )
-            return
         if host in self.credentials.byok_providers:
             if policy.settings.byok_allowed:
                 out.append(
@@ -240,7 +229,18 @@ class _Planner:
                     )
                 )
         operator_keys = self.credentials.operator_keys
-        if operator_keys is not None and host not in operator_keys:
+        if self.refuse_direct:
+            dropped.append(
+                DroppedRoute(
+                    model.id,
+                    host,
+                    f"the request carried no AWS credentials and the team serves {self.refuse_direct} through"
+                    " Bedrock; it does not serve such requests on its AI credits",
+                    DropCause.CREDENTIALLESS_DIRECT_REFUSED,
+                    CredentialSource.OPERATOR_KEY,
+                )
+            )
+        elif operator_keys is not None and host not in operator_keys:
             dropped.append(
                 DroppedRoute(
                     model.id,

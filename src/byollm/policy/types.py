@@ -251,8 +251,8 @@ class DropCause(StrEnum):
     NOT_IN_REGION = "not_in_region"  # the catalog does not offer the model on Bedrock in the team's region
     NO_PROFILE = "no_profile"  # nothing in the catalog is invocable from the region
     NO_SESSION = "no_session"  # an interactive request without delegated AWS session credentials
-    # a direct route of a Bedrock-routed request that came without AWS credentials, which the team does not
-    # serve on the direct API (``credentialless_direct_allowed`` off)
+    # an operator-paid route of a Bedrock-routed request that came without AWS credentials, which the team
+    # does not serve on its AI credits (``credentialless_direct_allowed`` off)
     CREDENTIALLESS_DIRECT_REFUSED = "credentialless_direct_refused"
     NO_ROLE = "no_role"  # a cloud run with no role ARN (team-wide or the agent's)
     BYOK_NOT_ALLOWED = "byok_not_allowed"  # the user sent a provider key but the team forbids BYOK

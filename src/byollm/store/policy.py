@@ -9,7 +9,9 @@ between, the cache holds a newer policy under an older version and simply reload
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,12 +35,14 @@ __all__ = [
     "domain_agent",
     "get_policy_version",
     "get_team_policy",
+    "get_validated_permissions",
     "policy_versions",
     "remove_model_routing",
     "set_bedrock_host",
     "set_model_policy",
     "set_model_routing",
     "set_team_settings",
+    "set_validated_permissions",
 ]
 
 
@@ -232,3 +236,15 @@ async def set_bedrock_host(session: AsyncSession, *, team_uid: str, config: Bedr
     apply_bedrock_host(row, config)
     await session.flush()
     return await bump_policy_version(session, team_uid=team_uid)
+
+
+async def set_validated_permissions(session: AsyncSession, *, team_uid: str, record: Mapping[str, Any] | None) -> None:
+    """Keep what the doctor's last passing permissions check validated (``iam.coverage``); no version bump:
+    the planner does not read it."""
+    row = await _team_row(session, team_uid)
+    row.validated_permissions = dict(record) if record is not None else None
+
+
+async def get_validated_permissions(session: AsyncSession, *, team_uid: str) -> dict[str, Any] | None:
+    row = await _team_row(session, team_uid)
+    return dict(row.validated_permissions) if row.validated_permissions else None
