@@ -186,6 +186,21 @@ class ErrorClass(Enum):
         "Send a smaller request; the operator sets the limit with BYOLLM_MAX_BODY_BYTES.",
         fails_over=False, retryable=False,
     )
+    # --- cloud agent runs: tools ----------------------------------------------------------------------
+    TOOL_NOT_ENABLED = _ClassInfo(
+        "tool_not_enabled", 403, "Tool not enabled on this deployment",
+        "Tools are off until the operator enables them: the operator lists the tools this deployment offers in"
+        " BYOLLM_RUN_TOOLS (for example `shell`) and restarts byollm; until then leave the tool out.",
+        fails_over=False, retryable=False,
+    )
+    SANDBOX_UNAVAILABLE = _ClassInfo(
+        "sandbox_unavailable", 424, "Tool sandbox unavailable",
+        "The operator must make the tool sandbox work on every process that executes runs: install bubblewrap"
+        " (`apt-get install bubblewrap`) or point BYOLLM_BWRAP at it, and allow unprivileged user namespaces"
+        " (`sysctl kernel.unprivileged_userns_clone=1`, or in a container a seccomp/AppArmor profile that"
+        " permits them); tools never run unconfined.",
+        fails_over=False, retryable=False,
+    )
     # --- byollm's own API ----------------------------------------------------------------------------
     UNAUTHENTICATED = _ClassInfo(
         "unauthenticated", 401, "Missing or invalid byollm token",

@@ -29,6 +29,7 @@ from byollm.doctor.wiring import build_doctor
 from byollm.gateway.alerts import WebhookAlerts
 from byollm.gateway.executor import Gateway, GatewayConfig
 from byollm.gateway.metrics import GatewayMetrics
+from byollm.gateway.model_discovery import BedrockModelDiscovery
 from byollm.gateway.operator_keys import OperatorKeys
 from byollm.gateway.policy_cache import PolicyCache
 from byollm.netguard import EgressGuard
@@ -173,6 +174,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
             Host.GOOGLE: settings.google_base_url,
         }, deadline_s=settings.request_deadline_s, attempt_timeout_s=settings.attempt_timeout_s),
         web_identity=oidc.web_identity if oidc is not None else None,
+        discovery=BedrockModelDiscovery(pool, catalog),
         alerts=alerts,
     )
     services = Services(
@@ -183,6 +185,8 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
         gateway=gateway, oidc=oidc, runs=await build_runs(settings, store, gateway, oidc),
         attempts=FailedAttemptLimiter(limit=settings.failed_token_limit), alerts=alerts,
     )
+    if services.runs is not None:
+        services.control.on_access_withdrawn(services.runs.service.withdraw)
     services.doctor = build_doctor(settings=settings, store=store, catalog=catalog, oidc=oidc, gateway=gateway,
                                    control=services.control, pool=pool)
     if background:

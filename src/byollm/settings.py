@@ -42,7 +42,18 @@ Environment variables (all optional):
   ``BYOLLM_RUN_COMPUTE_CREDITS_PER_SECOND`` (default 1), ``BYOLLM_RUN_TOOL_TIMEOUT_SECONDS`` (one tool call,
   default 30), ``BYOLLM_RUN_TOOL_OUTPUT_BYTES`` (tool output kept, default 16384), ``BYOLLM_RUN_USER_TOOLS``
   (comma-separated tools a run without a named agent may request; default none) and
-  ``BYOLLM_RUN_WORKDIR`` (per-run working directories; default ``<data dir>/runs``).
+  ``BYOLLM_RUN_WORKDIR`` (per-run working directories, created 0700; default ``<data dir>-runs``, a
+  sibling of the data directory: never inside it).
+- Run tools and their sandbox (``byollm.runs.tools``, ``byollm.runs.sandbox``): ``BYOLLM_RUN_TOOLS``
+  (comma-separated tools that exist on this deployment at all, e.g. ``shell``; default none: tools are off
+  until the operator lists them), ``BYOLLM_BWRAP`` (the bubblewrap executable; default ``bwrap`` on
+  ``PATH``; without it tools refuse to run), ``BYOLLM_RUN_EGRESS_HOSTS`` (comma-separated ``host`` or
+  ``host:port`` a tool may reach through byollm's egress proxy; a bare host means ports 80 and 443; default
+  none: no network at all), ``BYOLLM_RUN_TOOL_CPU_SECONDS`` (default 30),
+  ``BYOLLM_RUN_TOOL_MEMORY_BYTES`` (address space, default 1 GiB), ``BYOLLM_RUN_TOOL_PROCESSES`` (default
+  128), ``BYOLLM_RUN_TOOL_FILE_BYTES`` (largest file a tool may write, default 256 MiB) and
+  ``BYOLLM_RUN_SANDBOX_UID`` (the unprivileged user tools run as when byollm itself runs as root; default
+  65534).
 - ``BYOLLM_FAILED_TOKEN_LIMIT`` (default 20): failed token attempts one client address may make per minute
   before it must wait (0 turns the limit off); ``BYOLLM_MAX_BODY_BYTES`` (default 32 MiB): the largest
   request body byollm reads.
@@ -120,6 +131,11 @@ def _networks(value: str | None) -> tuple[str, ...]:
     return tuple(str(n) for n in parse_networks((value or "").split(","), source=ALLOW_SETTING))
 
 
+def _names(value: str | None) -> tuple[str, ...]:
+    """A comma-separated list, trimmed, empty entries dropped."""
+    return tuple(x.strip() for x in (value or "").split(",") if x.strip())
+
+
 def _networks_named(value: str | None, name: str) -> tuple[str, ...]:
     """Comma-separated addresses or CIDRs, canonical; a malformed entry stops the start naming ``name``."""
     return tuple(str(n) for n in parse_networks((value or "").split(","), source=name))
@@ -182,6 +198,14 @@ class Settings:
     run_tool_output_bytes: int = 16384
     run_user_tools: tuple[str, ...] = ()
     run_workdir: Path | None = None
+    run_tools: tuple[str, ...] = ()
+    run_bwrap: str = ""  # empty: ``bwrap`` on PATH
+    run_egress_hosts: tuple[str, ...] = ()
+    run_tool_cpu_s: int = 30
+    run_tool_memory_bytes: int = 1 << 30
+    run_tool_processes: int = 128
+    run_tool_file_bytes: int = 256 << 20
+    run_sandbox_uid: int = 65534
     oidc_issuer_url: str | None = None  # None: ``public_url``
     oidc_audience: str = "sts.amazonaws.com"
     oidc_token_lifetime_seconds: int = 300
@@ -237,8 +261,16 @@ class Settings:
             run_compute_credits_per_second=Decimal(env.get("BYOLLM_RUN_COMPUTE_CREDITS_PER_SECOND") or 1),
             run_tool_timeout_s=float(env.get("BYOLLM_RUN_TOOL_TIMEOUT_SECONDS") or 30.0),
             run_tool_output_bytes=int(env.get("BYOLLM_RUN_TOOL_OUTPUT_BYTES") or 16384),
-            run_user_tools=tuple(x.strip() for x in (env.get("BYOLLM_RUN_USER_TOOLS") or "").split(",") if x.strip()),
+            run_user_tools=_names(env.get("BYOLLM_RUN_USER_TOOLS")),
             run_workdir=Path(env["BYOLLM_RUN_WORKDIR"]) if env.get("BYOLLM_RUN_WORKDIR") else None,
+            run_tools=_names(env.get("BYOLLM_RUN_TOOLS")),
+            run_bwrap=(env.get("BYOLLM_BWRAP") or "").strip(),
+            run_egress_hosts=_names(env.get("BYOLLM_RUN_EGRESS_HOSTS")),
+            run_tool_cpu_s=int(env.get("BYOLLM_RUN_TOOL_CPU_SECONDS") or 30),
+            run_tool_memory_bytes=int(env.get("BYOLLM_RUN_TOOL_MEMORY_BYTES") or 1 << 30),
+            run_tool_processes=int(env.get("BYOLLM_RUN_TOOL_PROCESSES") or 128),
+            run_tool_file_bytes=int(env.get("BYOLLM_RUN_TOOL_FILE_BYTES") or 256 << 20),
+            run_sandbox_uid=int(env.get("BYOLLM_RUN_SANDBOX_UID") or 65534),
             oidc_issuer_url=env.get("BYOLLM_OIDC_ISSUER_URL") or None,
             oidc_audience=env.get("BYOLLM_OIDC_AUDIENCE") or "sts.amazonaws.com",
             oidc_token_lifetime_seconds=int(env.get("BYOLLM_OIDC_TOKEN_LIFETIME_SECONDS") or 300),
@@ -262,6 +294,12 @@ class Settings:
         """The issuer URL tokens carry (no trailing slash), or None when neither setting names one."""
         url = self.oidc_issuer_url or self.public_url
         return url.rstrip("/") if url else None
+
+    @property
+    def run_workdir_root(self) -> Path:
+        """Where runs' working directories live: outside the data directory, so no relative path from a
+        run's directory leads to the database or the key file."""
+        return self.run_workdir or self.data_dir.parent / f"{self.data_dir.name}-runs"
 
     @property
     def is_sqlite(self) -> bool:

@@ -59,19 +59,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         yield running.url, boot.token
 
 
-def test_too_many_failed_tokens_and_the_client_must_wait(server: tuple[str, str]) -> None:
-    url, token = server
-    bad = {"authorization": "Bearer byo_" + "Z" * 43}
-    statuses = [httpx.get(f"{url}/api/v1/me", headers=bad).status_code for _ in range(3)]
-    assert statuses == [401, 401, 401]
-    refused = httpx.get(f"{url}/api/v1/me", headers={"authorization": f"Bearer {token}"})
-    assert refused.status_code == 429  # even a good token waits: the client is refused before any lookup
-    error = refused.json()["error"]
-    assert error["code"] == "too_many_attempts" and error["remediation"]
-    inference = httpx.post(f"{url}/v1/messages", headers=bad, json={"model": "x", "max_tokens": 1, "messages": []})
-    assert inference.status_code == 429 and inference.json()["error"]["byollm"]["code"] == "too_many_attempts"
-
-
 def test_bodies_over_the_limit_are_refused_in_the_callers_shape(server: tuple[str, str]) -> None:
     url, _token = server
     big = {"model": "x", "max_tokens": 1, "messages": [{"role": "user", "content": "a" * 10_000}]}
@@ -84,10 +71,26 @@ def test_bodies_over_the_limit_are_refused_in_the_callers_shape(server: tuple[st
         for _ in range(10):
             yield b"x" * 1000
 
-    chunked = httpx.post(f"{url}/api/v1/teams", content=chunks(), headers={"content-type": "application/json"})
+    chunked = httpx.post(f"{url}/api/v1/teams", content=chunks(), headers={"content-type": "application/json",
+                                                                         "authorization": f"Bearer {_token}"})
     assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "payload_too_large"
+    anonymous = httpx.post(f"{url}/api/v1/teams", content=chunks(), headers={"content-type": "application/json"})
+    assert anonymous.status_code == 401  # refused before its body is read
     small = httpx.post(f"{url}/v1/chat/completions", json={"model": "x", "messages": []})
     assert small.status_code == 401  # under the limit: on to authentication as usual
+
+
+def test_too_many_failed_tokens_and_the_client_must_wait(server: tuple[str, str]) -> None:
+    url, token = server
+    bad = {"authorization": "Bearer byo_" + "Z" * 43}
+    statuses = [httpx.get(f"{url}/api/v1/me", headers=bad).status_code for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    refused = httpx.get(f"{url}/api/v1/me", headers={"authorization": f"Bearer {token}"})
+    assert refused.status_code == 429  # even a good token waits: the client is refused before any lookup
+    error = refused.json()["error"]
+    assert error["code"] == "too_many_attempts" and error["remediation"]
+    inference = httpx.post(f"{url}/v1/messages", headers=bad, json={"model": "x", "max_tokens": 1, "messages": []})
+    assert inference.status_code == 429 and inference.json()["error"]["byollm"]["code"] == "too_many_attempts"
 
 
 def test_no_cors_headers_on_any_endpoint(server: tuple[str, str]) -> None:

@@ -237,9 +237,10 @@ def test_foundation_model_arns() -> None:
     )
     opus = CATALOG.get("claude-opus-4-7")
     assert opus is not None and opus.bedrock is not None
-    # a global profile: the model in every region it routes to, plus the region-less ARN (aws-facts.md)
+    # a global profile: the model in the source region and the region-less ARN, not each destination region
+    # (aws-facts.md, corrected 2026-12; Bedrock user guide "Global cross-Region inference")
     assert CATALOG.foundation_model_arns(f"global.{fm}", "eu-west-1") == (
-        *(f"arn:aws:bedrock:{r}::foundation-model/{fm}" for r in sorted(opus.bedrock.regions)),
+        f"arn:aws:bedrock:eu-west-1::foundation-model/{fm}",
         f"arn:aws:bedrock:::foundation-model/{fm}",
     )
     haiku = "anthropic.claude-haiku-4-5-20251001-v1:0"

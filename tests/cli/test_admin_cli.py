@@ -22,7 +22,7 @@ KEK = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     data_dir = Path(tmp_path_factory.mktemp("cli"))
-    base = {"BYOLLM_DATA_DIR": str(data_dir), "BYOLLM_KEK": KEK}
+    base = {"BYOLLM_DATA_DIR": str(data_dir), "BYOLLM_KEK": KEK, "BYOLLM_RUN_TOOLS": "shell"}
     result = CliRunner().invoke(app, ["admin", "bootstrap", "--email", "op@cli.test", "--team", "cli-team"], env=base)
     assert result.exit_code == 0, result.output
     token = re.search(r"(byo_[A-Za-z0-9_-]{43})", result.output)

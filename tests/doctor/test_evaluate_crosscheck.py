@@ -2,9 +2,12 @@
 the simulator's (``byollm.sim.iam_policy``, which decides what the simulated AWS allows).
 
 Hypothesis generates identity policies (Allow/Deny, Action/NotAction with wildcards and odd case,
-Resource/NotResource/none, conditions) and trust policies (Federated principals with wildcards, conditions on
-``<host>:sub``, ``:aud``, ``:amr`` with every string operator, the set prefixes, ``IfExists`` and ``Null``)
-and requests, and compares the decisions.
+Resource/NotResource/none, conditions) and trust policies (Federated principals, partial wildcards included,
+which neither may honour; conditions on ``<host>:sub``, ``:aud``, ``:amr`` with every string operator, the
+set prefixes, ``IfExists`` and ``Null``; and on the global keys ``aws:CurrentTime``/``aws:EpochTime`` with
+the Date operators, ``aws:SourceIp`` with IpAddress/NotIpAddress, ``aws:SecureTransport`` with Bool,
+``aws:RequestedRegion`` and ``aws:PrincipalArn`` with the string and ARN operators) and requests, and
+compares the decisions.
 
 One known difference is left out of the generator: a set operator combined with ``IfExists``
 (``ForAnyValue:StringLikeIfExists``) on a key missing from the request. IAM documents ``IfExists`` as "true
@@ -53,14 +56,46 @@ def operators(draw: st.DrawFn) -> str:
     return prefix + base + suffix
 
 
+# global condition keys: (key, operators, policy values, request values)
+DATES = ["2026-01-01T00:00:00Z", "2026-12-03", "2026-12-03T06:30:00+01:00", "1767225600", "1796256000"]
+GLOBAL_KEYS: list[tuple[str, list[str], list[Any], list[str]]] = [
+    ("aws:CurrentTime", ["DateLessThan", "DateGreaterThan", "DateEquals", "DateNotEquals", "DateLessThanEquals",
+                         "DateGreaterThanEquals"], DATES,
+     ["2026-12-03T05:30:00Z", "2025-06-01T00:00:00Z", "2031-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "garbage"]),
+    ("aws:EpochTime", ["DateLessThan", "DateGreaterThanEquals", "NumericLessThan"], ["1767225600", "1796256000"],
+     ["1767225600", "1780000000", "1800000000"]),
+    ("aws:SourceIp", ["IpAddress", "NotIpAddress"], ["10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "0.0.0.0/0"],
+     ["10.1.2.3", "192.0.2.1", "198.51.100.7", "2001:db8::1", "not-an-ip"]),
+    ("aws:SecureTransport", ["Bool"], ["true", "false", True, False], ["true", "false"]),
+    ("aws:RequestedRegion", ["StringEquals", "StringNotEquals", "StringLike", "StringNotLike"],
+     ["us-east-1", "unspecified", "us-*", "eu-west-?"], ["us-east-1", "eu-west-1", "unspecified", "us-west-2"]),
+    ("aws:PrincipalArn", ["ArnEquals", "ArnLike", "ArnNotLike", "StringEquals"],
+     ["arn:aws:iam::111122223333:role/byollm-team", "arn:aws:iam::111122223333:role/*", "arn:aws:iam::*:role/x"],
+     ["arn:aws:iam::111122223333:role/byollm-team", "arn:aws:iam::444455556666:role/x"]),
+]
+
+
+@st.composite
+def global_condition(draw: st.DrawFn) -> tuple[str, str, Any]:
+    key, ops, values, _ = draw(st.sampled_from(GLOBAL_KEYS))
+    prefix = draw(st.sampled_from(["", "", "", "ForAnyValue:", "ForAllValues:"]))
+    suffix = "" if prefix else draw(st.sampled_from(["", "", "IfExists"]))
+    value = draw(st.one_of(st.sampled_from(values), st.lists(st.sampled_from(values), min_size=1, max_size=2)))
+    return prefix + draw(st.sampled_from(ops)) + suffix, key, value
+
+
 @st.composite
 def conditions(draw: st.DrawFn) -> dict[str, Any]:
     block: dict[str, dict[str, Any]] = {}
     for _ in range(draw(st.integers(0, 3))):
+        if draw(st.integers(0, 2)) == 0:
+            operator, key, value = draw(global_condition())
+            block.setdefault(operator, {})[key] = value
+            continue
         operator = draw(operators())
         key = draw(st.sampled_from(KEYS))
         if operator == "Null":
-            value: Any = draw(st.sampled_from(["true", "false", True, False]))
+            value = draw(st.sampled_from(["true", "false", True, False]))
         else:
             value = draw(st.one_of(pattern, st.lists(pattern, min_size=1, max_size=3)))
         block.setdefault(operator, {})[key] = value
@@ -89,6 +124,9 @@ def contexts(draw: st.DrawFn) -> dict[str, list[str]]:
     for key in (f"{HOST}:sub", f"{HOST}:aud", f"{HOST}:amr"):
         if draw(st.booleans()):
             context[key] = draw(st.lists(text, min_size=1, max_size=1 if not key.endswith("amr") else 3))
+    for key, _, _, request_values in GLOBAL_KEYS:
+        if draw(st.integers(0, 3)):
+            context[key] = [draw(st.sampled_from(request_values))]
     return context
 
 

@@ -159,7 +159,8 @@ def test_missing_oidc_provider_is_named_by_the_cli_and_by_the_test_prompt(
 OPUS_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-central-1", "eu-west-1", "eu-west-3", "ap-northeast-1",
                 "ap-southeast-2")
 REGIONAL_ONLY: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+    "Effect": "Allow", "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream",
+                                  "bedrock:CountTokens"],
     "Resource": [*(f"arn:aws:bedrock:{r}::foundation-model/{OPUS_FM}" for r in OPUS_REGIONS),
                  f"arn:aws:bedrock:*:{ACCOUNT}:inference-profile/*"]}]}
 
@@ -293,7 +294,8 @@ def test_application_profile_resources_come_from_the_account(
     sonnet = "anthropic.claude-sonnet-4-6-v1:0"
     team = stack.new_team({"claude-sonnet-4-6": {"bedrock": True, "inference_profile": app}})
     only_here: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+        "Effect": "Allow", "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream",
+                                     "bedrock:CountTokens"],
         "Resource": [app, f"arn:aws:bedrock:us-east-1::foundation-model/{sonnet}"]}]}
     role = put_role(stack, policy=only_here)
     trust_for(stack, role, [f"scoped_principal:{team.uid}/*"])

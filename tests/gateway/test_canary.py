@@ -136,7 +136,10 @@ def test_no_secret_reaches_a_log_row_response_metric_or_wrong_upstream(
     # what the simulator received: each value only at its own destination
     allowed = {
         "aws_secret": set(), "aws_secret_2": set(),  # a secret key is never sent, only used to sign
-        "aws_session_token": {"bedrock-runtime", "sts"}, "aws_session_token_2": {"bedrock-runtime", "sts"},
+        # the Bedrock control plane ("bedrock") too: a name the catalog lacks is looked up in the team's Bedrock
+        # with the caller's own session (catalog refresh), which signs for AWS and nobody else
+        "aws_session_token": {"bedrock-runtime", "bedrock", "sts"},
+        "aws_session_token_2": {"bedrock-runtime", "bedrock", "sts"},
         "byollm_member_token": set(), "byollm_operator_token": set(),
         "byok": {"anthropic"}, "operator_anthropic": {"anthropic"}, "operator_openai": {"openai"},
         "operator_google": {"google"},

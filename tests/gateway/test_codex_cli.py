@@ -63,3 +63,14 @@ def test_codex_runs_a_tool_the_model_called_and_returns_its_output(stack: Stack,
     assert "exec_command returned:" in run.answer and "codex-was-here" in run.answer, run.result.describe()
     rows = _rows(stack, team.uid, 2)
     assert len(rows) >= 2 and all(r["host"] == host and r["status"] == 200 for r in rows), rows
+
+
+def test_a_failure_mid_stream_reaches_the_codex_user_with_its_remediation(stack: Stack, tmp_path: Path) -> None:
+    """Codex ignores the ``error`` event; the ``response.failed`` after it is what puts byollm's reason and
+    remediation on the user's terminal instead of "stream closed before response.completed"."""
+    team = stack.new_team({"claude-sonnet-4-6": {"direct": True}})
+    stack.fault(service="anthropic", error="overloaded_error", after_events=4, count=5)
+    with pytest.raises(AssertionError) as failed:
+        _codex(stack, tmp_path, team, "claude-sonnet-4-6", "Tell me a long story about the sea", delegated=False)
+    assert "(upstream_unavailable). The model provider did not answer in time" in str(failed.value)
+    assert "stream closed before response.completed" not in str(failed.value)

@@ -20,7 +20,7 @@ def test_models_lists_routes_and_auto_only_while_allowed(stack: Stack) -> None:
     listed = openai.OpenAI(base_url=stack.url + "/v1", api_key=team.token, max_retries=0,
                            default_headers=stack.delegated_headers()).models.list()
     ids = [m.id for m in listed.data]
-    assert ids == ["auto", "claude-opus-4-7", "gpt-5"]
+    assert ids == ["auto", "claude-opus-4-7", "gpt-5", "claude-opus-5"]  # the last one found on the team's Bedrock
     opus = next(m for m in listed.data if m.id == "claude-opus-4-7").model_extra
     assert opus is not None
     assert [r["host"] for r in opus["byollm"]["routes"]] == ["bedrock", "anthropic"]

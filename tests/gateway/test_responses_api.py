@@ -132,7 +132,9 @@ def test_a_format_only_openai_can_honour_skips_claude_routes(stack: Stack) -> No
         client(stack, alone.token, delegated=True).responses.create(
             model="claude-opus-4-7", input="Hello", text={"format": {"type": "json_object"}})
     error: Any = refused.value.body
-    assert refused.value.status_code == 424 and error["code"] == "no_fallback_available"
+    # no route can take it: the caller's 400, naming the field (not a 424 blaming the routes)
+    assert refused.value.status_code == 400 and error["code"] == "unsupported_by_route"
+    assert error["message"].startswith("text.format:")
     (attempt,) = error["byollm"]["context"]["attempts"]
     assert attempt["code"] == "unsupported_by_route" and attempt["detail"].startswith("text.format:")
 
@@ -157,7 +159,7 @@ def test_bedrock_failure_fails_over_visibly(stack: Stack, streaming: bool) -> No
 
 
 @pytest.mark.parametrize("host", ["bedrock", "openai"])
-def test_failure_after_the_stream_started_is_an_error_event(stack: Stack, host: str) -> None:
+def test_failure_after_the_stream_started_is_an_error_and_a_failed_response(stack: Stack, host: str) -> None:
     team = stack.new_team()
     model = "gpt-5" if host == "openai" else "claude-opus-4-7"
     stack.fault(service=host, error="server_error" if host == "openai" else "InternalServerException",
@@ -165,9 +167,12 @@ def test_failure_after_the_stream_started_is_an_error_event(stack: Stack, host: 
     events = list(client(stack, team.token, delegated=host == "bedrock").responses.create(
         model=model, input="Tell me a rather long story about the sea", stream=True))
     assert events[0].type == "response.created"
-    error = events[-1]
+    error, failed = events[-2:]
     assert error.type == "error" and error.code == "upstream_unavailable"
-    assert "upstream_unavailable" in error.message
+    assert "upstream_unavailable" in error.message and "retry shortly" in error.message
+    assert failed.type == "response.failed" and failed.response.status == "failed"
+    assert failed.response.error is not None and failed.response.error.message == error.message
+    assert [e.sequence_number for e in events] == list(range(len(events)))
 
 
 def test_errors_are_openai_shaped_with_the_taxonomy(stack: Stack) -> None:
@@ -209,3 +214,26 @@ def test_codex_shaped_request_on_a_claude_route(stack: Stack) -> None:
     (sent,) = [e for e in stack.journal("bedrock-runtime") if "invoke" in e["path"]]
     forwarded = json.loads(sent["body"])
     assert forwarded["system"] == "Be a tool." and [t["name"] for t in forwarded["tools"]] == ["exec_command"]
+
+
+@pytest.mark.parametrize(("model", "delegated", "host"), ROUTES, ids=ROUTE_IDS)
+def test_custom_tool_round_trip(stack: Stack, model: str, delegated: bool, host: str) -> None:
+    """A free-form (``custom``) tool, as Codex offers ``apply_patch``: its call comes back as a
+    ``custom_tool_call`` with the raw input string, streamed and not, and its output goes back in."""
+    team = stack.new_team()
+    sdk = client(stack, team.token, delegated=delegated)
+    patch: Any = {"type": "custom", "name": "apply_patch", "description": "Apply a patch to files"}
+    prompt = {"role": "user", "content": 'Use apply_patch with input="*** Begin Patch"'}
+    plain = sdk.responses.create(model=model, input=[prompt], tools=[patch])
+    (call,) = [item for item in plain.output if item.type == "custom_tool_call"]
+    assert call.name == "apply_patch" and call.input == "*** Begin Patch" and call.call_id
+    events = list(sdk.responses.create(model=model, input=[prompt], tools=[patch], stream=True))
+    (streamed,) = [e.item for e in events
+                   if e.type == "response.output_item.done" and e.item.type == "custom_tool_call"]
+    assert streamed.input == "*** Begin Patch"
+    answer = sdk.responses.create(model=model, tools=[patch], input=[
+        prompt,
+        {"type": "custom_tool_call", "call_id": call.call_id, "name": call.name, "input": call.input},
+        {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"},
+    ])
+    assert f"[{host}:" in answer.output_text and "apply_patch returned: Done!" in answer.output_text

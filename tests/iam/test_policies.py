@@ -18,6 +18,7 @@ from byollm.errors import ByollmError
 from byollm.gateway.executor import InferenceContext
 from byollm.iam.policies import (
     OutputFormat,
+    PolicyForm,
     oidc_provider_document,
     permissions_policy_document,
     trust_policy_document,
@@ -96,13 +97,34 @@ def test_permissions_cover_exactly_the_enabled_routes() -> None:
     assert f"arn:aws:bedrock:us-east-1:{ACCOUNT}:inference-profile/{glob}" in resources
     assert f"arn:aws:bedrock:us-east-1::foundation-model/{fm}" in resources
     assert f"arn:aws:bedrock:::foundation-model/{fm}" in resources
-    assert all(f"arn:aws:bedrock:{r}::foundation-model/{fm}" in resources for r in catalog.profile_regions(glob))
+    # a global profile is authorised on the profile, the model in the source Region and the region-less model,
+    # not on each destination Region (Bedrock user guide, "Global cross-Region inference", IAM policy section)
+    assert {r for r in resources if fm in r} == {f"arn:aws:bedrock:us-east-1:{ACCOUNT}:inference-profile/{glob}",
+                                                  f"arn:aws:bedrock:us-east-1::foundation-model/{fm}",
+                                                  f"arn:aws:bedrock:::foundation-model/{fm}"}
     us_regions = catalog.profile_regions("us.anthropic.claude-sonnet-4-6-v1:0")
     assert us_regions and all(
         f"arn:aws:bedrock:{r}::foundation-model/{sonnet.bedrock.foundation_model_id}" in resources for r in us_regions)
     assert app_profile in resources
     assert not any("opus-4-1" in r for r in resources)
     assert [m["model"] for m in doc.facts["models"]] == ["claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5"]
+    # count-tokens, which the gateway calls with the foundation-model id in the team's region
+    count = doc.document["Statement"][1]
+    assert count["Action"] == "bedrock:CountTokens"
+    opus = catalog.get("claude-opus-4-7")
+    assert opus is not None and opus.bedrock is not None
+    assert set(count["Resource"]) == {f"arn:aws:bedrock:us-east-1::foundation-model/{m.bedrock.foundation_model_id}"
+                                      for m in (haiku, sonnet, opus)}
+    # the spec's wildcard form, offered beside the least-privilege one, covers the same three actions
+    wildcard = doc.facts["forms"]["wildcard"]["Statement"][0]
+    assert wildcard["Action"] == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream",
+                                  "bedrock:CountTokens"]
+    assert wildcard["Resource"] == ["arn:aws:bedrock:*::foundation-model/*", "arn:aws:bedrock:*:*:inference-profile/*",
+                                    "arn:aws:bedrock:*:*:application-inference-profile/*"]
+    assert doc.facts["forms"]["least-privilege"] == doc.document
+    as_wildcard = permissions_policy_document(policy=policy, catalog=catalog, fmt=OutputFormat.JSON,
+                                              form=PolicyForm.WILDCARD)
+    assert as_wildcard.document == doc.facts["forms"]["wildcard"]
     terraform = permissions_policy_document(policy=policy, catalog=catalog, fmt=OutputFormat.TERRAFORM).rendered
     assert 'resource "aws_iam_role_policy"' in terraform and "jsonencode(" in terraform
     cfn = json.loads(permissions_policy_document(policy=policy, catalog=catalog,
@@ -173,6 +195,12 @@ async def test_generated_documents_let_the_team_in_and_nobody_else(stack: Stack)
     body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
                        "messages": [{"role": "user", "content": "hi"}]})
     assert json.loads(client.invoke_model(modelId=haiku, body=body)["body"].read())["content"]
+    # count-tokens (foundation-model id in the region) is covered by the generated policy too (issue 16 item 6)
+    fm = load_catalog(None).get("claude-haiku-4-5")
+    assert fm is not None and fm.bedrock is not None
+    counted = client.count_tokens(modelId=fm.bedrock.foundation_model_id,
+                                  input={"invokeModel": {"body": body.encode()}})
+    assert counted["inputTokens"] > 0
     with pytest.raises(ClientError) as denied:  # a model the team does not route to Bedrock
         client.invoke_model(modelId="global.anthropic.claude-sonnet-4-6-v1:0", body=body)
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"

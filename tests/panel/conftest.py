@@ -54,7 +54,9 @@ class PanelClient:
 @pytest.fixture(scope="module")
 def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The admin cast's server, without the embedded run worker: runs stay queued, so steering is testable."""
-    return Settings.for_data_dir(Path(tmp_path_factory.mktemp("byollm")), kek=TEST_KEK, run_worker_embedded=False)
+    # loopback is a trusted proxy here: the secure-cookie test stands in for a TLS-terminating proxy on it
+    return Settings.for_data_dir(Path(tmp_path_factory.mktemp("byollm")), kek=TEST_KEK, run_worker_embedded=False,
+                                 run_tools=("shell",), trusted_proxies=("127.0.0.1/32",))
 
 
 @pytest.fixture

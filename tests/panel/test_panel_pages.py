@@ -48,19 +48,24 @@ def test_members_are_invited_promoted_and_removed_and_tokens_revoked(cast: Cast,
     panel.sign_in(cast.admin)
     base = f"/admin/{cast.alpha}/members"
     email = f"new-{secrets.token_hex(3)}@alpha.test"
-    assert panel.post(base, {"email": email, "display_name": "New", "role": "member"}).status_code == 303
+    invited = panel.post(base, {"email": email, "display_name": "New", "role": "member"})
+    assert invited.status_code == 200  # someone new to byollm: their first token, shown once
+    first = invited.text.split('id="issued-token" readonly value="', 1)[1].split('"', 1)[0]
+    assert first.startswith("byo_")
     members = _api(cast, "/members")
     assert isinstance(members, list)
     uid = next(m["user_uid"] for m in members if m["email"] == email)
     panel.post(f"{base}/{uid}/role", {"role": "admin"})
     assert any(m["email"] == email and m["role"] == "admin" for m in _api(cast, "/members"))  # type: ignore[attr-defined]
-    issued = panel.post(f"/admin/{cast.alpha}/tokens", {"name": "laptop", "subject": f"user:{uid}",
-                                                         "expires_in_days": "7"})
+    refused = panel.post(f"/admin/{cast.alpha}/tokens", {"name": "laptop", "subject": f"user:{uid}"})
+    assert refused.status_code == 303  # nobody issues a token for another person
+    assert "only for yourself or for one of the team" in panel.get(base).text
+    issued = panel.post(f"/admin/{cast.alpha}/tokens", {"name": "laptop", "subject": "self:", "expires_in_days": "7"})
     token_uid = re.search(r'/tokens/([A-Za-z0-9]+)/revoke"', issued.text)
     assert token_uid, "the new token is listed with a revoke button"
     tokens = _api(cast, "/tokens")
     assert isinstance(tokens, list)
-    laptop = next(t for t in tokens if t["name"] == "laptop" and t["principal_uid"] == uid)
+    laptop = next(t for t in tokens if t["name"] == "laptop" and t["principal_uid"] == cast.admin_uid)
     assert panel.post(f"/admin/{cast.alpha}/tokens/{laptop['uid']}/revoke", {}).status_code == 303
     assert next(t for t in _api(cast, "/tokens") if t["uid"] == laptop["uid"])["revoked_at"]  # type: ignore[attr-defined]
     panel.post(f"{base}/{uid}/remove", {})

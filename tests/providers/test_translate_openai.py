@@ -17,6 +17,7 @@ from byollm.providers.translate_openai import (
     OpenAIStreamToCanonical,
     canonical_to_openai_request,
     canonical_to_openai_response,
+    openai_only_fields,
     openai_request_to_canonical,
     openai_response_to_canonical,
 )
@@ -255,23 +256,47 @@ def test_openai_request_to_canonical_with_tools() -> None:
 
 @pytest.mark.parametrize(
     ("extra", "field"),
-    [({"n": 2}, "n"), ({"logprobs": True}, "logprobs"), ({"logit_bias": {"1": 2}}, "logit_bias"),
-     ({"frequency_penalty": 0.5}, "frequency_penalty"),
-     ({"response_format": {"type": "json_object"}}, "response_format"),
-     ({"functions": [{"name": "f"}]}, "functions"), ({"modalities": ["text", "audio"]}, "modalities"),
-     ({"messages": []}, "messages"), ({"tools": [{"type": "custom", "custom": {}}]}, "tools[0]"),
+    [({"tools": [{"type": "custom", "custom": {}}]}, "tools[0]"),
      ({"temperature": "hot"}, "temperature"), ({"max_tokens": 0}, "max_tokens"),
      ({"max_completion_tokens": 2.5}, "max_completion_tokens"), ({"top_p": -1}, "top_p"),
+     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format.json_schema.schema"),
      ({"messages": [{"role": "assistant", "content": None, "tool_calls": [
          {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}]},
       "messages[0].tool_calls[0].function.arguments")],
 )
-def test_unsupported_fields_are_refused_by_name(extra: dict[str, Any], field: str) -> None:
+def test_unreadable_fields_are_refused_by_name(extra: dict[str, Any], field: str) -> None:
     req = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
     with pytest.raises(ByollmError) as caught:
         openai_request_to_canonical(req)
     assert caught.value.error_class is ErrorClass.INVALID_REQUEST
     assert caught.value.context["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [({"n": 2}, "n"), ({"logprobs": True}, "logprobs"), ({"logit_bias": {"1": 2}}, "logit_bias"),
+     ({"frequency_penalty": 0.5}, "frequency_penalty"), ({"presence_penalty": -1}, "presence_penalty"),
+     ({"response_format": {"type": "grammar"}}, "response_format"),
+     ({"functions": [{"name": "f"}]}, "functions"), ({"modalities": ["text", "audio"]}, "modalities")],
+)
+def test_fields_without_an_anthropic_equivalent_are_named_for_the_openai_route(extra: dict[str, Any],
+                                                                                  field: str) -> None:
+    req = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
+    assert [name for name, _ in openai_only_fields(req)] == [field]
+    assert field not in openai_request_to_canonical(req)
+
+
+@pytest.mark.parametrize(("response_format", "schema"), [
+    ({"type": "json_object"}, {"type": "object"}),
+    ({"type": "json_schema", "json_schema": {"name": "city", "schema": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}},
+     {"type": "object", "properties": {"city": {"type": "string"}}}),
+])
+def test_response_format_becomes_anthropic_structured_output(response_format: dict[str, Any],
+                                                             schema: dict[str, Any]) -> None:
+    req = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "response_format": response_format}
+    assert openai_only_fields(req) == ()
+    assert openai_request_to_canonical(req)["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 
 def test_harmless_defaults_are_accepted() -> None:

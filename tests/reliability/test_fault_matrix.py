@@ -31,6 +31,7 @@ DOCUMENTED_NA: frozenset[tuple[str, str, str]] = frozenset(
         "forbidden",  # no role-gated action on the inference endpoints
         "conflict",  # no inference endpoint creates a resource
         "internal_error",  # only a byollm defect produces it
+        "tool_not_enabled", "sandbox_unavailable",  # byollm executes tools only in cloud runs
     )}
     | {(code, _RUN, Mode.PLAIN.value) for code in (
         "local_credentials_expired", "local_credentials_missing", "partial_credentials",  # no delegated creds
@@ -43,6 +44,7 @@ DOCUMENTED_NA: frozenset[tuple[str, str, str]] = frozenset(
         "not_found", "conflict",  # admin-API classes
         "model_not_found",  # the runs API refuses an unknown model before the run is queued
         "internal_error",
+        "sandbox_unavailable",  # needs a worker without bubblewrap: tests/runs/test_sandbox_attacks.py
     )}
 )
 

@@ -70,10 +70,11 @@ def test_the_shell_tool_loop_runs_in_the_runs_directory(stack: Stack) -> None:
     assert done["turns"] == 2
     result = wait_event(t.member, run["uid"], "tool_result")
     assert result["data"]["is_error"] is False
-    assert result["data"]["output"].startswith("hello\n") and run["uid"] in result["data"]["output"]
+    assert result["data"]["output"] == "hello\n/workspace\n"
     final = [e for e in events(t.member, run["uid"]) if e["kind"] == "message"][-1]
     assert "shell returned: hello" in final["data"]["text"]
-    assert not list((stack.settings.data_dir / "runs").glob(f"{run['uid']}*"))  # removed when the run ended
+    assert not list(stack.settings.run_workdir_root.glob(f"{run['uid']}*"))  # removed when the run ended
+    assert not (stack.settings.data_dir / "runs").exists()  # never inside the data directory
 
 
 def test_tools_are_off_unless_enabled(stack: Stack) -> None:

@@ -119,7 +119,8 @@ Fill = Callable[[World], dict[str, str]]
 
 def _shared(w: World) -> dict[str, str]:
     return {"team_uid": w.alpha, "run_uid": w.run_uid, "agent_uid": w.agent_uid, "user_uid": w.member_uid,
-            "provider": "openai", "name": "panel.css", "token_uid": "none"}
+            "provider": "openai", "name": "panel.css", "token_uid": "none",
+            "asset": "init.js"}
 
 
 def _fresh(kind: str) -> Fill:
@@ -150,7 +151,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/.well-known/jwks.json"): Case(PUBLIC),
     ("GET", "/api/openapi.json"): Case(PUBLIC),
     ("GET", "/api/docs"): Case(PUBLIC),
-    ("GET", "/docs/oauth2-redirect"): Case(PUBLIC),
+    ("GET", "/api/docs/assets/{asset}"): Case(PUBLIC),
     # inference
     ("POST", "/v1/messages"): Case(INFERENCE, HAIKU),
     ("POST", "/v1/messages/count_tokens"): Case(INFERENCE, HAIKU),

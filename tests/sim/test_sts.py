@@ -43,7 +43,8 @@ def test_good_token_issues_credentials_that_work_on_bedrock(client: ClientFactor
     assert resp["SubjectFromWebIdentityToken"] == "scoped_principal:team-1/user:alice"
     assert resp["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/byollm-team/run-42"
     assert resp["AssumedRoleUser"]["AssumedRoleId"].startswith("AROA")
-    assert resp["Provider"] == issuer.url
+    # the provider's ARN, not the iss URL (STS API reference, AssumeRoleWithWebIdentity response "Provider")
+    assert resp["Provider"] == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.url.split('://', 1)[1]}"
     assert resp["Audience"] == "sts.amazonaws.com"
     assert 3500 < creds["Expiration"].timestamp() - time.time() <= 3600
 

@@ -80,6 +80,7 @@ MATRIX_SETTINGS: dict[str, Any] = {
     **RUN_SETTINGS,
     "max_body_bytes": 256 * 1024,  # payload_too_large without shipping megabytes
     "failed_token_limit": 3,  # too_many_attempts after a few bad tokens (each such cell has its own address)
+    "run_tools": (),  # the operator enabled no tools: asking for the shell is tool_not_enabled
 }
 
 
@@ -740,6 +741,17 @@ def _r_invalid(h: Harness, mode: Mode) -> str:
     return f"fails: {E.INVALID_REQUEST.code} {E.INVALID_REQUEST.status}"
 
 
+def _r_tool_not_enabled(h: Harness, mode: Mode) -> str:
+    """A run asking for a tool the operator did not enable is refused when started, with the class."""
+    rt = h.run_team("tool_not_enabled", {OPUS: BOTH})
+    r = rt.member.post("/runs", json={"prompt": "x", "model": OPUS, "tools": ["shell"]})
+    expect(r.status_code == E.TOOL_NOT_ENABLED.status, f"start: {r.status_code} {r.text}")
+    error = r.json().get("error", {})
+    expect(error.get("code") == E.TOOL_NOT_ENABLED.code and error.get("remediation") == E.TOOL_NOT_ENABLED.remediation,
+           f"start refused without the class and its remediation: {error}")
+    return f"fails: {E.TOOL_NOT_ENABLED.code} {E.TOOL_NOT_ENABLED.status}"
+
+
 # --- the table of specs -------------------------------------------------------------------------------------
 
 _WEB_IDENTITY_ONLY = NotApplicable("web identity is used by cloud runs only; interactive Bedrock calls use the"
@@ -753,6 +765,9 @@ _CONNECT_TIME_GUARD = NotApplicable(
     "an endpoint the guard refuses cannot be stored (the admin API refuses it); at request time it needs DNS"
     " rebinding or a narrowed operator allow-list, neither injectable through the simulator or the request;"
     " tests/api/test_endpoint_ssrf.py covers it with a second server whose allow-list is narrower")
+
+_NO_TOOLS_INTERACTIVE = NotApplicable("byollm runs tools only inside cloud runs; interactive requests carry the"
+                                      " client's own tools, which byollm never executes")
 
 SPECS: dict[str, ClassSpec] = {
     "local_credentials_expired": ClassSpec(_i_local_expired, _NO_DELEGATED),
@@ -792,6 +807,10 @@ SPECS: dict[str, ClassSpec] = {
                           NotApplicable("admin-API class: a run's execution creates no resource")),
     "too_many_attempts": ClassSpec(_i_too_many, _NO_TOKEN_IN_RUN),
     "internal_error": ClassSpec(_NO_INJECTION, _NO_INJECTION),
+    "tool_not_enabled": ClassSpec(_NO_TOOLS_INTERACTIVE, _r_tool_not_enabled),
+    "sandbox_unavailable": ClassSpec(_NO_TOOLS_INTERACTIVE, NotApplicable(
+        "needs a worker whose bubblewrap is missing, a process setting the shared matrix server cannot change;"
+        " tests/runs/test_sandbox_attacks.py runs a server with BYOLLM_BWRAP pointing at a missing file")),
 }
 
 

@@ -203,6 +203,8 @@ def byollm_env(stack: Stack, database_url: str | None = None, **extra: str) -> d
         "BYOLLM_STS_ENDPOINT_URL": s.sts_endpoint_url or "", "BYOLLM_RUN_LEASE_SECONDS": str(s.run_lease_s),
         "BYOLLM_RUN_POLL_SECONDS": str(s.run_poll_s), "BYOLLM_RUN_MAX_ATTEMPTS": str(s.run_max_attempts),
         "BYOLLM_RUN_MAX_TURNS": str(s.run_max_turns), "BYOLLM_RUN_TOOL_TIMEOUT_SECONDS": str(s.run_tool_timeout_s),
+        "BYOLLM_RUN_TOOLS": ",".join(s.run_tools), "BYOLLM_RUN_EGRESS_HOSTS": ",".join(s.run_egress_hosts),
+        "BYOLLM_BWRAP": s.run_bwrap, "BYOLLM_RUN_WORKDIR": str(s.run_workdir_root),
     })
     if s.public_url:
         env["BYOLLM_PUBLIC_URL"] = s.public_url

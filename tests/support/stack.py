@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from byollm.api.app import create_app
 from byollm.api.serving import ServerThread, bind_socket, socket_url
@@ -159,18 +162,36 @@ def world_provider_keys(sim: SimServer) -> dict[str, str]:
 
 
 @contextmanager
-def running_stack(data_dir: Path, world: Any = None, **settings_overrides: Any) -> Iterator[Stack]:
-    with SimServer(world) as sim:
+def runs_root() -> Iterator[Path]:
+    """A runs root outside the data directory that the tool sandbox's user can enter even when the tests run
+    as root (pytest's own tmp directories are 0700, and bubblewrap resolves the path as that user)."""
+    root = Path(tempfile.mkdtemp(prefix="byollm-runs-"))
+    root.chmod(0o711)
+    try:
+        yield root / "runs"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def running_stack(data_dir: Path, world: Any = None, *, configure: Callable[[FastAPI], None] | None = None,
+                  **settings_overrides: Any) -> Iterator[Stack]:
+    """``configure`` may add routes to the app before it serves (a test's own door onto the real gateway)."""
+    with SimServer(world) as sim, runs_root() as workdir:
         sock = bind_socket()  # bound first: the server's own URL is the OIDC issuer the simulated STS trusts
         settings = Settings.for_data_dir(
             data_dir, kek=KEK, allow_http_endpoints=True, public_url=socket_url(sock),
             anthropic_base_url=f"{sim.url}/anthropic", openai_base_url=f"{sim.url}/openai/v1",
             google_base_url=f"{sim.url}/google", sts_endpoint_url=sim.url,
-            **{"allowed_internal_networks": LOOPBACK_NETWORKS, **settings_overrides},
+            **{"allowed_internal_networks": LOOPBACK_NETWORKS, "run_tools": ("shell",), "run_workdir": workdir,
+               **settings_overrides},
         )
         boot = asyncio.run(bootstrap_operator(settings, email="operator@test"))
         keys = world_provider_keys(sim)
-        with ServerThread(create_app(settings), sock=sock) as server, \
+        app = create_app(settings)
+        if configure is not None:
+            configure(app)
+        with ServerThread(app, sock=sock) as server, \
                 httpx.Client(base_url=server.url + "/api/v1", timeout=30,
                              headers={"authorization": f"Bearer {boot.token}"}) as admin, \
                 httpx.Client(base_url=sim.url, timeout=30) as sim_http:

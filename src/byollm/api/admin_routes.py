@@ -31,6 +31,7 @@ from byollm.control.views import (
     AgentView,
     AuditView,
     BedrockView,
+    InvitedMember,
     IssuedToken,
     MemberView,
     MeView,
@@ -128,7 +129,8 @@ async def list_members(team_uid: TeamUid, caller: CallerDep, control: ControlDep
 
 @router.post("/teams/{team_uid}/members", status_code=status.HTTP_201_CREATED, summary="Invite a member (admins)",
              responses=_CONFLICT)
-async def invite_member(team_uid: TeamUid, body: MemberInvite, caller: CallerDep, control: ControlDep) -> MemberView:
+async def invite_member(team_uid: TeamUid, body: MemberInvite, caller: CallerDep,
+                        control: ControlDep) -> InvitedMember:
     return await control.invite_member(
         caller, team_uid, email=body.email, display_name=body.display_name, role=body.role
     )

@@ -14,11 +14,19 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from byollm import __version__
-from byollm.api import admin_routes, doctor_routes, health_routes, inference_routes, oidc_routes, runs_routes
+from byollm.api import (
+    admin_routes,
+    docs_routes,
+    doctor_routes,
+    health_routes,
+    inference_routes,
+    oidc_routes,
+    runs_routes,
+)
+from byollm.api.auth_gate import AuthBeforeBody
 from byollm.api.body_limit import BodyLimitMiddleware
 from byollm.api.errors import install_error_handlers
 from byollm.api.fast_inference import FastInferencePath, fast_handler
-from byollm.api.frontends import openai_responses
 from byollm.api.request_id import RequestIdMiddleware
 from byollm.panel import routes as panel_routes
 from byollm.secret_env import forget_secret_variables
@@ -83,7 +91,7 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
         version=__version__,
         summary="Gateway and control plane for AI agents on your own cloud's models.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served by ``docs_routes`` with local assets and the panel's CSP
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -93,13 +101,14 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     install_error_handlers(app)
     # the inference routes first: they are the hot path, and routing tries routes in order
     app.include_router(inference_routes.router)
-    app.include_router(openai_responses.router)
     app.include_router(health_routes.router)
+    app.include_router(docs_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(oidc_routes.router)
     app.include_router(runs_routes.router)
     app.include_router(doctor_routes.router)
     app.include_router(panel_routes.router)
+    app.add_middleware(AuthBeforeBody)  # inside the body limit: a declared oversized body is refused first
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 

@@ -1,9 +1,11 @@
-"""Refuse request bodies larger than byollm accepts, before reading them into memory.
+"""Refuse request bodies larger than byollm accepts, without ever holding more than the limit.
 
-A declared ``Content-Length`` over the limit is refused at once (the server enforces declared framing); a
-body without one (chunked) is read here, bounded by the limit, and replayed to the app, so it is refused as
-soon as it crosses the limit and never held beyond it. The answer is the ``payload_too_large`` class in the shape of
-the API the caller used.
+A declared ``Content-Length`` over the limit is refused at once (the server enforces declared framing). A body
+without one (chunked) streams through to the app, counted as the app reads it, and the read that crosses the
+limit answers 413 ``payload_too_large`` in the shape of the API the caller used (and raises it into the app,
+whose own answer to the interrupted read is dropped). Nothing is
+read ahead of the app, so a handler that authenticates first (every inference handler, and ``AuthBeforeBody``
+for the rest) refuses an unauthenticated caller before a byte of its body is read.
 """
 
 from __future__ import annotations
@@ -18,31 +20,15 @@ from byollm.errors import ByollmError, ErrorClass
 __all__ = ["BodyLimitMiddleware"]
 
 
-def _replay(chunks: list[bytes], then: Message | None, receive: Receive) -> Receive:
-    """A ``receive`` that yields the buffered body once; then ``then`` (a disconnect seen while reading), or
-    else the real ``receive``, so a streaming response still learns of a genuine disconnect."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            if then is not None and not chunks:
-                return then
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        if then is not None:
-            return then
-        return await receive()
-
-    return replay
-
-
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         self.app = app
         self.max_bytes = max_bytes
+
+    def _too_large(self) -> ByollmError:
+        return ByollmError(ErrorClass.PAYLOAD_TOO_LARGE, f"the request body exceeds {self.max_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,26 +47,34 @@ class BodyLimitMiddleware:
                 return
             await self.app(scope, receive, send)  # the server enforces the declared framing
             return
-        # no declared length (chunked): read it here, bounded, and hand the app a replay
-        chunks: list[bytes] = []
         size = 0
-        while True:
+        refused = False
+
+        async def counted() -> Message:  # no declared length (chunked): counted as the app reads it
+            nonlocal size, refused
             message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay(chunks, message, receive), send)
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        await self.app(scope, _replay(chunks, None, receive), send)
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.max_bytes:
+                    if not refused and not started:
+                        refused = True
+                        await self._refuse(scope, send)
+                    raise self._too_large()
+            return message
+
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 was answered; whatever the app makes of the interrupted read is dropped
+            started = True
+            await send(message)
+
+        await self.app(scope, counted, guarded_send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        error = ByollmError(ErrorClass.PAYLOAD_TOO_LARGE, f"the request body exceeds {self.max_bytes} bytes")
+        error = self._too_large()
         body = orjson.dumps(error_body(error, shape_for_path(scope.get("path", "")), request_id_of(scope)))
         await send({"type": "http.response.start", "status": error.status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

@@ -1,4 +1,4 @@
-"""A short way in for the two inference POSTs (``/v1/messages``, ``/v1/chat/completions``).
+"""A short way in for the inference POSTs (``/v1/messages``, ``/v1/chat/completions``, ``/v1/responses``).
 
 Why: these two requests are the hot path, and FastAPI's way to a handler (the router's route scan, the
 endpoint wrapper, dependency solving, the exception middleware's wrapping of ``send``) cost about a tenth of
@@ -37,6 +37,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 _HANDLERS: dict[str, Handler] = {
     "/v1/messages": inference_routes.messages,
     "/v1/chat/completions": inference_routes.chat_completions,
+    "/v1/responses": inference_routes.responses,
 }
 
 

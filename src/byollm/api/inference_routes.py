@@ -1,9 +1,10 @@
 """Inference endpoints: Anthropic Messages (``/v1/messages``), OpenAI Chat Completions
-(``/v1/chat/completions``), token counting and the model list.
+(``/v1/chat/completions``), OpenAI Responses (``/v1/responses``), token counting and the model list.
 
-Thin by design: authenticate, parse, build the ``InferenceContext`` (team, actor, this request's delegated
-AWS credentials and BYOK keys), call the gateway once, and render in the caller's API shape. Errors are
-rendered by ``api.errors`` in the same shape.
+Thin by design: authenticate, build the ``InferenceContext`` (team, actor, this request's delegated AWS
+credentials and BYOK keys), let the client API's front end (``api/frontends``) parse and check the body,
+call the gateway once, and let the front end render. ``serve`` is that loop, shared by every client API.
+Errors are rendered by ``api.errors`` in the caller's shape.
 """
 
 from __future__ import annotations
@@ -15,22 +16,17 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from byollm.api.auth import authenticate_request, services_of, token_from_headers
 from byollm.api.errors import AT_THE_DOOR, ApiShape, error_responses
+from byollm.api.frontends import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES, ClientApi, RequestMeta
 from byollm.api.request_id import request_id_of, request_started_of
 from byollm.control.authz import Caller, PrincipalKind
 from byollm.credentials.delegated import is_secure_transport, parse_delegated_headers
 from byollm.errors import ByollmError, ErrorClass
 from byollm.gateway.executor import InferenceContext, ModelListing, Served, ServedStream
-from byollm.policy.types import Actor, ActorKind, Host, RouteRequest
-from byollm.providers.base import CanonicalRequest, StreamEvent
-from byollm.providers.sse import encode_sse
-from byollm.providers.translate_openai import (
-    CanonicalStreamToOpenAI,
-    canonical_to_openai_response,
-    openai_request_to_canonical,
-)
+from byollm.policy.types import Actor, ActorKind, Host
 from byollm.services import Services
 
 __all__ = ["router"]
@@ -89,6 +85,21 @@ _MODELS_SCHEMA: dict[str, Any] = {"responses": {"200": {"description": "Anthropi
         "type": "object", "required": ["data"],
         "properties": {"data": {"type": "array", "items": {"type": "object", "required": ["id"]}}},
     }}}}}}
+_RESPONSES_SCHEMA: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["model", "input"],
+        "properties": {"model": {"type": "string"}, "input": {"type": ["string", "array"]},
+                       "instructions": {"type": "string"}, "stream": {"type": "boolean"},
+                       "tools": {"type": "array"}, "max_output_tokens": {"type": "integer", "minimum": 1}},
+    }}}},
+    "responses": {"200": {"description": "A Response object, or its typed events as an event stream", "content": {
+        "application/json": {"schema": {
+            "type": "object", "required": ["id", "object", "output", "model"],
+            "properties": {"id": {"type": "string"}, "object": {"const": "response"}, "output": {"type": "array"},
+                           "model": {"type": "string"}, "status": {"type": "string"}, "usage": {}},
+        }}, **_sse({"type": "string", "contentMediaType": "application/json", "contentSchema": {
+            "type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}})}}},
+}
 # every taxonomy status an inference request can meet, except 500 (a bug, never a documented answer)
 _INFERENCE_STATUSES = (*AT_THE_DOOR, 402, 403, 404, 424, 503)
 _ANTHROPIC_ERRORS = error_responses(ApiShape.ANTHROPIC, *_INFERENCE_STATUSES)
@@ -149,31 +160,6 @@ async def _json_body(request: Request) -> tuple[dict[str, Any], int]:
     return body, len(raw)
 
 
-def _check_messages_body(body: Mapping[str, Any], *, need_max_tokens: bool = True) -> None:
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise ByollmError(ErrorClass.INVALID_REQUEST, "model: a model name (or \"auto\") is required")
-    if not isinstance(body.get("messages"), list):
-        raise ByollmError(ErrorClass.INVALID_REQUEST, "messages: a list of messages is required")
-    if need_max_tokens and (not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1):
-        raise ByollmError(ErrorClass.INVALID_REQUEST, "max_tokens: a positive integer is required")
-
-
-def _route_request(body: Mapping[str, Any], size: int, stream: bool) -> RouteRequest:
-    max_tokens = body.get("max_tokens")
-    return RouteRequest(
-        model=str(body["model"]), stream=stream, estimated_input_tokens=size // 4,
-        max_output_tokens=max_tokens if isinstance(max_tokens, int) else 0, uses_tools=bool(body.get("tools")),
-    )
-
-
-def _canonical(request: Request, body: Mapping[str, Any], context: InferenceContext, stream: bool) -> CanonicalRequest:
-    betas = tuple(b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip())
-    return CanonicalRequest(
-        body=body, stream=stream, anthropic_version=request.headers.get("anthropic-version", "2023-06-01"),
-        anthropic_beta=betas, request_id=context.request_id, team_uid=context.team_uid,
-    )
-
-
 def _headers(served: Served | ServedStream) -> dict[str, str]:
     headers = {
         "x-byollm-route": served.route,
@@ -197,14 +183,44 @@ def _headers(served: Served | ServedStream) -> dict[str, str]:
     return headers
 
 
-def credits_comment(opened: ServedStream) -> bytes:
-    """An SSE comment with what a streamed answer cost, sent after its last event: the headers left before
-    the usage was known, and every SSE reader (the official SDKs included) skips comment lines."""
-    return f": x-byollm-credits={opened.credits if opened.credits is not None else 0}\n\n".encode()
+class _StreamAnswer(StreamingResponse):
+    """A streamed answer that settles its request however the sending ends: a stream never started (the
+    client left before the first write) or broken off by a failure is logged and charged all the same."""
+
+    def __init__(self, content: AsyncIterator[bytes], opened: ServedStream) -> None:
+        super().__init__(content, media_type="text/event-stream",
+                         headers={**_headers(opened), "cache-control": "no-cache"})
+        self._opened = opened
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except BaseException:
+            await self._opened.abandon(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
+            raise
+        finally:
+            await self._opened.abandon(499, "client_disconnected")  # a no-op once the relay settled it
 
 
-def _event_bytes(event: StreamEvent) -> bytes:
-    return event.raw if event.raw is not None else orjson.dumps(event.data)
+async def serve(request: Request, frontend: ClientApi) -> Response:
+    """One inference request through ``frontend``: authenticate, parse and check the whole body (nothing
+    is sent upstream before that), serve through the gateway, render; the request is settled (logged,
+    charged) with the status its client received."""
+    services = services_of(request)
+    context = await _context(request, services, frontend.api)
+    body, size = await _json_body(request)
+    parsed = frontend.parse(body, size, RequestMeta(context.request_id, context.team_uid, request.headers))
+    gateway = services.gateway
+    if not parsed.canonical.stream:
+        async with gateway.completing(context, parsed.canonical, parsed.route) as served:
+            content = frontend.render(served, parsed, context.request_id)
+        return Response(content, media_type="application/json", headers=_headers(served))
+    opened = await gateway.stream(context, parsed.canonical, parsed.route)
+    try:
+        return _StreamAnswer(frontend.render_stream(opened, parsed, context.request_id), opened)
+    except BaseException:
+        await opened.abandon(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
+        raise
 
 
 # --- Anthropic Messages -------------------------------------------------------------------------------------
@@ -213,48 +229,18 @@ def _event_bytes(event: StreamEvent) -> bytes:
 @router.post("/v1/messages", summary="Anthropic Messages API", openapi_extra=_MESSAGES_SCHEMA,
              responses=_ANTHROPIC_ERRORS)
 async def messages(request: Request) -> Response:
-    services = services_of(request)
-    context = await _context(request, services, "anthropic")
-    body, size = await _json_body(request)
-    _check_messages_body(body)
-    stream = bool(body.get("stream"))
-    canonical = _canonical(request, body, context, stream)
-    route_request = _route_request(body, size, stream)
-    if not stream:
-        served = await services.gateway.complete(context, canonical, route_request)
-        message = served.value
-        content = message.raw if message.raw is not None else orjson.dumps(message.message)
-        return Response(content, media_type="application/json", headers=_headers(served))
-    opened = await services.gateway.stream(context, canonical, route_request)
-
-    async def sse() -> AsyncIterator[bytes]:
-        preamble: list[bytes] = []
-        async for event in opened.events:
-            encoded = encode_sse(event.type, _event_bytes(event))
-            if len(preamble) < opened.preamble:  # the events read before committing go out in one write
-                preamble.append(encoded)
-                if len(preamble) == opened.preamble:
-                    yield b"".join(preamble)
-                continue
-            yield encoded
-        if 0 < len(preamble) < opened.preamble:
-            yield b"".join(preamble)
-        yield credits_comment(opened)
-
-    return StreamingResponse(sse(), media_type="text/event-stream",
-                             headers={**_headers(opened), "cache-control": "no-cache"})
+    return await serve(request, ANTHROPIC_MESSAGES)
 
 
 @router.post("/v1/messages/count_tokens", summary="Count input tokens (Anthropic API)",
              openapi_extra=_COUNT_TOKENS_SCHEMA, responses=_ANTHROPIC_ERRORS)
 async def count_tokens(request: Request) -> Response:
     services = services_of(request)
-    context = await _context(request, services, "anthropic")
+    context = await _context(request, services, ANTHROPIC_MESSAGES.api)
     body, size = await _json_body(request)
-    _check_messages_body(body, need_max_tokens=False)
-    body = {**body, "max_tokens": body.get("max_tokens") or 1}
-    served = await services.gateway.count_tokens(context, _canonical(request, body, context, False),
-                                                 _route_request(body, size, False))
+    parsed = ANTHROPIC_MESSAGES.parse_count_tokens(
+        body, size, RequestMeta(context.request_id, context.team_uid, request.headers))
+    served = await services.gateway.count_tokens(context, parsed.canonical, parsed.route)
     return Response(orjson.dumps({"input_tokens": served.value}), media_type="application/json",
                     headers=_headers(served))
 
@@ -265,35 +251,16 @@ async def count_tokens(request: Request) -> Response:
 @router.post("/v1/chat/completions", summary="OpenAI Chat Completions API", openapi_extra=_CHAT_SCHEMA,
              responses=_OPENAI_ERRORS)
 async def chat_completions(request: Request) -> Response:
-    services = services_of(request)
-    context = await _context(request, services, "openai")
-    raw_body, size = await _json_body(request)
-    body = openai_request_to_canonical(raw_body)
-    _check_messages_body(body)
-    stream = bool(raw_body.get("stream"))
-    canonical = _canonical(request, body, context, stream)
-    route_request = _route_request(body, size, stream)
-    model_name = str(raw_body.get("model"))
-    if not stream:
-        served = await services.gateway.complete(context, canonical, route_request)
-        answer = canonical_to_openai_response(served.value.message, model_name, context.request_id)
-        return Response(orjson.dumps(answer), media_type="application/json", headers=_headers(served))
-    opened = await services.gateway.stream(context, canonical, route_request)
-    include_usage = bool((raw_body.get("stream_options") or {}).get("include_usage"))
-    translator = CanonicalStreamToOpenAI(model_name, context.request_id, include_usage=include_usage)
+    return await serve(request, OPENAI_CHAT)
 
-    async def chunks() -> AsyncIterator[bytes]:
-        async for event in opened.events:
-            if event.type == "error":
-                yield b"data: " + orjson.dumps({"error": event.data.get("error")}) + b"\n\n"
-                continue
-            for chunk in translator.feed(event.data):
-                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-        yield credits_comment(opened)
-        yield b"data: [DONE]\n\n"
 
-    return StreamingResponse(chunks(), media_type="text/event-stream",
-                             headers={**_headers(opened), "cache-control": "no-cache"})
+# --- OpenAI Responses ----------------------------------------------------------------------------------------
+
+
+@router.post("/v1/responses", summary="OpenAI Responses API", openapi_extra=_RESPONSES_SCHEMA,
+             responses=_OPENAI_ERRORS)
+async def responses(request: Request) -> Response:
+    return await serve(request, OPENAI_RESPONSES)
 
 
 # --- model list -------------------------------------------------------------------------------------------------

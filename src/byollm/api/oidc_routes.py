@@ -23,7 +23,7 @@ from byollm.api.auth import current_caller, services_of
 from byollm.api.errors import AT_THE_DOOR, ApiShape, error_responses
 from byollm.control.authz import Caller
 from byollm.errors import ByollmError, ErrorClass
-from byollm.iam.policies import IamDocument, OutputFormat
+from byollm.iam.policies import IamDocument, OutputFormat, PolicyForm
 from byollm.iam.service import IamSetup
 from byollm.oidc.issuer import DISCOVERY_PATH, JWKS_PATH
 from byollm.oidc.keys import KeyView
@@ -132,8 +132,9 @@ async def trust_policy(team_uid: str, caller: CallerDep, iam: IamDep, fmt: Forma
 @router.get("/api/v1/teams/{team_uid}/iam/permissions-policy", tags=["iam"],
             summary="The Bedrock permissions the team's role needs for its enabled models (admins)")
 async def permissions_policy(team_uid: str, caller: CallerDep, iam: IamDep, fmt: FormatQuery = OutputFormat.JSON,
-                             agent: Annotated[str | None, Query()] = None) -> IamDocumentView:
-    return _doc(await iam.permissions_policy(caller, team_uid, fmt, agent=agent))
+                             agent: Annotated[str | None, Query()] = None,
+                             form: Annotated[PolicyForm, Query()] = PolicyForm.LEAST_PRIVILEGE) -> IamDocumentView:
+    return _doc(await iam.permissions_policy(caller, team_uid, fmt, agent=agent, form=form))
 
 
 # --- signing keys (operator) ---------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self.limits: ServerLimits = getattr(config, "limits", None) or ServerLimits()
         self._in_headers = True
+        self._begun = False  # a request has started arriving on this connection and its headers have not
         self._header_bytes = 0
         self._header_count = 0
         self._header_timer: asyncio.TimerHandle | None = None
@@ -103,7 +104,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
     # --- parser callbacks -------------------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_headers = True
+        self._in_headers = self._begun = True
         self._header_bytes = 0
         self._header_count = 0
         self._arm_header_timer()
@@ -121,7 +122,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_headers = False
+        self._in_headers = self._begun = False
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
@@ -156,7 +157,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
     def _headers_timed_out(self) -> None:
         self._header_timer = None
         if self._in_headers and not self.transport.is_closing():
-            if self._header_bytes or self.url:
+            if self._header_bytes or self._begun:
                 self._refuse(408, b"Request headers not received in time.")
             else:
                 self.transport.close()  # an idle connection that never started a request: nothing to answer

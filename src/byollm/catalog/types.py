@@ -137,6 +137,7 @@ class CatalogModel:
     aliases: tuple[str, ...] = ()
     tags: frozenset[str] = frozenset()
     bedrock: BedrockOffering | None = None
+    discovered: bool = False  # listed by the team's Bedrock, not shipped in the catalog (catalog.discovery)
 
     def fits(self, input_tokens: int, output_tokens: int, uses_tools: bool) -> bool:
         """Whether this model can serve a request of this shape (context, output limit, tools)."""
@@ -202,6 +203,12 @@ class Catalog:
         set_(self, "_bedrock_by_region", MappingProxyType({r: frozenset(m) for r, m in by_region.items()}))
         set_(self, "_order", MappingProxyType({mid: i for i, mid in enumerate(by_id)}))
 
+    def extended(self, models: Iterable[CatalogModel]) -> Catalog:
+        """This catalog plus ``models`` (after these, in order); a model whose id or any name this catalog
+        already claims is left out, so an extension can never shadow or make ambiguous a known name."""
+        extra = [m for m in models if m.id not in self.models and not any(n in self._names for n in _names_of(m))]
+        return Catalog([*self.models.values(), *extra]) if extra else self
+
     def __iter__(self) -> Iterator[CatalogModel]:
         return iter(self.models.values())
 
@@ -247,9 +254,12 @@ class Catalog:
     def foundation_model_arns(self, upstream_id: str, region: str) -> tuple[str, ...]:
         """Foundation-model ARNs an IAM policy must allow for a route sending ``upstream_id`` from ``region``.
 
-        A profile needs the foundation model in every region it routes to; a global profile additionally
-        needs the region-less ARN (``arn:aws:bedrock:::foundation-model/…``) that global cross-region
-        inference is authorised against; a bare foundation-model id needs it in the source region.
+        A geographic profile (``us.``, ``eu.``, ``apac.``…) needs the foundation model in the source region and
+        in every region it routes to; a global profile needs it in the source region plus the region-less
+        ARN (``arn:aws:bedrock:::foundation-model/…``) that global cross-region inference is authorised
+        against (with ``aws:RequestedRegion`` = ``unspecified``), not each destination region (the Bedrock
+        user guide's "Global cross-Region inference" IAM section); a bare foundation-model id needs it in
+        the source region.
         Application-inference-profile ARNs and unknown ids give an empty tuple: what they
         route to is only known to the customer's account. The profile's own ARN needs the account id, see
         ``inference_profile_arn``.
@@ -261,13 +271,13 @@ class Catalog:
             assert model.bedrock is not None
             fm = model.bedrock.foundation_model_id
             profile = found[1]
-            regional = tuple(
+            if profile.geography is Geography.GLOBAL:
+                return (f"arn:{partition}:bedrock:{region}::foundation-model/{fm}",
+                        f"arn:{partition}:bedrock:::foundation-model/{fm}")
+            return tuple(
                 f"arn:{partition_for_region(r)}:bedrock:{r}::foundation-model/{fm}"
                 for r in sorted(profile.regions | {region})
             )
-            if profile.geography is Geography.GLOBAL:
-                return (*regional, f"arn:{partition}:bedrock:::foundation-model/{fm}")
-            return regional
         if upstream_id in self._fm_ids:
             return (f"arn:{partition}:bedrock:{region}::foundation-model/{upstream_id}",)
         return ()

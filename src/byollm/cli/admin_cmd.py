@@ -138,9 +138,12 @@ def members_invite(
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
 ) -> None:
+    """Invite someone; a person new to byollm gets their first token, printed once: hand it to them."""
     body = {"email": email, "role": role, "display_name": name}
-    _show(_call(url, token, lambda c: c.post(f"/teams/{team}/members", body)), as_json,
-          ["user_uid", "email", "role"])
+    invited = _call(url, token, lambda c: c.post(f"/teams/{team}/members", body))
+    _show(invited, as_json, ["user_uid", "email", "role"])
+    if not as_json and invited.get("first_token"):
+        _print_issued(invited["first_token"])
 
 
 @members.command("set-role")
@@ -213,7 +216,8 @@ def tokens_list(team: Team, url: Url = DEFAULT_URL, token: Token = "", as_json: 
 @tokens.command("issue")
 def tokens_issue(
     team: Team, name: str,
-    user: Annotated[str | None, typer.Option(help="Issue for this member (admins).")] = None,
+    user: Annotated[str | None, typer.Option(
+        help="Issue for this user (the operator only; members issue their own).")] = None,
     agent: Annotated[str | None, typer.Option(help="Issue for this named agent (admins).")] = None,
     days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
     url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
@@ -224,6 +228,10 @@ def tokens_issue(
     if as_json:
         _show(issued, True)
         return
+    _print_issued(issued)
+
+
+def _print_issued(issued: dict[str, Any]) -> None:
     details = issued["details"]
     out.print(f"Token {details['uid']} for {details['principal_type']} {details['principal_uid']}"
               f"{' expires ' + str(details['expires_at']) if details['expires_at'] else ''}. Shown once:")

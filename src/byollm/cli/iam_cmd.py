@@ -17,6 +17,7 @@ from rich.console import Console
 
 from byollm.cli.admin_client import AdminClient, api_session
 from byollm.cli.admin_cmd import DEFAULT_URL, AsJson, Team, Token, Url
+from byollm.iam.policies import PolicyForm
 
 __all__ = ["register"]
 
@@ -74,11 +75,15 @@ def trust_policy(
 @iam.command("permissions-policy")
 def permissions_policy(
     team: Team, agent: AgentOpt = None, fmt: FormatOpt = Format.JSON,
+    form: Annotated[PolicyForm, typer.Option(
+        "--form", help="least-privilege: exactly the enabled models' resources; wildcard: every model and profile.",
+    )] = PolicyForm.LEAST_PRIVILEGE,
     url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
 ) -> None:
-    """Bedrock InvokeModel permissions on exactly the resources the team's enabled models use."""
+    """The Bedrock permissions (InvokeModel, InvokeModelWithResponseStream, CountTokens) the team's role needs."""
     with _client(url, token) as client:
-        answer = client.get(f"/teams/{team}/iam/permissions-policy", format=fmt.value, agent=agent)
+        answer = client.get(f"/teams/{team}/iam/permissions-policy", format=fmt.value, agent=agent,
+                            form=form.value)
     _print(answer, as_json)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from byollm.control.tokens import new_token
 from byollm.errors import ByollmError, ErrorClass
+from byollm.policy import validate
 from byollm.policy.types import Role
 from byollm.settings import Settings
 from byollm.store import Store
@@ -37,6 +38,12 @@ async def bootstrap_operator(
     settings: Settings, *, email: str, display_name: str | None = None, team_name: str | None = None
 ) -> BootstrapResult:
     """Migrate, create the operator (and optionally a first team they administer) and an instance token."""
+    try:
+        email = validate.validate_email(email)
+        display_name = validate.validate_label(display_name, field="display_name", allow_empty=True)
+        team_name = validate.validate_label(team_name, field="team", allow_empty=True) or None
+    except validate.InvalidValue as exc:
+        raise exc.to_error() from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade(settings)
     generated = new_token()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -28,6 +28,7 @@ from byollm.control.views import (
     AliasView,
     AuditView,
     BedrockView,
+    InvitedMember,
     IssuedToken,
     MemberView,
     MeView,
@@ -105,6 +106,7 @@ def _settings_view(s: TeamSettings) -> SettingsView:
         monthly_ai_credits=s.monthly_ai_credits, platform_credits=s.platform_credits,
         compute_credits=s.compute_credits, allowed_aws_accounts=sorted(s.allowed_aws_accounts),
         max_token_lifetime_days=s.max_token_lifetime_days, claude_family_mapping=s.claude_family_mapping,
+        bedrock_model_discovery=s.bedrock_model_discovery,
         credentialless_direct_allowed=s.credentialless_direct_allowed, degraded_runs_fail=s.degraded_runs_fail,
         alert_webhook_url=_masked_url(s.alert_webhook_url), alert_interval_seconds=s.alert_interval_seconds,
     )
@@ -118,6 +120,15 @@ def _masked_url(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}/…"
 
 
+AccessWithdrawn = Callable[[str, str, str], Awaitable[int]]
+"""``(team_uid, principal_uid, reason)``: a principal lost (some of) its access to a team; the run service
+cancels the runs it started there. Returns how many runs were stopped."""
+
+
+async def _no_runs(_team: str, _principal: str, _reason: str) -> int:
+    return 0
+
+
 MAX_ALIASES = 100
 """Aliases a team may have: the planner walks them in order on every request whose name is not cached."""
 
@@ -129,6 +140,7 @@ class ControlService:
         """``policy_changed(team_uid)`` is called after every change that alters what the planner sees, so
         the gateway's policy cache in this process drops the team at once."""
         self._policy_changed = policy_changed or (lambda _team: None)
+        self._access_withdrawn: AccessWithdrawn = _no_runs
         self._operator_keys = operator_keys
         self._store = store
         self._catalog = catalog
@@ -138,6 +150,11 @@ class ControlService:
         self._auth_loads: dict[str, asyncio.Task[Caller]] = {}  # lookups under way, by token digest
         self._usage = tokens_repo.TokenUsageBuffer()
         self._usage_lock = asyncio.Lock()
+
+    def on_access_withdrawn(self, hook: AccessWithdrawn) -> None:
+        """Who stops a principal's runs when its access is withdrawn (the run service, wired by
+        ``build_services``; runs sit above this layer, so they are reached through this hook)."""
+        self._access_withdrawn = hook
 
     @property
     def catalog(self) -> Catalog:
@@ -231,9 +248,10 @@ class ControlService:
 
     async def create_team(self, caller: Caller, *, name: str) -> TeamView:
         require(caller, Action.CREATE_TEAM)
-        name = name.strip()
-        if not name:
-            raise ByollmError(ErrorClass.INVALID_REQUEST, "name: the team name must not be empty")
+        try:
+            name = validate.validate_label(name, field="name")
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
         async with self._store.session() as session:
             team = await teams_repo.create_team(session, name=name)
             await teams_repo.set_member_role(session, team_uid=team.uid, user_uid=caller.principal_uid,
@@ -480,10 +498,19 @@ class ControlService:
         )
 
     async def invite_member(self, caller: Caller, team_uid: str, *, email: str, display_name: str | None,
-                            role: Role) -> MemberView:
+                            role: Role) -> InvitedMember:
+        """Add ``email`` to the team. Someone byollm did not know yet also gets their first token, valid for the
+        team's token lifetime and shown once; people byollm knows already keep using their own."""
         require(caller, Action.MANAGE_MEMBERS, team_uid)
+        try:
+            email = validate.validate_email(email)
+            display_name = validate.validate_label(display_name, field="display_name", allow_empty=True)
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
+        issued: IssuedToken | None = None
         async with self._store.session() as session:
             user = await users_repo.find_user_by_email(session, email=email)
+            new_person = user is None
             if user is None:
                 user = await users_repo.create_user(session, email=email, display_name=display_name or "")
             if await teams_repo.find_membership(session, team_uid=team_uid, user_uid=user.uid) is not None:
@@ -492,8 +519,13 @@ class ControlService:
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="member.invite",
                                           target=user.uid, team_uid=team_uid,
                                           after={"email": user.email, "role": role.value})
+            if new_person:
+                issued = await self._new_token(session, caller, team_uid, name="invitation",
+                                               principal_type=PrincipalType.USER, principal_uid=user.uid,
+                                               expires_in_days=None)
         self.forget_cached_callers()
-        return MemberView(user_uid=user.uid, email=user.email, display_name=user.display_name, role=role.value)
+        return InvitedMember(user_uid=user.uid, email=user.email, display_name=user.display_name, role=role.value,
+                             first_token=issued)
 
     async def _admin_count(self, session: Any, team_uid: str) -> int:
         return sum(m.role is Role.ADMIN for m in await teams_repo.list_memberships(session, team_uid=team_uid))
@@ -512,6 +544,8 @@ class ControlService:
                                           target=user_uid, team_uid=team_uid, before={"role": current.role.value},
                                           after={"role": role.value})
         self.forget_cached_callers()
+        if current.role is Role.ADMIN and role is not Role.ADMIN:
+            await self._access_withdrawn(team_uid, user_uid, "the member who started it was demoted")
         return MemberView(user_uid=user_uid, email=user.email, display_name=user.display_name, role=role.value)
 
     async def remove_member(self, caller: Caller, team_uid: str, user_uid: str) -> None:
@@ -529,6 +563,7 @@ class ControlService:
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="member.remove",
                                           target=user_uid, team_uid=team_uid, before={"role": current.role.value})
         self.forget_cached_callers()
+        await self._access_withdrawn(team_uid, user_uid, "the member who started it was removed from the team")
 
     # --- named agents --------------------------------------------------------------------------------
 
@@ -552,6 +587,10 @@ class ControlService:
             for tool in tools:
                 if not tool or len(tool) > 64 or not set(tool) <= _TOOL_NAME:
                     raise ByollmError(ErrorClass.INVALID_REQUEST, f"tools: {tool!r} is not a tool name")
+            disabled = [tool for tool in tools if tool not in self._settings.run_tools]
+            if disabled:  # only tools the operator enabled on this deployment may be given to an agent
+                raise ByollmError(ErrorClass.TOOL_NOT_ENABLED,
+                                  f"tools: {', '.join(disabled)} not enabled on this byollm deployment")
             checked["tools"] = tools
         return checked
 
@@ -596,6 +635,7 @@ class ControlService:
                                           target=agent_uid, team_uid=team_uid, before=record.agent)
         self._policy_changed(team_uid)
         self.forget_cached_callers()
+        await self._access_withdrawn(team_uid, agent_uid, "its agent was deleted")
 
     # --- tokens --------------------------------------------------------------------------------------
 
@@ -616,29 +656,49 @@ class ControlService:
                           agent_uid: str | None = None, expires_in_days: int | None = None) -> IssuedToken:
         if user_uid and agent_uid:
             raise ByollmError(ErrorClass.INVALID_REQUEST, "give user_uid or agent_uid, not both")
+        try:
+            name = validate.validate_label(name, field="name")
+        except validate.InvalidValue as exc:
+            raise _invalid(exc) from None
         for_self = agent_uid is None and user_uid in (None, caller.principal_uid)
         require(caller, Action.OWN_TOKENS if for_self else Action.MANAGE_TOKENS, team_uid)
+        operator = caller.is_operator and caller.token_team_uid is None
+        if not for_self and agent_uid is None and not operator:
+            # A token lets its bearer act as its holder, audited under the holder's name, so a team admin never
+            # mints one for another person (the operator, another team's member): members issue their own, a
+            # new member's first token comes with the invitation, and admins issue tokens for the team's agents.
+            raise ByollmError(ErrorClass.FORBIDDEN, "a token can be issued only for yourself or for one of the"
+                              " team's agents; ask the member to issue their own", user_uid=user_uid)
         principal_type = PrincipalType.AGENT if agent_uid else PrincipalType.USER
         principal_uid = agent_uid or user_uid or caller.principal_uid
-        generated = new_token()
         async with self._store.session() as session:
-            policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
-            limit = policy.settings.max_token_lifetime_days
-            days = expires_in_days if limit is None else min(expires_in_days or limit, limit)
             if principal_type is PrincipalType.USER and (
                 await teams_repo.find_membership(session, team_uid=team_uid, user_uid=principal_uid) is None
             ):
                 raise ByollmError(ErrorClass.NOT_FOUND, "no such member", user_uid=principal_uid)
-            record = await tokens_repo.create_token(
-                session, principal_type=principal_type, principal_uid=principal_uid, team_uid=team_uid,
-                token_hash=generated.sha256, display_prefix=generated.display_prefix, name=name.strip(),
-                expires_at=_now() + timedelta(days=days) if days else None,
-            )
-            await audit_repo.append_audit(
-                session, actor_uid=caller.principal_uid, action="token.issue", target=record.uid, team_uid=team_uid,
-                after={"name": record.name, "principal_type": principal_type.value, "principal_uid": principal_uid,
-                       "expires_at": record.expires_at},
-            )
+            if principal_type is PrincipalType.AGENT:
+                await agents_repo.get_agent(session, team_uid=team_uid, agent_uid=principal_uid)  # in this team
+            return await self._new_token(session, caller, team_uid, name=name, principal_type=principal_type,
+                                         principal_uid=principal_uid, expires_in_days=expires_in_days)
+
+    async def _new_token(self, session: Any, caller: Caller, team_uid: str, *, name: str,
+                         principal_type: PrincipalType, principal_uid: str,
+                         expires_in_days: int | None) -> IssuedToken:
+        """Create and audit one team-scoped token in ``session``; its lifetime is capped by the team's limit."""
+        generated = new_token()
+        policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
+        limit = policy.settings.max_token_lifetime_days
+        days = expires_in_days if limit is None else min(expires_in_days or limit, limit)
+        record = await tokens_repo.create_token(
+            session, principal_type=principal_type, principal_uid=principal_uid, team_uid=team_uid,
+            token_hash=generated.sha256, display_prefix=generated.display_prefix, name=name.strip(),
+            expires_at=_now() + timedelta(days=days) if days else None,
+        )
+        await audit_repo.append_audit(
+            session, actor_uid=caller.principal_uid, action="token.issue", target=record.uid, team_uid=team_uid,
+            after={"name": record.name, "principal_type": principal_type.value, "principal_uid": principal_uid,
+                   "expires_at": record.expires_at},
+        )
         return IssuedToken(token=generated.value, details=_token_view(record))
 
     async def revoke_token(self, caller: Caller, team_uid: str, token_uid: str) -> None:
@@ -655,6 +715,10 @@ class ControlService:
                                           target=token_uid, team_uid=team_uid,
                                           before={"name": record.name, "principal_uid": record.principal_uid})
         self.forget_cached_callers()
+        # Runs do not remember which token started them, so revoking any of a principal's tokens in the team
+        # stops the runs that principal started there: a leaked token must not keep a run going.
+        await self._access_withdrawn(team_uid, record.principal_uid, "a token of the principal who started it was"
+                                     " revoked")
 
     # --- instance-wide settings ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ __all__ = [
     "AgentView",
     "AuditView",
     "BedrockView",
+    "InvitedMember",
     "IssuedToken",
     "MeView",
     "MemberView",
@@ -112,6 +113,7 @@ class SettingsView:
     allowed_aws_accounts: list[str]
     max_token_lifetime_days: int | None
     claude_family_mapping: bool = True
+    bedrock_model_discovery: bool = True
     credentialless_direct_allowed: bool = False
     degraded_runs_fail: bool = False
     alert_webhook_url: str | None = None  # scheme and host only: a webhook's path is its secret
@@ -203,3 +205,15 @@ class UsageRowView:
     input_tokens: int
     output_tokens: int
     credits: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvitedMember:
+    """A new membership, and for a person byollm did not know yet their first token (shown once): the only
+    way a team admin hands someone a token, since admins cannot issue tokens for other people."""
+
+    user_uid: str
+    email: str
+    display_name: str
+    role: str
+    first_token: IssuedToken | None = None

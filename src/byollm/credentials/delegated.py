@@ -77,8 +77,9 @@ def _parse_expiration(value: str) -> datetime:
         if text.replace(".", "", 1).isdigit():
             return datetime.fromtimestamp(float(text), UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ByollmError(ErrorClass.PARTIAL_CREDENTIALS, f"{HEADER_EXPIRATION} is not an ISO 8601 time") from None
+    except (ValueError, OverflowError, OSError):  # epoch seconds beyond any representable date overflow
+        raise ByollmError(ErrorClass.PARTIAL_CREDENTIALS,
+                          f"{HEADER_EXPIRATION} is not an ISO 8601 time or epoch seconds") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -21,6 +21,11 @@ from typing import Any, Protocol
 __all__ = ["AwsReadError", "AwsReader", "BotoAwsReader", "OidcProviderFacts"]
 
 
+# SimulatePrincipalPolicy's ContextKeyType of the global keys the doctor passes (the rest are strings)
+_CONTEXT_TYPES = {"aws:currenttime": "date", "aws:epochtime": "numeric", "aws:securetransport": "boolean",
+                  "aws:sourceip": "ip"}
+
+
 class AwsReadError(Exception):
     """AWS refused or failed a read; ``code`` is AWS's error code (``AccessDenied``, ``NoSuchEntity``…)."""
 
@@ -46,9 +51,10 @@ class AwsReader(Protocol):
 
     def role_trust_policy(self, role_arn: str) -> dict[str, Any] | None: ...
 
-    def simulate(self, role_arn: str, actions: Sequence[str], resources: Sequence[str]) -> dict[tuple[str, str], str]:
+    def simulate(self, role_arn: str, actions: Sequence[str], resources: Sequence[str],
+                 context: Mapping[str, Sequence[str]] | None = None) -> dict[tuple[str, str], str]:
         """``SimulatePrincipalPolicy`` decisions (``allowed``, ``implicitDeny``, ``explicitDeny``) by
-        (action, resource)."""
+        (action, resource), with ``context`` (condition key -> values) as the request's context entries."""
         ...
 
     def foundation_models(self, region: str) -> frozenset[str]: ...
@@ -121,11 +127,16 @@ class BotoAwsReader:
             document = json.loads(urllib.parse.unquote(document))
         return document if isinstance(document, dict) else None
 
-    def simulate(self, role_arn: str, actions: Sequence[str], resources: Sequence[str]) -> dict[tuple[str, str], str]:
+    def simulate(self, role_arn: str, actions: Sequence[str], resources: Sequence[str],
+                 context: Mapping[str, Sequence[str]] | None = None) -> dict[tuple[str, str], str]:
         decisions: dict[tuple[str, str], str] = {}
+        entries = [{"ContextKeyName": key, "ContextKeyValues": list(values),
+                    "ContextKeyType": _CONTEXT_TYPES.get(key.lower(), "string")}
+                   for key, values in (context or {}).items()]
         with _mapped():
             pages = self._client("iam").get_paginator("simulate_principal_policy").paginate(
-                PolicySourceArn=role_arn, ActionNames=list(actions), ResourceArns=list(resources))
+                PolicySourceArn=role_arn, ActionNames=list(actions), ResourceArns=list(resources),
+                ContextEntries=entries)
             for page in pages:
                 for result in page.get("EvaluationResults", []):
                     decisions[(str(result["EvalActionName"]), str(result.get("EvalResourceName", "*")))] = str(

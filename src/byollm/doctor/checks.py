@@ -8,19 +8,26 @@ into the server's report. Same code, same wording, same fixing documents.
 Each failing check names exactly what is wrong (the trust-policy condition that is false for byollm's token,
 each resource the permissions do not cover) and carries its error class's remediation and the documents
 that fix this configuration.
+
+Policies are evaluated with the request context AWS would build for byollm's calls (``request_context``):
+``aws:RequestedRegion`` (the Region of each resource; ``unspecified`` for the region-less model ARN a
+``global.`` profile is authorised on), ``aws:PrincipalArn`` (the role), ``aws:CurrentTime`` and
+``aws:EpochTime`` (now), ``aws:SecureTransport`` (true: byollm calls AWS over TLS). ``aws:SourceIp`` is left
+out: byollm's egress address as AWS sees it is not known here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from byollm.doctor.aws import AwsReader, AwsReadError, OidcProviderFacts
 from byollm.doctor.report import Check, DoctorInputs, ScopeInputs, failing, passing, skipped
 from byollm.errors import ErrorClass
-from byollm.iam.evaluate import MalformedPolicy, evaluate_identity, evaluate_trust
-from byollm.iam.policies import INVOKE_ACTIONS
+from byollm.iam.evaluate import MalformedPolicy, evaluate_identity, evaluate_trust, global_context
+from byollm.iam.policies import COUNT_TOKENS_ACTION, GATEWAY_ACTIONS, INVOKE_ACTIONS, count_tokens_resource
 from byollm.policy.validate import InvalidValue, parse_role_arn
 
 __all__ = [
@@ -29,6 +36,7 @@ __all__ = [
     "permissions_check",
     "permissions_from_decisions",
     "provider_check",
+    "request_context",
     "role_account",
     "run_aws_checks",
     "trust_check",
@@ -75,8 +83,10 @@ def trust_check(inputs: DoctorInputs, scope: ScopeInputs, document: Mapping[str,
     refused: list[str] = []
     optional_refused: list[str] = []
     admitted: list[str] = []
+    now = datetime.now(UTC)
     for purpose, subject in scope.subjects.items():
-        context = {f"{host}:sub": [subject], f"{host}:aud": [inputs.audience]}
+        context = {**global_context(now=now, requested_region=inputs.region),
+                   f"{host}:sub": [subject], f"{host}:aud": [inputs.audience]}
         try:
             evaluation = evaluate_trust(document, principal=("Federated", provider_arn), context=context)
         except MalformedPolicy as exc:
@@ -103,56 +113,140 @@ def trust_check(inputs: DoctorInputs, scope: ScopeInputs, document: Mapping[str,
 # --- permissions -----------------------------------------------------------------------------------------------
 
 
-def _needs(scope: ScopeInputs) -> dict[str, list[str]]:
-    """Resource -> the routes (``model via upstream``) that need it, in route order."""
-    needs: dict[str, list[str]] = {}
+@dataclass(slots=True)
+class _Need:
+    actions: list[str] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)
+
+
+# (resource, the inference profile the call goes through or None) -> what byollm calls on it and for which routes
+_Needs = dict[tuple[str, str | None], _Need]
+
+
+def _profile_of(resources: Sequence[str]) -> str | None:
+    return next((r for r in resources if ":inference-profile/" in r or ":application-inference-profile/" in r),
+                None)
+
+
+def _needs(scope: ScopeInputs, region: str) -> _Needs:
+    """What byollm calls: the invoke actions on each route's resources (through the route's profile, if
+    any), and CountTokens on the foundation model in the team's region (called with the model id)."""
+    needs: _Needs = {}
+
+    def add(resource: str, profile: str | None, actions: Sequence[str], route: str) -> None:
+        need = needs.setdefault((resource, profile), _Need())
+        need.actions.extend(a for a in actions if a not in need.actions)
+        if route not in need.routes:
+            need.routes.append(route)
+
     for route in scope.routes:
+        label = f"{route.model} via {route.upstream}"
+        profile = _profile_of(route.resources)
         for resource in route.resources:
-            needs.setdefault(resource, []).append(f"{route.model} via {route.upstream}")
+            add(resource, profile, INVOKE_ACTIONS, label)
+        if route.foundation_model_id:
+            add(count_tokens_resource(route.foundation_model_id, region), None, (COUNT_TOKENS_ACTION,), label)
     return needs
 
 
-def _permissions_verdict(scope: ScopeInputs, missing: Mapping[str, list[str]], source: str) -> Check:
+def requested_region(resource: str) -> str:
+    """``aws:RequestedRegion`` as AWS sets it when authorising ``resource``: its Region, or ``unspecified``
+    for a region-less ARN (global cross-Region inference)."""
+    parts = resource.split(":")
+    return (parts[3] if len(parts) > 3 else "") or "unspecified"
+
+
+def request_context(scope: ScopeInputs, resource: str, profile: str | None, now: datetime) -> dict[str, list[str]]:
+    """The condition keys AWS evaluates byollm's call on ``resource`` with, through ``scope``'s role (and
+    ``bedrock:InferenceProfileArn`` when the call goes through an inference profile)."""
+    context = global_context(now=now, requested_region=requested_region(resource), principal_arn=scope.role_arn)
+    if profile is not None:
+        context["bedrock:InferenceProfileArn"] = [profile]
+    return context
+
+
+def _permissions_verdict(scope: ScopeInputs, needs: _Needs, missing: Mapping[str, list[str]],
+                         source: str) -> Check:
     cid, fixes = f"{scope.scope}.permissions", scope.fixes.get("permissions_policy", {})
-    needs = _needs(scope)
     if not needs:
         return skipped(cid, PERMISSIONS, "no Bedrock model is enabled for this team's region", scope=scope.scope)
+    resources = {resource for resource, _ in needs}
     if not missing:
-        return passing(cid, PERMISSIONS, f"{scope.role_arn} ({source}) allows {' and '.join(INVOKE_ACTIONS)} on all"
-                                         f" {len(needs)} resource(s) the enabled routes need", scope=scope.scope)
-    lines = [f"{resource} ({', '.join(actions)}; needed by {', '.join(needs.get(resource, []))})"
+        return passing(cid, PERMISSIONS, f"{scope.role_arn} ({source}) allows {', '.join(GATEWAY_ACTIONS)} where"
+                                         f" byollm calls them, on all {len(resources)} resource(s) the enabled"
+                                         " routes need", scope=scope.scope)
+    routes: dict[str, list[str]] = {}
+    for (resource, _), need in needs.items():
+        routes.setdefault(resource, []).extend(r for r in need.routes if r not in routes.get(resource, []))
+    lines = [f"{resource} ({', '.join(actions)}; needed by {', '.join(routes[resource])})"
              for resource, actions in missing.items()]
     detail = f"the permissions of {scope.role_arn} ({source}) do not allow: " + "; ".join(lines)
-    return failing(cid, PERMISSIONS, detail, ErrorClass.INSUFFICIENT_PERMISSIONS, scope=scope.scope, fixes=fixes)
+    only_counting = all(a.startswith(f"{COUNT_TOKENS_ACTION}:") for actions in missing.values() for a in actions)
+    if only_counting:  # requests still run; only the count_tokens endpoint fails on Bedrock routes
+        detail += f" — model calls work, but count_tokens requests on these routes fail without {COUNT_TOKENS_ACTION}"
+    return failing(cid, PERMISSIONS, detail, ErrorClass.INSUFFICIENT_PERMISSIONS, scope=scope.scope, fixes=fixes,
+                   status="warn" if only_counting else "fail")
 
 
-def permissions_check(scope: ScopeInputs, documents: Sequence[Mapping[str, Any]], *, source: str) -> Check:
-    """Evaluate identity-policy ``documents`` for every action on every resource the scope's routes need."""
+def _record(missing: dict[str, list[str]], resource: str, line: str) -> None:
+    if line not in missing.setdefault(resource, []):
+        missing[resource].append(line)
+
+
+def permissions_check(scope: ScopeInputs, documents: Sequence[Mapping[str, Any]], *, source: str, region: str,
+                      now: datetime | None = None) -> Check:
+    """Evaluate identity-policy ``documents`` for every action on every resource the scope's routes need,
+    each with the request context AWS would use (``request_context``)."""
+    moment = now or datetime.now(UTC)
+    needs = _needs(scope, region)
     missing: dict[str, list[str]] = {}
     try:
-        for resource in _needs(scope):
-            for action in INVOKE_ACTIONS:
-                evaluation = evaluate_identity(documents, action, resource)
+        for (resource, profile), need in needs.items():
+            context = request_context(scope, resource, profile, moment)
+            for action in need.actions:
+                evaluation = evaluate_identity(documents, action, resource, context)
                 if not evaluation.allowed:
                     why = "explicit deny" if evaluation.decision == "explicitDeny" else "not allowed"
-                    missing.setdefault(resource, []).append(f"{action}: {why}")
+                    conditions = [r for r in evaluation.reasons() if ": condition " in r]
+                    if conditions:  # an Allow covered it but a condition was false: name that condition
+                        why += f" ({'; '.join(conditions)})"
+                    _record(missing, resource, f"{action}: {why}")
     except MalformedPolicy as exc:
         return failing(f"{scope.scope}.permissions", PERMISSIONS, f"the permissions policy ({source}) cannot be"
                        f" read: {exc}", ErrorClass.INSUFFICIENT_PERMISSIONS, scope=scope.scope,
                        fixes=scope.fixes.get("permissions_policy", {}))
-    return _permissions_verdict(scope, missing, source)
+    return _permissions_verdict(scope, needs, missing, source)
 
 
-def permissions_from_decisions(scope: ScopeInputs, decisions: Mapping[tuple[str, str], str], *,
-                               source: str) -> Check:
+Decisions = Mapping[tuple[str, str, str | None], str]  # (action, resource, profile) -> decision
+
+
+def permissions_from_decisions(scope: ScopeInputs, decisions: Decisions, *, source: str, region: str) -> Check:
     """The same verdict from ``SimulatePrincipalPolicy`` answers (every policy attached to the role counts)."""
+    needs = _needs(scope, region)
     missing: dict[str, list[str]] = {}
-    for resource in _needs(scope):
-        for action in INVOKE_ACTIONS:
-            decision = decisions.get((action, resource), "implicitDeny")
+    for (resource, profile), need in needs.items():
+        for action in need.actions:
+            decision = decisions.get((action, resource, profile), "implicitDeny")
             if decision != "allowed":
-                missing.setdefault(resource, []).append(f"{action}: {decision}")
-    return _permissions_verdict(scope, missing, source)
+                _record(missing, resource, f"{action}: {decision}")
+    return _permissions_verdict(scope, needs, missing, source)
+
+
+def _simulate(reader: AwsReader, scope: ScopeInputs, region: str) -> dict[tuple[str, str, str | None], str]:
+    """SimulatePrincipalPolicy for every needed resource, one call per request context (requested Region,
+    profile) so each resource is simulated with the context AWS would set for it."""
+    assert scope.role_arn is not None
+    now = datetime.now(UTC)
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for resource, profile in _needs(scope, region):
+        groups.setdefault((requested_region(resource), profile), []).append(resource)
+    decisions: dict[tuple[str, str, str | None], str] = {}
+    for (_, profile), resources in groups.items():
+        context = request_context(scope, resources[0], profile, now)
+        answers = reader.simulate(scope.role_arn, GATEWAY_ACTIONS, sorted(resources), context)
+        decisions.update({(action, resource, profile): d for (action, resource), d in answers.items()})
+    return decisions
 
 
 # --- OIDC provider -----------------------------------------------------------------------------------------------
@@ -256,8 +350,8 @@ def logging_checks(inputs: DoctorInputs, reader: AwsReader) -> tuple[list[Check]
 
 def _with_app_profiles(inputs: DoctorInputs, scope: ScopeInputs, reader: AwsReader) -> ScopeInputs:
     """Application-profile routes with the resources the account says they use (GetInferenceProfile): the
-    profile and every foundation model it routes to, plus the region-less ARN when those span geographies
-    (a copy of a global profile)."""
+    profile and every foundation model it routes to; when those span geographies (a copy of a global
+    profile), what a global profile is authorised on instead."""
     routes = []
     for route in scope.routes:
         if ":application-inference-profile/" not in route.upstream:
@@ -273,8 +367,11 @@ def _with_app_profiles(inputs: DoctorInputs, scope: ScopeInputs, reader: AwsRead
             continue
         needed = {route.upstream, *arns}
         if len({a.split(":")[3].split("-")[0] for a in arns}) > 1:
-            partition = route.upstream.split(":")[1]
-            needed.add(f"arn:{partition}:bedrock:::foundation-model/{route.foundation_model_id}")
+            # a copy of a global profile: authorised as one (the profile, the model in the source Region and
+            # the region-less model ARN), not on each destination Region
+            partition, source = route.upstream.split(":")[1], route.upstream.split(":")[3]
+            needed = {route.upstream, f"arn:{partition}:bedrock:{source}::foundation-model/{route.foundation_model_id}",
+                      f"arn:{partition}:bedrock:::foundation-model/{route.foundation_model_id}"}
         routes.append(replace(route, resources=tuple(sorted(needed))))
     return replace(scope, routes=tuple(routes))
 
@@ -319,13 +416,12 @@ def run_aws_checks(inputs: DoctorInputs, reader: AwsReader) -> tuple[list[Check]
             else:
                 checks.append(skipped(f"{scope.scope}.trust_policy", TRUST, f"could not read the role: {exc.code}",
                                       scope=scope.scope))
-        role_arn = scope.role_arn
         scope = _with_app_profiles(inputs, scope, reader)
-        resources = sorted({r for route in scope.routes for r in route.resources})
-        if resources:
+        if scope.routes:
             try:
-                decisions = reader.simulate(role_arn, INVOKE_ACTIONS, resources)
-                checks.append(permissions_from_decisions(scope, decisions, source="SimulatePrincipalPolicy"))
+                decisions = _simulate(reader, scope, inputs.region)
+                checks.append(permissions_from_decisions(scope, decisions, source="SimulatePrincipalPolicy",
+                                                         region=inputs.region))
             except AwsReadError as exc:
                 checks.append(skipped(f"{scope.scope}.permissions", PERMISSIONS,
                                       f"could not simulate the role's policies: {exc.code}", scope=scope.scope))

@@ -446,7 +446,7 @@ class Doctor:
         if trust is not None:
             checks.append(trust_check(inputs, scope, trust, source="pasted document"))
         if permissions is not None:
-            checks.append(permissions_check(scope, [permissions], source="pasted document"))
+            checks.append(permissions_check(scope, [permissions], source="pasted document", region=inputs.region))
         return checks
 
     @staticmethod

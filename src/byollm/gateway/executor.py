@@ -6,29 +6,43 @@ fails over only for classes that allow it (never for expired local credentials, 
 invalid request), and stops at a deadline. A streaming request fails over until its first content event is
 ready to go to the client; after that, an upstream failure becomes an in-stream ``error`` event.
 
-Usage and credits are recorded in ``finally`` blocks and handed to the request-log writer, which writes them
-off the hot path; ledger charges carry an attempt id so nothing is ever charged twice.
+Usage and credits are recorded exactly once per request (``_Outcome.settled``) and handed to the request-log
+writer, which writes them off the hot path; ledger charges carry an attempt id so nothing is ever charged
+twice. The record is settled when the caller's answer is decided, not when the upstream answered: a front
+end renders inside ``completing`` (and ends a stream it could not send with ``ServedStream.abandon``), so
+the status and code logged are the ones the client received, a 500 included. Whatever answer the client
+gets, the tokens an upstream reported are charged.
+
+The gateway yields typed values only: a ``CompletedMessage``, ``StreamEvent``s and, for a failure after a
+stream was committed, a ``StreamFailure`` holding the taxonomy error; each front end (``api/frontends``)
+renders them in its client's wire format.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from byollm.catalog.types import Catalog
+from byollm.catalog.types import Catalog, CatalogModel
 from byollm.credentials.delegated import AccountChecker, DelegatedCredentials
 from byollm.errors import Attempt, ByollmError, ErrorClass, NoRouteError
 from byollm.gateway.metrics import GatewayMetrics
+from byollm.gateway.model_discovery import BedrockModelDiscovery
 from byollm.gateway.operator_keys import OperatorKeys
 from byollm.gateway.policy_cache import PolicyCache
+from byollm.policy.auto import is_auto
+from byollm.policy.discovered import discovery_applies, with_discovered
+from byollm.policy.names import ResolvedVia, resolve_model_name
 from byollm.policy.planner import plan_routes
 from byollm.policy.types import (
     Actor,
+    ActorKind,
     AvailableCredentials,
     BillingBucket,
     CredentialSource,
@@ -62,6 +76,7 @@ __all__ = [
     "ModelListing",
     "Served",
     "ServedStream",
+    "StreamFailure",
     "WebIdentitySource",
 ]
 
@@ -138,9 +153,21 @@ class Served:
     credits: Decimal | None = None  # AI credits charged (None: not known when the headers go out)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamFailure:
+    """The upstream failed after the stream was committed (the client already has a 200): the front end
+    ends its stream with this error in its own wire format."""
+
+    error: ByollmError
+
+
+async def _no_abandon(status: int, code: str) -> None:
+    return None
+
+
 @dataclass(slots=True)
 class ServedStream:
-    events: AsyncIterator[StreamEvent]
+    events: AsyncIterator[StreamEvent | StreamFailure]
     route: str
     model: str
     fallbacks: int
@@ -149,6 +176,9 @@ class ServedStream:
     requested_model: str = ""
     model_rule: str = "catalog"
     preamble: int = 0  # how many leading events were read before committing (a writer can send them as one)
+    # ends a stream whose events were not all sent (never started, or the writer failed): closes the
+    # upstream and settles the request as ``status``/``code`` unless the relay already settled it
+    abandon: Callable[[int, str], Awaitable[None]] = _no_abandon
     failures: tuple[Attempt, ...] = ()
     billing: str = ""
     credits: Decimal | None = None  # set once ``events`` is exhausted: the AI credits the answer cost
@@ -178,6 +208,12 @@ class _Outcome:
     response_text: list[str] = field(default_factory=list)
     response: Mapping[str, Any] | None = None
     call: UpstreamCall | None = None  # the serving attempt's call (its wire clock keeps running while streaming)
+    settled: bool = False  # the request log row and charges were handed over (exactly once)
+    abandoned: bool = False  # the front end ended the stream; its status stands
+
+    def fail(self, status: int, code: str) -> None:
+        """What the client received, when it is not the success the outcome started as."""
+        self.status, self.error_code = status, code
 
 
 class Gateway:
@@ -195,8 +231,10 @@ class Gateway:
         config: GatewayConfig,
         web_identity: WebIdentitySource | None = None,
         alerts: FailureAlerts | None = None,
+        discovery: BedrockModelDiscovery | None = None,
     ) -> None:
         self._catalog = catalog
+        self._discovery = discovery
         self._policies = policies
         self._providers = providers
         self._operator_keys = operator_keys
@@ -237,9 +275,57 @@ class Gateway:
 
     async def plan(self, context: InferenceContext, request: RouteRequest) -> tuple[TeamPolicy, RoutePlan]:
         policy, available, credits = await self._plan_inputs(context)
-        plan = plan_routes(policy, self._catalog, request, actor=context.actor, credentials=available,
+        catalog = self._catalog
+        if self._needs_discovery(policy, request.model):
+            catalog = await self._team_catalog(context, policy)
+            policy = with_discovered(policy, catalog)
+        plan = plan_routes(policy, catalog, request, actor=context.actor, credentials=available,
                            credits=credits)
         return policy, plan
+
+    # --- models discovered on the team's Bedrock (gateway/model_discovery.py) -------------------------------
+
+    def _needs_discovery(self, policy: TeamPolicy, name: str) -> bool:
+        """Only a name the shipped catalog and the aliases cannot resolve (or only the family mapping can) may
+        wait for the team's Bedrock listing; every known name plans at once."""
+        if self._discovery is None or not name.strip() or is_auto(name):
+            return False
+        resolution = resolve_model_name(policy, self._catalog, name)
+        if resolution is not None and resolution.via is not ResolvedVia.FAMILY:
+            return False
+        return discovery_applies(policy, self._catalog)
+
+    async def _team_catalog(self, context: InferenceContext, policy: TeamPolicy) -> Catalog:
+        assert self._discovery is not None
+        bedrock = policy.bedrock
+        auth = await self._discovery_auth(context, policy)
+        return await self._discovery.catalog_for(context.team_uid, bedrock.region, bedrock.endpoint_url, auth)
+
+    async def _discovery_auth(self, context: InferenceContext, policy: TeamPolicy) -> AwsAuth | None:
+        """The request's own AWS credentials: the user's delegated session, or a run's web identity for the role
+        its Bedrock routes use. Used for the listing and dropped; None when the request has none."""
+        if context.delegated is not None:
+            return context.delegated.auth
+        if context.actor.kind is ActorKind.INTERACTIVE_USER:
+            return None
+        agent = policy.agents.get(context.actor.agent_uid) if context.actor.agent_uid else None
+        role = (agent.role_arn_override if agent is not None else None) or policy.bedrock.role_arn
+        if role is None:
+            return None
+        probe = RouteCandidate(model="", host=Host.BEDROCK, upstream_model_id="",
+                               credential=CredentialSource.WEB_IDENTITY, billing=BillingBucket.CUSTOMER_CLOUD,
+                               region=policy.bedrock.region, role_arn=role)
+        try:
+            return await self._web_identity.credentials_for(context, probe)
+        except ByollmError:
+            return None  # the run's own Bedrock attempt will report the exchange's failure
+
+    def _model_for(self, context: InferenceContext, policy: TeamPolicy, model_id: str) -> CatalogModel | None:
+        model = self._catalog.get(model_id)
+        if model is None and self._discovery is not None:
+            team = self._discovery.cached(context.team_uid, policy.bedrock.region)
+            model = team.get(model_id) if team is not None else None
+        return model
 
     async def list_models(self, context: InferenceContext) -> list[ModelListing]:
         """The models this caller can use right now, each with its ordered routes (and ``auto`` if allowed)."""
@@ -247,11 +333,16 @@ class Gateway:
             policy, available, credits = await self._plan_inputs(context)  # once, not once per model
         except ByollmError:
             return []
+        catalog = self._catalog
+        auto_allowed = not policy.models.any_direct_disabled  # of the admin's own policy, before discovery
+        if self._discovery is not None and discovery_applies(policy, catalog):  # not the hot path: may read
+            catalog = await self._team_catalog(context, policy)
+            policy = with_discovered(policy, catalog)
         listing: list[ModelListing] = []
         routes_of: dict[str, list[dict[str, str]]] = {}
-        for model in self._catalog:
+        for model in catalog:
             try:
-                plan = plan_routes(policy, self._catalog, RouteRequest(model=model.id), actor=context.actor,
+                plan = plan_routes(policy, catalog, RouteRequest(model=model.id), actor=context.actor,
                                    credentials=available, credits=credits)
             except ByollmError:
                 continue
@@ -262,11 +353,11 @@ class Gateway:
             if own:
                 listing.append(ModelListing(model.id, model.display_name, model.provider, routes_of[model.id]))
         for alias in policy.models.aliases:  # the admin's names, each with the routes of the model it serves
-            target = self._catalog.resolve(alias.target)
+            target = catalog.resolve(alias.target)
             if target is not None and routes_of.get(target.id):
                 listing.append(ModelListing(alias.pattern, f"{alias.pattern} (served as {target.display_name})",
                                             "byollm", routes_of[target.id], alias_of=target.id))
-        if listing and not policy.models.any_direct_disabled:
+        if listing and auto_allowed:
             listing.insert(0, ModelListing("auto", "Auto (best enabled model for the task)", "byollm", []))
         return listing
 
@@ -354,7 +445,12 @@ class Gateway:
             outcome.served = candidate
             outcome.call = call
             return candidate, result
-        raise NoRouteError(outcome.failures, dropped=[d.label for d in plan.dropped])
+        failures = outcome.failures
+        if failures and all(f.error_class is ErrorClass.UNSUPPORTED_BY_ROUTE for f in failures):
+            # no route can take what the caller asked for: say which field, as the 400 it is
+            raise NoRouteError(failures, ErrorClass.UNSUPPORTED_BY_ROUTE, failures[0].detail,
+                               dropped=[d.label for d in plan.dropped])
+        raise NoRouteError(failures, dropped=[d.label for d in plan.dropped])
 
     def _note_skipped(self, context: InferenceContext, outcome: _Outcome, dropped: DroppedRoute) -> None:
         """A first-choice route the plan could not try (no AWS session): a failed attempt that took no time."""
@@ -393,6 +489,15 @@ class Gateway:
 
     async def complete(self, context: InferenceContext, request: CanonicalRequest,
                        route_request: RouteRequest) -> Served:
+        """The answer, settled as a success as soon as it is returned (callers that render nothing)."""
+        async with self.completing(context, request, route_request) as served:
+            return served
+
+    @asynccontextmanager
+    async def completing(self, context: InferenceContext, request: CanonicalRequest,
+                         route_request: RouteRequest) -> AsyncGenerator[Served, None]:
+        """The answer, for a front end to render inside the block; the request is logged and charged when
+        the block ends, with the status the block ended in (an exception's, or 200)."""
         outcome = _Outcome()
         plan: RoutePlan | None = None
         policy: TeamPolicy | None = None
@@ -405,17 +510,22 @@ class Gateway:
             candidate, message = await self._attempts(context, policy, plan, request, outcome, run)
             outcome.usage = message.usage
             outcome.response = message.message
-            served = Served(value=message, route=candidate.label, model=candidate.model,
-                            fallbacks=len(outcome.attempts) - 1, overhead_ms=0.0, auto_reason=plan.auto_reason,
-                            requested_model=plan.requested_model, model_rule=plan.resolved_via,
-                            failures=tuple(outcome.failures), billing=candidate.billing.value)
+            yield Served(value=message, route=candidate.label, model=candidate.model,
+                         fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome),
+                         auto_reason=plan.auto_reason, requested_model=plan.requested_model,
+                         model_rule=plan.resolved_via, failures=tuple(outcome.failures),
+                         billing=candidate.billing.value, credits=self._credits_for(candidate, message.usage))
         except ByollmError as error:
-            outcome.status, outcome.error_code = error.status, error.error_class.code
+            outcome.fail(error.status, error.error_class.code)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome.fail(499, "client_disconnected")
+            raise
+        except BaseException:
+            outcome.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
             raise
         finally:
             self._finish(context, request, route_request, plan, policy, outcome)
-        # the bookkeeping counts too
-        return replace(served, overhead_ms=self._overhead_ms(context, outcome), credits=outcome.credits)
 
     async def count_tokens(self, context: InferenceContext, request: CanonicalRequest,
                            route_request: RouteRequest) -> Served:
@@ -425,7 +535,7 @@ class Gateway:
 
         async def run(provider: Provider, call: UpstreamCall) -> int:
             if call.candidate.host is Host.BEDROCK:  # CountTokens wants the foundation model, not a profile
-                model = self._catalog.get(call.candidate.model)
+                model = self._model_for(context, policy, call.candidate.model)
                 if model is not None and model.bedrock is not None:
                     call = replace(call, candidate=replace(call.candidate,
                                                            upstream_model_id=model.bedrock.foundation_model_id))
@@ -447,8 +557,13 @@ class Gateway:
             policy, plan = await self.plan(context, route_request)
             candidate, (buffered, upstream) = await self._attempts(context, policy, plan, request, outcome,
                                                                    self._open_stream)
-        except ByollmError as error:
-            outcome.status, outcome.error_code = error.status, error.error_class.code
+        except BaseException as error:
+            if isinstance(error, ByollmError):
+                outcome.fail(error.status, error.error_class.code)
+            elif isinstance(error, asyncio.CancelledError):
+                outcome.fail(499, "client_disconnected")
+            else:
+                outcome.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
             self._finish(context, request, route_request, plan, policy, outcome)
             raise
         overhead = self._overhead_ms(context, outcome)
@@ -458,8 +573,20 @@ class Gateway:
             requested_model=plan.requested_model, model_rule=plan.resolved_via,
             failures=tuple(outcome.failures), billing=candidate.billing.value,
         )
-        opened.events = self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream,
-                                    opened)
+        relay = self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream, opened)
+
+        async def abandon(status: int, code: str) -> None:
+            if outcome.settled:
+                return
+            outcome.fail(status, code)
+            outcome.abandoned = True
+            await relay.aclose()  # a relay suspended mid-stream settles itself, with this status
+            if not outcome.settled:  # it never started: nothing settled it
+                await _close(upstream)
+                self._finish(context, request, route_request, plan, policy, outcome)
+
+        opened.events = relay
+        opened.abandon = abandon
         return opened
 
     async def _open_stream(self, provider: Provider, call: UpstreamCall
@@ -485,7 +612,8 @@ class Gateway:
 
     async def _relay(self, context: InferenceContext, request: CanonicalRequest, route_request: RouteRequest,
                      plan: RoutePlan, policy: TeamPolicy, outcome: _Outcome, buffered: list[StreamEvent],
-                     upstream: AsyncIterator[StreamEvent], opened: ServedStream) -> AsyncIterator[StreamEvent]:
+                     upstream: AsyncIterator[StreamEvent], opened: ServedStream
+                     ) -> AsyncGenerator[StreamEvent | StreamFailure, None]:
         usage = _StreamUsage()
         call = outcome.call
         wire_at_commit = call.wire.seconds if call is not None else 0.0
@@ -497,14 +625,14 @@ class Gateway:
                 usage.see(event)
                 yield event
         except ByollmError as error:
-            outcome.status, outcome.error_code = error.status, error.error_class.code
-            yield StreamEvent(type="error", data={"type": "error", "error": {
-                "type": "overloaded_error" if error.error_class.retryable else "api_error",
-                "message": f"{error.detail} ({error.error_class.code}). {error.error_class.remediation}",
-                "byollm": {"code": error.error_class.code, "request_id": context.request_id},
-            }})
+            outcome.fail(error.status, error.error_class.code)
+            yield StreamFailure(error)
         except (asyncio.CancelledError, GeneratorExit):
-            outcome.status, outcome.error_code = 499, "client_disconnected"
+            if not outcome.abandoned:
+                outcome.fail(499, "client_disconnected")
+            raise
+        except BaseException:
+            outcome.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
             raise
         finally:
             await _close(upstream)
@@ -522,17 +650,31 @@ class Gateway:
         total = time.perf_counter() - context.started
         return round(max(total - outcome.upstream_s, 0.0) * 1000, 3)
 
+    def _credits_for(self, candidate: RouteCandidate, usage: Usage) -> Decimal:
+        """The AI credits an answer on ``candidate`` costs: operator-paid routes only."""
+        model = self._catalog.get(candidate.model)
+        if candidate.billing is not BillingBucket.AI_CREDITS or model is None:
+            return Decimal(0)
+        return model.pricing.credits(usage.input_tokens, usage.output_tokens)
+
     def _finish(self, context: InferenceContext, request: CanonicalRequest, route_request: RouteRequest,
                 plan: RoutePlan | None, policy: TeamPolicy | None, outcome: _Outcome) -> None:
-        """Charge credits and hand the request-log row to the writer. Never raises: accounting must not fail
-        a request that already has its answer."""
+        """Charge credits and hand the request-log row to the writer, once per request. Never raises:
+        accounting must not fail a request that already has its answer.
+
+        The tokens the serving upstream reported are charged whatever the client's status: the call was
+        made and paid for (a stream cut off mid-way, an answer byollm then failed to render)."""
+        if outcome.settled:
+            return
+        outcome.settled = True
         now = datetime.now(UTC)
         served = outcome.served
         charges: list[LedgerCharge] = []
-        if served is not None and served.billing is BillingBucket.AI_CREDITS and outcome.status < 400:
+        used = outcome.usage.input_tokens or outcome.usage.output_tokens
+        if served is not None and served.billing is BillingBucket.AI_CREDITS and (outcome.status < 400 or used):
             model = self._catalog.get(served.model)
             if model is not None:
-                outcome.credits = model.pricing.credits(outcome.usage.input_tokens, outcome.usage.output_tokens)
+                outcome.credits = self._credits_for(served, outcome.usage)
                 charges.append(LedgerCharge(
                     attempt_id=outcome.attempts[-1].attempt_id, team_uid=context.team_uid,
                     request_id=context.request_id, principal_uid=context.principal_uid, bucket="ai_credits",

@@ -12,10 +12,17 @@ Semantics, for one policy type at a time (identity policies, or one role's trust
   the answer is an implicit deny;
 - a statement matches when its ``Action``/``NotAction``, ``Resource``/``NotResource`` (when present),
   ``Principal`` (trust policies) and every condition match;
-- actions match case-insensitively, resources and principals case-sensitively, all with ``*`` (any run of
-  characters, also none) and ``?`` (one character);
-- condition keys are case-insensitive. ``String*``, ``Arn*``, ``Bool``, ``Numeric*`` and ``Null`` are
-  supported, each with the ``ForAnyValue:``/``ForAllValues:`` prefixes and the ``IfExists`` suffix. A key
+- actions match case-insensitively and resources case-sensitively, both with ``*`` (any run of characters,
+  also none) and ``?`` (one character); a principal is compared whole: ``"*"`` is everyone, any other value
+  must equal the caller exactly (IAM never expands a partial wildcard such as ``oidc-provider/*``);
+- a trust policy IAM would refuse to store (a ``Resource``/``NotResource`` or ``NotPrincipal`` element, a
+  statement without ``Principal``) is ``MalformedPolicy`` with IAM's wording;
+- condition keys are case-insensitive. ``String*``, ``Arn*``, ``Bool``, ``Numeric*``, ``Date*`` (ISO 8601
+  or epoch seconds; UTC when no offset is given), ``IpAddress``/``NotIpAddress`` (address or CIDR, IPv4 or
+  IPv6) and ``Null`` are supported, each with the ``ForAnyValue:``/``ForAllValues:`` prefixes and the
+  ``IfExists`` suffix. The global keys a caller may pass (see ``global_context``): ``aws:CurrentTime``,
+  ``aws:EpochTime``, ``aws:SourceIp``, ``aws:SecureTransport``, ``aws:RequestedRegion``,
+  ``aws:PrincipalArn``. A key
   missing from the request makes a condition false, except for the negated operators and ``…IfExists``
   (true), ``ForAllValues:`` (true, vacuously) and ``Null`` (which tests exactly that). Several values for
   one key are alternatives (any may match; for a negated operator none may).
@@ -29,8 +36,10 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -41,6 +50,7 @@ __all__ = [
     "StatementResult",
     "evaluate_identity",
     "evaluate_trust",
+    "global_context",
     "wildcard_match",
 ]
 
@@ -114,6 +124,54 @@ def _number(text: str) -> float | None:
         return None
 
 
+def _moment(text: str) -> float | None:
+    """A Date operand: epoch seconds, or ISO 8601 (a date alone, or with a time; UTC when no offset)."""
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _in_network(policy_value: str, request_value: str) -> bool:
+    network = _network(policy_value)
+    if network is None:
+        raise MalformedPolicy(f"condition value {policy_value!r} is not an IP address or CIDR block")
+    try:
+        return ipaddress.ip_address(request_value) in network
+    except ValueError:
+        return False
+
+
+_ORDER = {
+    "equals": lambda have, want: have == want,
+    "lessthan": lambda have, want: have < want,
+    "lessthanequals": lambda have, want: have <= want,
+    "greaterthan": lambda have, want: have > want,
+    "greaterthanequals": lambda have, want: have >= want,
+}
+
+
+def _operand_problem(base: str, value: str) -> str | None:
+    """Why ``value`` cannot be an operand of ``base`` (IAM refuses such a policy), or None."""
+    if base.startswith("numeric") and _number(value) is None:
+        return f"condition value {value!r} is not a number"
+    if base.startswith("date") and _moment(value) is None:
+        return f"condition value {value!r} is not a date"
+    if base == "ipaddress" and _network(value) is None:
+        return f"condition value {value!r} is not an IP address or CIDR block"
+    return None
+
+
 def _compare(base: str, policy_value: str, request_value: str) -> bool:
     """The positive form of operator ``base`` (lower case, no prefix/suffix, not negated)."""
     if base == "stringequals":
@@ -124,18 +182,16 @@ def _compare(base: str, policy_value: str, request_value: str) -> bool:
         return wildcard_match(policy_value, request_value)
     if base == "bool":
         return request_value.lower() == policy_value.lower()
-    want, have = _number(policy_value), _number(request_value)
+    if base == "ipaddress":
+        return _in_network(policy_value, request_value)
+    kind, relation = ("date", base[4:]) if base.startswith("date") else ("numeric", base[7:])
+    read = _moment if kind == "date" else _number
+    want, have = read(policy_value), read(request_value)
     if want is None:
-        raise MalformedPolicy(f"condition value {policy_value!r} is not a number")
+        raise MalformedPolicy(_operand_problem(base, policy_value) or f"bad operand {policy_value!r}")
     if have is None:
         return False
-    return {
-        "numericequals": have == want,
-        "numericlessthan": have < want,
-        "numericlessthanequals": have <= want,
-        "numericgreaterthan": have > want,
-        "numericgreaterthanequals": have >= want,
-    }[base]
+    return bool(_ORDER[relation](have, want))
 
 
 # operator (lower case, without set prefix or IfExists) -> (positive base operator, negated)
@@ -157,6 +213,14 @@ _OPERATORS: dict[str, tuple[str, bool]] = {
     "numericlessthanequals": ("numericlessthanequals", False),
     "numericgreaterthan": ("numericgreaterthan", False),
     "numericgreaterthanequals": ("numericgreaterthanequals", False),
+    "dateequals": ("dateequals", False),
+    "datenotequals": ("dateequals", True),
+    "datelessthan": ("datelessthan", False),
+    "datelessthanequals": ("datelessthanequals", False),
+    "dategreaterthan": ("dategreaterthan", False),
+    "dategreaterthanequals": ("dategreaterthanequals", False),
+    "ipaddress": ("ipaddress", False),
+    "notipaddress": ("ipaddress", True),
 }
 
 
@@ -186,9 +250,10 @@ class _Condition:
         if op not in _OPERATORS:
             raise MalformedPolicy(f"unsupported condition operator {self.operator}")
         base, negated = _OPERATORS[op]
-        for value in self.values:  # validate numeric operands even when the key is missing
-            if base.startswith("numeric") and _number(value) is None:
-                raise MalformedPolicy(f"condition value {value!r} is not a number")
+        for value in self.values:  # validate typed operands even when the key is missing
+            problem = _operand_problem(base, value)
+            if problem is not None:
+                raise MalformedPolicy(problem)
         if not request:
             if if_exists:
                 return True
@@ -271,11 +336,13 @@ class _Statement:
         if "*" in self.principals:
             hit = True
         else:
-            hit = any(wildcard_match(_principal_id(kind, p), value) for p in self.principals.get(kind, ()))
+            hit = any(p == "*" or _principal_id(kind, p) == value for p in self.principals.get(kind, ()))
         if hit == self.not_principal:
             named = [f"{k}: {v}" for k, vs in self.principals.items() for v in vs]
             what = "NotPrincipal" if self.not_principal else "Principal"
-            return [f"{what} is {', '.join(named) or 'empty'}, not {kind}: {value}"]
+            partial = [v for vs in self.principals.values() for v in vs if v != "*" and ("*" in v or "?" in v)]
+            note = " (IAM never matches a partial wildcard in a principal)" if partial else ""
+            return [f"{what} is {', '.join(named) or 'empty'}, not {kind}: {value}{note}"]
         return []
 
 
@@ -342,7 +409,19 @@ def _parse_statement(raw: Any, index: int) -> _Statement:
                       principals=principals, not_principal=not_principal, conditions=tuple(conditions))
 
 
-def _statements(documents: Iterable[Mapping[str, Any]]) -> list[_Statement]:
+_TRUST_PROHIBITED = ("Resource", "NotResource", "NotPrincipal")
+
+
+def _check_trust_statement(raw: Mapping[str, Any]) -> None:
+    """IAM refuses to store these in a role's trust policy (``MalformedPolicyDocument``)."""
+    for name in _TRUST_PROHIBITED:
+        if name in raw:
+            raise MalformedPolicy(f"Has prohibited field {name}")
+    if "Principal" not in raw:
+        raise MalformedPolicy("Missing required field Principal")
+
+
+def _statements(documents: Iterable[Mapping[str, Any]], *, trust: bool = False) -> list[_Statement]:
     out: list[_Statement] = []
     for document in documents:
         if not isinstance(document, Mapping):
@@ -351,7 +430,11 @@ def _statements(documents: Iterable[Mapping[str, Any]]) -> list[_Statement]:
         items = raw if isinstance(raw, list) else [raw] if isinstance(raw, Mapping) else None
         if items is None:
             raise MalformedPolicy("a policy document needs a Statement")
-        out.extend(_parse_statement(item, len(out) + 1) for item in items)
+        for item in items:
+            statement = _parse_statement(item, len(out) + 1)
+            if trust:
+                _check_trust_statement(item)
+            out.append(statement)
     return out
 
 
@@ -407,5 +490,26 @@ def evaluate_trust(document: Mapping[str, Any], *, principal: tuple[str, str],
                    context: Mapping[str, Sequence[str]], action: str = "sts:AssumeRoleWithWebIdentity") -> Evaluation:
     """Evaluate a role's trust policy for ``principal`` (``("Federated", provider_arn)``) with ``context``
     (the token's condition keys, e.g. ``issuer.example:sub``). Raises ``MalformedPolicy``."""
-    return _evaluate(_statements([document]), action, None, principal, context)
+    return _evaluate(_statements([document], trust=True), action, None, principal, context)
 
+
+
+def global_context(*, now: datetime, requested_region: str | None = None, principal_arn: str | None = None,
+                   source_ip: str | None = None, secure_transport: bool = True) -> dict[str, list[str]]:
+    """The global condition keys AWS sets on a request, for callers that evaluate a policy as AWS would
+    (the doctor): ``aws:CurrentTime`` and ``aws:EpochTime`` from ``now``, ``aws:SecureTransport``, and
+    ``aws:RequestedRegion``, ``aws:PrincipalArn`` and ``aws:SourceIp`` when known (an unknown key stays
+    absent, as IAM's simulator leaves it)."""
+    moment = now.astimezone(UTC)
+    context = {
+        "aws:CurrentTime": [moment.strftime("%Y-%m-%dT%H:%M:%SZ")],
+        "aws:EpochTime": [str(int(moment.timestamp()))],
+        "aws:SecureTransport": ["true" if secure_transport else "false"],
+    }
+    if requested_region is not None:
+        context["aws:RequestedRegion"] = [requested_region]
+    if principal_arn is not None:
+        context["aws:PrincipalArn"] = [principal_arn]
+    if source_ip is not None:
+        context["aws:SourceIp"] = [source_ip]
+    return context

@@ -12,10 +12,17 @@ Why these shapes:
   condition key for byollm's extra claims, so an agent's override role cannot be pinned to one agent for
   runs users start; it can be narrowed to the agent's own trigger (``…/service_account:<agent-uid>``) only
   if users never start runs of that agent (``agent_strict``).
-- the permissions policy allows ``bedrock:InvokeModel`` and ``bedrock:InvokeModelWithResponseStream`` on
-  exactly what the team's enabled Bedrock routes call: the profile ARN (system or application), and the
-  foundation model in every region the profile routes to (``global.`` profiles included, plus their
-  region-less ARN), or the foundation model in the team's region when it is invoked on demand.
+- the permissions policy covers every action the gateway calls (``GATEWAY_ACTIONS``). Its least-privilege
+  form allows ``bedrock:InvokeModel`` and ``bedrock:InvokeModelWithResponseStream`` on exactly what the
+  team's enabled Bedrock routes call: the profile ARN (system or application) and, for a geographic profile
+  (``us.``, ``eu.``, ``apac.``…), the foundation model in the source region and in every region the profile
+  routes to; for a ``global.`` profile, the foundation model in the source region and the region-less
+  ``arn:aws:bedrock:::foundation-model/…`` (AWS authorises that one with ``aws:RequestedRegion`` =
+  ``unspecified``); or the foundation model in the team's region when it is invoked on demand. It allows
+  ``bedrock:CountTokens`` on the foundation model in the team's region (count-tokens takes a model id, not a
+  profile). The wildcard form (``PolicyForm.WILDCARD``) allows the same actions on every foundation model
+  and inference profile, so enabling another model later needs no policy change; both forms are offered
+  side by side (``facts["forms"]``).
 """
 
 from __future__ import annotations
@@ -31,9 +38,13 @@ from byollm.policy.types import TeamPolicy
 from byollm.policy.validate import InvalidValue, ProfileKind, parse_inference_profile, parse_role_arn
 
 __all__ = [
+    "COUNT_TOKENS_ACTION",
+    "GATEWAY_ACTIONS",
     "INVOKE_ACTIONS",
     "IamDocument",
     "OutputFormat",
+    "PolicyForm",
+    "count_tokens_resource",
     "oidc_provider_document",
     "permissions_policy_document",
     "route_resources",
@@ -41,6 +52,8 @@ __all__ = [
 ]
 
 INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
+COUNT_TOKENS_ACTION = "bedrock:CountTokens"
+GATEWAY_ACTIONS = (*INVOKE_ACTIONS, COUNT_TOKENS_ACTION)  # every Bedrock Runtime action the gateway calls
 ACCOUNT_PLACEHOLDER = "ACCOUNT_ID"
 THUMBPRINT_NOTE = (
     "Thumbprints are optional: IAM verifies the issuer's TLS certificate against its own trusted root CAs."
@@ -53,6 +66,13 @@ class OutputFormat(StrEnum):
     JSON = "json"
     TERRAFORM = "terraform"
     CLOUDFORMATION = "cloudformation"
+
+
+class PolicyForm(StrEnum):
+    """Which permissions policy: exactly the enabled routes' resources, or every model and profile."""
+
+    LEAST_PRIVILEGE = "least-privilege"
+    WILDCARD = "wildcard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,16 +207,21 @@ def trust_policy_document(*, issuer_url: str, audience: str, team_uid: str, role
 
 
 def _profile_models(catalog: Catalog, profile_id: str, region: str) -> set[str]:
-    """Foundation-model ARNs a system profile needs: the model in every region the profile routes to (a
-    ``global.`` profile too, as Bedrock checks the destination region), plus the catalog's own list (for
-    ``global.``, the region-less ARN)."""
-    arns = set(catalog.foundation_model_arns(profile_id, region))
-    profile = catalog.profile(profile_id)
-    model = catalog.resolve(profile_id)
-    if profile is not None and model is not None and model.bedrock is not None:
-        fm = model.bedrock.foundation_model_id
-        arns |= {f"arn:{partition_for_region(r)}:bedrock:{r}::foundation-model/{fm}" for r in profile.regions}
-    return arns
+    """Foundation-model ARNs a system profile needs (see ``Catalog.foundation_model_arns``)."""
+    return set(catalog.foundation_model_arns(profile_id, region))
+
+
+def count_tokens_resource(foundation_model_id: str, region: str) -> str:
+    """The resource ``bedrock:CountTokens`` is authorised on: the foundation model in the calling region."""
+    return f"arn:{partition_for_region(region)}:bedrock:{region}::foundation-model/{foundation_model_id}"
+
+
+def _wildcard_document(partition: str) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ByollmBedrockModelAccess", "Effect": "Allow", "Action": list(GATEWAY_ACTIONS),
+        "Resource": [f"arn:{partition}:bedrock:*::foundation-model/*",
+                     f"arn:{partition}:bedrock:*:*:inference-profile/*",
+                     f"arn:{partition}:bedrock:*:*:application-inference-profile/*"]}]}
 
 
 def _route_resources(catalog: Catalog, model_id: str, upstream: str, region: str, account: str) -> set[str]:
@@ -229,12 +254,14 @@ def route_resources(catalog: Catalog, model_id: str, upstream: str, region: str,
 
 
 def permissions_policy_document(*, policy: TeamPolicy, catalog: Catalog, fmt: OutputFormat,
-                                role_arn: str | None = None) -> IamDocument:
+                                role_arn: str | None = None,
+                                form: PolicyForm = PolicyForm.LEAST_PRIVILEGE) -> IamDocument:
     region = policy.bedrock.region
     role_arn = role_arn or policy.bedrock.role_arn
     _partition, account, role_name = _role_facts(role_arn)
     account_in_arns = "*" if account == ACCOUNT_PLACEHOLDER else account
     resources: set[str] = set()
+    counted: set[str] = set()
     models: list[dict[str, str]] = []
     notes: list[str] = []
     for model in catalog:
@@ -250,17 +277,30 @@ def permissions_policy_document(*, policy: TeamPolicy, catalog: Catalog, fmt: Ou
         except InvalidValue:
             notes.append(f"{model.id}: cannot derive resources for {upstream!r}")
             continue
+        assert model.bedrock is not None  # offered_on_bedrock_in
+        counted.add(count_tokens_resource(model.bedrock.foundation_model_id, region))
         models.append({"model": model.id, "upstream": upstream})
     statements: list[dict[str, Any]] = []
     if resources:
         statements.append({"Sid": "ByollmInvokeEnabledModels", "Effect": "Allow", "Action": list(INVOKE_ACTIONS),
                            "Resource": sorted(resources)})
+        statements.append({"Sid": "ByollmCountTokens", "Effect": "Allow", "Action": COUNT_TOKENS_ACTION,
+                           "Resource": sorted(counted)})
+    least = {"Version": "2012-10-17", "Statement": statements}
+    wildcard = _wildcard_document(partition_for_region(region))
+    if form is PolicyForm.WILDCARD:
+        document = wildcard
+        notes.append("Wildcard form: every foundation model and inference profile, so models enabled later need"
+                     " no policy change. The least-privilege form lists only what the enabled models use.")
     else:
-        notes.append("The team enables no Bedrock model yet: enable one, then print this policy again.")
-    if account == ACCOUNT_PLACEHOLDER:
-        notes.append("No role ARN is configured: profile ARNs use '*' for the account.")
+        document = least
+        if not resources:
+            notes.append("The team enables no Bedrock model yet: enable one, then print this policy again.")
+        notes.append("Least-privilege form: a model enabled later needs this policy printed and applied again;"
+                     " the wildcard form (--form wildcard) does not.")
+        if account == ACCOUNT_PLACEHOLDER:
+            notes.append("No role ARN is configured: profile ARNs use '*' for the account.")
     notes.append("Also grant model access to these models in the Bedrock console of each region listed.")
-    document = {"Version": "2012-10-17", "Statement": statements}
     if fmt is OutputFormat.TERRAFORM:
         rendered = (
             f'resource "aws_iam_role_policy" "{_tf_name("byollm_bedrock_" + policy.team_uid[:8])}" {{\n'
@@ -276,4 +316,5 @@ def permissions_policy_document(*, policy: TeamPolicy, catalog: Catalog, fmt: Ou
         rendered = json.dumps(document, indent=2)
     return IamDocument(kind="permissions_policy", format=fmt, document=document, rendered=rendered,
                        role_arn=role_arn, notes=tuple(notes),
-                       facts={"region": region, "models": models, "team_uid": policy.team_uid})
+                       facts={"region": region, "models": models, "team_uid": policy.team_uid, "form": form.value,
+                              "forms": {PolicyForm.LEAST_PRIVILEGE.value: least, PolicyForm.WILDCARD.value: wildcard}})

@@ -13,6 +13,7 @@ from byollm.errors import ByollmError, ErrorClass
 from byollm.iam.policies import (
     IamDocument,
     OutputFormat,
+    PolicyForm,
     oidc_provider_document,
     permissions_policy_document,
     trust_policy_document,
@@ -59,8 +60,9 @@ class IamSetup:
         )
 
     async def permissions_policy(self, caller: Caller, team_uid: str, fmt: OutputFormat, *,
-                                 agent: str | None = None) -> IamDocument:
+                                 agent: str | None = None,
+                                 form: PolicyForm = PolicyForm.LEAST_PRIVILEGE) -> IamDocument:
         policy = await self._team(caller, team_uid)
         found = self._agent(policy, agent) if agent else None
         role = (found.role_arn_override if found is not None else None) or policy.bedrock.role_arn
-        return permissions_policy_document(policy=policy, catalog=self._catalog, fmt=fmt, role_arn=role)
+        return permissions_policy_document(policy=policy, catalog=self._catalog, fmt=fmt, role_arn=role, form=form)

@@ -262,12 +262,20 @@ def _role(value: str) -> Role:
 
 
 @router.post("/{team_uid}/members")
-async def invite_member(ap: AdminDep, form: FormDep) -> Response:
-    async def invite() -> None:
-        await ap.services.control.invite_member(ap.caller, ap.team_uid, email=form.get("email").strip(),
-                                                display_name=form.optional("display_name"),
-                                                role=_role(form.get("role", "member")))
-    return await _apply(ap, "members", f"{form.get('email').strip()} invited.", invite())
+async def invite_member(request: Request, ap: AdminDep, form: FormDep) -> Response:
+    """Invite someone; a person new to byollm gets their first token, shown in this response only."""
+    email = form.get("email").strip()
+    try:
+        invited = await ap.services.control.invite_member(ap.caller, ap.team_uid, email=email,
+                                                          display_name=form.optional("display_name"),
+                                                          role=_role(form.get("role", "member")))
+    except ByollmError as exc:
+        ap.session.flash("error", scrub(exc.detail), exc.error_class.remediation)
+        return redirect(f"/admin/{ap.team_uid}/members")
+    if invited.first_token is None:
+        ap.session.flash("ok", f"{email} invited; they already have a byollm identity and issue their own tokens.")
+        return redirect(f"/admin/{ap.team_uid}/members")
+    return await _members_page(request, ap, issued=invited.first_token)
 
 
 @router.post("/{team_uid}/members/{user_uid}/role")

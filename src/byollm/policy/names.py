@@ -11,7 +11,9 @@ resolved in three steps, first match wins:
 2. the catalog: ids, aliases, direct ids, Bedrock ids and profile ids;
 3. the Claude family mapping (a team setting, on by default): a name that says ``claude`` and exactly one
    of ``opus``, ``sonnet`` or ``haiku`` goes to the best model of that family the team enables: the newest
-   version, then the catalog's quality rank, then catalog order.
+   version, then the catalog's quality rank, then catalog order. Models discovered on the team's Bedrock
+   (``policy.discovered``) are requested by their own names and never chosen here: an admin's enabling, not
+   a listing, decides where a generic name goes.
 
 Pure: no I/O, no clock; the gateway calls it per request with the team's (possibly refreshed) catalog.
 """
@@ -110,7 +112,7 @@ def best_of_family(policy: TeamPolicy, catalog: Catalog, family: str) -> Catalog
     """The team's best enabled model of a Claude family: newest version, then quality rank, then order."""
     members = [
         m for m in catalog
-        if m.provider == "anthropic" and claude_family(m.id) == family and _enabled(policy, m)
+        if m.provider == "anthropic" and not m.discovered and claude_family(m.id) == family and _enabled(policy, m)
     ]
     if not members:
         return None

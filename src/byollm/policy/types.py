@@ -158,6 +158,7 @@ class TeamSettings:
     allowed_aws_accounts: frozenset[str] = frozenset()
     max_token_lifetime_days: int | None = None
     claude_family_mapping: bool = True  # unknown Claude names reach the team's best model of their family
+    bedrock_model_discovery: bool = True  # Claude models the team's Bedrock lists are usable by name
     # a member's request without AWS credentials may be served on the paid direct API (off: it is refused)
     credentialless_direct_allowed: bool = False
     # a cloud run whose Bedrock route failed must not be served by an operator-paid fallback (off: it is, and

@@ -10,6 +10,7 @@ Every validator returns the accepted value (whitespace stripped) or raises ``Inv
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -303,4 +304,40 @@ def validate_name(value: object, *, field: str = "name") -> str:
         raise InvalidValue(
             field, f"{text!r} looks like a UID; choose a name that is not 22 letters and digits"
         )
+    return text
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)*")
+MAX_EMAIL = 254
+MAX_LABEL = 100
+
+
+def _no_controls(text: str, field: str) -> None:
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
+        raise InvalidValue(field, "control and formatting characters are not allowed")
+
+
+def validate_email(value: object, *, field: str = "email") -> str:
+    """An email address as people type it: one ``@``, a domain without empty labels, no spaces or control characters, at
+    most 254 characters (RFC 5321's path limit)."""
+    text = _text(value, field, "an email address")
+    _no_controls(text, field)
+    if len(text) > MAX_EMAIL or not _EMAIL.fullmatch(text):
+        raise InvalidValue(field, f"expected an email address like name@example.com, got {text[:80]!r}")
+    return text
+
+
+def validate_label(value: object, *, field: str, allow_empty: bool = False) -> str:
+    """Free text people read (a display name, a team or token name): trimmed, at most 100 characters, no
+    control or invisible formatting characters (they forge lines in logs and spoof names in the panel)."""
+    if value is None and allow_empty:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidValue(field, "expected text")
+    text = value.strip()
+    if not text and not allow_empty:
+        raise InvalidValue(field, "must not be empty")
+    if len(text) > MAX_LABEL:
+        raise InvalidValue(field, f"at most {MAX_LABEL} characters")
+    _no_controls(text, field)
     return text

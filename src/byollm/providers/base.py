@@ -184,7 +184,8 @@ class StreamEvent:
     On a pass-through of another client API (an OpenAI Responses stream relayed from OpenAI), ``wire`` is
     the upstream's frame, which the front end writes unchanged, and ``type``/``data`` are only its
     canonical meaning for accounting (usage, text, the commit point); ``type`` may then name no Anthropic
-    event at all when the frame means nothing for accounting."""
+    event at all when the frame means nothing for accounting. One upstream frame can mean several canonical
+    events: the frame rides on the last of them and the others carry ``b""`` (nothing more to write)."""
 
     type: str
     data: Mapping[str, Any]

@@ -40,6 +40,7 @@ from yarl import URL
 from byollm.errors import ByollmError, ErrorClass
 from byollm.policy.types import CredentialSource
 from byollm.providers.base import AwsAuth, CanonicalRequest, CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.classify import upstream_explanation
 from byollm.providers.http import HttpPool
 
 __all__ = ["BedrockProvider", "bedrock_body", "classify_bedrock_error", "default_endpoint", "sigv4_headers"]
@@ -48,9 +49,10 @@ BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _STREAM_READ_SIZE = 64 * 1024
 
 
-def default_endpoint(region: str) -> str:
+def default_endpoint(region: str, service: str = "bedrock-runtime") -> str:
+    """The regional endpoint of Bedrock's runtime (or, with ``service="bedrock"``, its control plane)."""
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"https://bedrock-runtime.{region}.{suffix}"
+    return f"https://{service}.{region}.{suffix}"
 
 
 def bedrock_body(call: UpstreamCall) -> bytes:
@@ -78,7 +80,8 @@ def _should_sign(name: str) -> bool:
     return name.lower() not in _UNSIGNED_HEADERS
 
 
-def sigv4_headers(auth: AwsAuth, region: str, url: URL, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+def sigv4_headers(auth: AwsAuth, region: str, url: URL, headers: Mapping[str, str], body: bytes,
+                  method: str = "POST") -> dict[str, str]:
     """``headers`` plus ``host`` and the SigV4 headers (``X-Amz-Date``, ``X-Amz-Security-Token``,
     ``Authorization``) for a POST of ``body`` to ``url`` (already percent-encoded), as botocore's
     ``SigV4Auth`` computes them: double URI encoding, normalised path, the payload's SHA-256 signed but not
@@ -104,7 +107,7 @@ def sigv4_headers(auth: AwsAuth, region: str, url: URL, headers: Mapping[str, st
         signed_body_header_type=crt_auth.AwsSignedBodyHeaderType.NONE,
     )
     path = url.raw_path_qs or "/"
-    request = crt_http.HttpRequest("POST", path, crt_http.HttpHeaders([*headers.items(), ("host", host)]))
+    request = crt_http.HttpRequest(method, path, crt_http.HttpHeaders([*headers.items(), ("host", host)]))
     crt_auth.aws_sign_request(request, config).result()  # static credentials: completes synchronously
     return dict(request.headers)
 
@@ -125,7 +128,9 @@ _MISMATCH_HINTS = (
 
 
 def classify_bedrock_error(error_type: str, status: int, message: str, source: CredentialSource) -> ByollmError:
-    """Map one Bedrock error to the taxonomy. ``message`` is consulted for hints only, never copied."""
+    """Map one Bedrock error to the taxonomy. ``message`` is consulted for hints, and a refusal of the request
+    as invalid carries it (scrubbed and capped, ``upstream_explanation``) first in the detail: the caller
+    must see what to fix."""
     name = error_type.rsplit("#", 1)[-1].split(":", 1)[0]
     lowered = message.lower()
     delegated = source is CredentialSource.DELEGATED_SESSION
@@ -157,6 +162,9 @@ def classify_bedrock_error(error_type: str, status: int, message: str, source: C
         if any(hint in lowered for hint in _MISMATCH_HINTS):
             return ByollmError(ErrorClass.REGION_MODEL_MISMATCH, detail + ": the model id or profile does not suit"
                                " this region or throughput")
+        explanation = upstream_explanation(message)
+        if explanation:
+            return ByollmError(ErrorClass.INVALID_REQUEST, f"{explanation} ({detail})", upstream_message=explanation)
         return ByollmError(ErrorClass.INVALID_REQUEST, detail + ": the request was refused as invalid")
     if status == 429:
         return ByollmError(ErrorClass.QUOTA_EXCEEDED, detail)

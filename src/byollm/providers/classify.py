@@ -9,9 +9,12 @@ the provider's error identifiers) or lets aiohttp/asyncio raise; the context man
 ``ByollmError`` with ``raise ... from exc``.
 
 What reaches the caller: the provider, the HTTP status, the provider's error *identifiers* (Anthropic's
-``error.type``, OpenAI's ``error.code``/``error.type``, Google's ``error.status`` and ``details[].reason``)
-and the upstream request id. Never the upstream message text: it can quote the prompt back. The text is
-read (never stored) only to recognise "model not found/not available" inside a 400.
+``error.type``, OpenAI's ``error.code``/``error.type``, Google's ``error.status`` and ``details[].reason``),
+the upstream request id and, when the upstream refused the request as invalid, its own explanation
+(:func:`upstream_explanation`: credential-scrubbed by ``byollm.redact``, whitespace folded, capped at
+``EXPLANATION_CHARS``), first in the detail so that clients acting on the upstream's words ("prompt is too
+long" starts Claude Code's compaction) still find them. Other classes keep only identifiers: their text
+helps nobody fix the request. The text is also read to recognise "model not found/not available" in a 400.
 
 Decisions (see :func:`classify`):
 
@@ -51,13 +54,26 @@ import aiohttp
 import orjson
 
 from byollm.errors import ByollmError, ErrorClass
+from byollm.redact import redact
 
 __all__ = [
+    "EXPLANATION_CHARS",
     "UpstreamHttpError",
     "classify",
     "error_identifiers",
     "upstream_errors",
+    "upstream_explanation",
 ]
+
+EXPLANATION_CHARS = 500
+_SPACES = re.compile(r"\s+")
+
+
+def upstream_explanation(message: str) -> str:
+    """An upstream's error message as the caller may see it: credentials removed, on one line, capped."""
+    text = _SPACES.sub(" ", redact(message)).strip()
+    return text if len(text) <= EXPLANATION_CHARS else text[:EXPLANATION_CHARS - 1] + "…"
+
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,80}$")
 _MODEL_UNAVAILABLE = re.compile(
@@ -93,12 +109,14 @@ class UpstreamHttpError(Exception):
         *,
         model_unavailable: bool = False,
         request_id: str | None = None,
+        message: str = "",
     ) -> None:
         super().__init__(f"upstream error {status} {identifiers}")
         self.status = status
         self.identifiers = identifiers
         self.model_unavailable = model_unavailable
         self.request_id = request_id
+        self.message = message  # the upstream's explanation, already scrubbed and capped
 
     @classmethod
     def from_body(cls, status: int | None, body: bytes | Mapping[str, Any], request_id: str | None = None
@@ -112,11 +130,13 @@ class UpstreamHttpError(Exception):
                 payload = None
         identifiers, message = error_identifiers(payload)
         unavailable = bool(message) and _MODEL_UNAVAILABLE.search(message) is not None
-        return cls(status, identifiers, model_unavailable=unavailable, request_id=request_id)
+        return cls(status, identifiers, model_unavailable=unavailable, request_id=request_id,
+                   message=upstream_explanation(message) if message else "")
 
 
 def error_identifiers(payload: Any) -> tuple[tuple[str, ...], str]:
-    """The error identifiers (safe to show) and the message (never shown) of any of the three shapes.
+    """The error identifiers (safe to show) and the raw message (shown only through
+    :func:`upstream_explanation`) of any of the three shapes.
 
     Anthropic ``{"type": "error", "error": {"type", "message"}}``; OpenAI ``{"error": {"code", "type",
     "message"}}``; Google ``{"error": {"code": 400, "status", "message", "details": [{"reason"}]}}``.
@@ -184,6 +204,9 @@ def _from_http(provider: str, model: str, exc: UpstreamHttpError) -> ByollmError
     where = f"HTTP {exc.status}" if exc.status is not None else "an error event mid-stream"
     detail = f"{provider} answered {where}" + (f" ({kind})" if kind else "")
     context: dict[str, Any] = {"provider": provider, "upstream_model": model}
+    if error_class is ErrorClass.INVALID_REQUEST and exc.message:
+        detail = f"{exc.message} ({detail})"  # the upstream's own words first, as it said them
+        context["upstream_message"] = exc.message
     if exc.status is not None:
         context["upstream_status"] = exc.status
     if kind:

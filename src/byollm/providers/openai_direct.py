@@ -42,6 +42,8 @@ from byollm.providers.translate_openai import (
 __all__ = ["OpenAIDirect", "estimate_openai_tokens"]
 
 _PROVIDER = "openai"
+_CHAT_ORIGIN = "openai"  # CanonicalRequest.origin_api of byollm's /v1/chat/completions
+_RESPONSES_ORIGIN = "openai_responses"
 _CHARS_PER_TOKEN = 4
 _TOKENS_PER_MESSAGE = 4
 _TOKENS_PER_ATTACHMENT = 800
@@ -89,11 +91,13 @@ class OpenAIDirect:
         self._http = DirectHttp(pool, request_id_header="x-request-id")
 
     def passes_through(self, request: CanonicalRequest) -> bool:
-        """A Responses request goes to OpenAI's Responses API as the caller sent it."""
-        return request.origin_api == "openai_responses" and request.raw_body is not None
+        """A Chat Completions or Responses request goes to the same OpenAI API as the caller sent it."""
+        return request.origin_api in (_CHAT_ORIGIN, _RESPONSES_ORIGIN) and request.raw_body is not None
 
     async def complete(self, call: UpstreamCall) -> CompletedMessage:
         if self.passes_through(call.request):
+            if call.request.origin_api == _CHAT_ORIGIN:
+                return await self._complete_chat(call)
             return await self._complete_responses(call)
         model = call.candidate.upstream_model_id
         request = canonical_to_openai_request(call.request.body, model)
@@ -106,7 +110,9 @@ class OpenAIDirect:
         """Anthropic events translated from the ``chat.completion.chunk`` stream, read by
         :meth:`DirectHttp.translated_stream` (its timeouts; it must reach ``[DONE]`` or a ``finish_reason``)."""
         if self.passes_through(call.request):
-            async with aclosing(self._stream_responses(call)) as passed:
+            chat = call.request.origin_api == _CHAT_ORIGIN
+            passing = self._stream_chat(call) if chat else self._stream_responses(call)
+            async with aclosing(passing) as passed:
                 async for event in passed:
                     yield event
             return
@@ -121,6 +127,57 @@ class OpenAIDirect:
             async with aclosing(events):
                 async for event in events:
                     yield event
+
+    async def _complete_chat(self, call: UpstreamCall) -> CompletedMessage:
+        """The caller's Chat Completions body with the route's model id; the answer relayed as it came
+        (``wire``) and read canonically only for usage and the request log."""
+        model = call.candidate.upstream_model_id
+        assert call.request.raw_body is not None
+        body = dict(call.request.raw_body)
+        body["model"] = model
+        body.pop("stream", None)
+        body.pop("stream_options", None)
+        with upstream_errors(_PROVIDER, model=model):
+            raw = await self._http.post(call, _url(call), orjson.dumps(body), _headers(call))
+            message = openai_response_to_canonical(json_object(raw, "a chat completion"), model)
+        return CompletedMessage(message=message, usage=Usage.from_anthropic(message["usage"]), wire=raw)
+
+    async def _stream_chat(self, call: UpstreamCall) -> AsyncGenerator[StreamEvent, None]:
+        """The upstream's chunks as SSE frames (``wire``), each on the canonical events it means. Usage is
+        always asked for (credits need it); when the caller did not ask, the usage-only chunk is not relayed.
+        The front end writes the closing ``[DONE]``."""
+        model = call.candidate.upstream_model_id
+        assert call.request.raw_body is not None
+        body = dict(call.request.raw_body)
+        options = body.get("stream_options")
+        caller_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
+        body.update(model=model, stream=True,
+                    stream_options={**(options if isinstance(options, Mapping) else {}), "include_usage": True})
+        translator = OpenAIStreamToCanonical(model)
+        with upstream_errors(_PROVIDER, model=model):
+            async with self._http.open_stream(call, _url(call), orjson.dumps(body), _headers(call)) as upstream:
+                done = False
+                async for message in upstream.messages:
+                    if message.data == b"[DONE]":
+                        done = True
+                        break
+                    chunk = json_object(message.data, "a chat completion chunk")
+                    if "error" in chunk:
+                        raise upstream.error(chunk)
+                    frame = encode_sse(None, message.data)
+                    if not caller_usage and not chunk.get("choices") and chunk.get("usage") is not None:
+                        frame = b""
+                    events = translator.feed(chunk)
+                    if not events:
+                        yield StreamEvent("openai.chunk", {}, wire=frame)
+                    for index, event in enumerate(events):
+                        yield StreamEvent(event["type"], event, wire=frame if index == len(events) - 1 else b"")
+                if not (done or translator.finished):
+                    raise aiohttp.ClientPayloadError("the stream ended before a finish_reason")
+                if done:
+                    await upstream.drain()
+                for event in translator.finish():
+                    yield StreamEvent(event["type"], event, wire=b"")
 
     async def _complete_responses(self, call: UpstreamCall) -> CompletedMessage:
         model = call.candidate.upstream_model_id

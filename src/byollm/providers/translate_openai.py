@@ -23,8 +23,13 @@ Mapping decisions worth knowing:
   ``input_tokens`` excludes cache reads. Both directions convert, so credits are priced the same way.
 - Client direction: ``max_tokens`` defaults to 4096 when the client sends neither ``max_tokens`` nor
   ``max_completion_tokens`` (Anthropic requires it, OpenAI does not); ``temperature`` above 1 is clamped
-  to 1 (OpenAI's range is 0-2, Anthropic's 0-1); ``n > 1``, ``logprobs``, ``logit_bias``, non-zero
-  penalties, ``response_format`` other than text, audio and legacy ``functions`` are refused.
+  to 1 (OpenAI's range is 0-2, Anthropic's 0-1); ``response_format`` ``json_schema`` becomes Anthropic's
+  structured output (``output_config.format``) with the same schema, and ``json_object`` the same with an
+  object schema. ``n > 1``, ``logprobs``, ``logit_bias``, non-zero penalties, other response formats,
+  audio and legacy ``functions`` have no Anthropic equivalent: :func:`openai_only_fields` names them, and
+  only an OpenAI route (which gets the body as sent) serves them.
+- Provider direction: ``output_config.format`` (and the beta's ``output_format``) becomes
+  ``response_format`` ``json_schema``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ __all__ = [
     "OpenAIStreamToCanonical",
     "canonical_to_openai_request",
     "canonical_to_openai_response",
+    "openai_only_fields",
     "openai_request_to_canonical",
     "openai_response_to_canonical",
 ]
@@ -246,6 +252,11 @@ def canonical_to_openai_request(body: Mapping[str, Any], model: str, *, stream: 
             request["tool_choice"] = _openai_tool_choice(choice)
             if choice.get("disable_parallel_tool_use") and choice.get("type") != "none":
                 request["parallel_tool_calls"] = False
+    output = body.get("output_config")
+    output_format = output.get("format") if isinstance(output, Mapping) else body.get("output_format")
+    if isinstance(output_format, Mapping) and output_format.get("type") == "json_schema":
+        request["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": "output", "schema": output_format.get("schema") or {"type": "object"}}}
     if stream:
         request["stream"] = True
         request["stream_options"] = {"include_usage": True}
@@ -440,25 +451,40 @@ class OpenAIStreamToCanonical:
 
 # ============================================================================ client direction
 
-_UNSUPPORTED_TRUTHY = ("logprobs", "top_logprobs", "logit_bias", "audio", "prediction", "functions",
+_OPENAI_ONLY_TRUTHY = ("logprobs", "top_logprobs", "logit_bias", "audio", "prediction", "functions",
                        "function_call", "web_search_options")
+_TRANSLATED_FORMATS = (None, "text", "json_object", "json_schema")
 
 
-def _refuseunsupported(req: Mapping[str, Any]) -> None:
+def openai_only_fields(req: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The fields set in a Chat Completions request that no canonical (Anthropic) request can express, each
+    with why (``CanonicalRequest.lost``): only an OpenAI route, which gets the body as sent, serves them."""
+    found = [field for field in _OPENAI_ONLY_TRUTHY if req.get(field)]
     if req.get("n") not in (None, 1):
-        raise invalid("n", "only one choice (n=1) is supported")
-    for field in _UNSUPPORTED_TRUTHY:
-        if req.get(field):
-            raise invalid(field, "not supported by this gateway")
-    for field in ("presence_penalty", "frequency_penalty"):
-        if req.get(field):
-            raise invalid(field, "only 0 is supported")
+        found.append("n")
+    found.extend(field for field in ("presence_penalty", "frequency_penalty") if req.get(field))
     response_format = req.get("response_format")
-    if isinstance(response_format, Mapping) and response_format.get("type") not in (None, "text"):
-        raise invalid("response_format", "only the text format is supported")
+    if isinstance(response_format, Mapping) and response_format.get("type") not in _TRANSLATED_FORMATS:
+        found.append("response_format")
     modalities = req.get("modalities")
-    if modalities and set(modalities) != {"text"}:
-        raise invalid("modalities", "only text output is supported")
+    if isinstance(modalities, list) and modalities and set(modalities) != {"text"}:
+        found.append("modalities")
+    return tuple((field, "has no equivalent outside OpenAI; only an OpenAI route can serve it") for field in found)
+
+
+def _output_format(response_format: Any) -> dict[str, Any] | None:
+    """``response_format`` as Anthropic's ``output_config.format`` (None: plain text)."""
+    if not isinstance(response_format, Mapping):
+        return None
+    if response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        if not isinstance(schema, Mapping):
+            raise invalid("response_format.json_schema.schema", "a JSON schema object is required")
+        return {"type": "json_schema", "schema": dict(schema)}
+    if response_format.get("type") == "json_object":
+        return {"type": "json_schema", "schema": {"type": "object"}}
+    return None
 
 
 def _content_parts(content: Any, field: str) -> list[dict[str, Any]]:
@@ -574,12 +600,13 @@ def _number(req: Mapping[str, Any], field: str, *, integer: bool = False) -> Any
 def openai_request_to_canonical(req: Mapping[str, Any]) -> dict[str, Any]:
     """A Chat Completions request as a canonical Anthropic Messages body.
 
-    Raises ``ByollmError(INVALID_REQUEST)`` naming the field for what cannot be served faithfully.
+    Raises ``ByollmError(INVALID_REQUEST)`` naming the field for what cannot be read. Fields with no
+    canonical equivalent are left out (see :func:`native_only_fields`); an empty ``messages`` list is left
+    for the upstream to refuse in its own words.
     """
-    _refuseunsupported(req)
     raw_messages = req.get("messages")
-    if not isinstance(raw_messages, list) or not raw_messages:
-        raise invalid("messages", "a non-empty array is required")
+    if not isinstance(raw_messages, list):
+        raise invalid("messages", "an array is required")
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for index, message in enumerate(raw_messages):
@@ -635,6 +662,8 @@ def openai_request_to_canonical(req: Mapping[str, Any]) -> dict[str, Any]:
             choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
         if choice is not None:
             body["tool_choice"] = choice
+    if (output_format := _output_format(req.get("response_format"))) is not None:
+        body["output_config"] = {"format": output_format}
     if req.get("stream"):
         body["stream"] = True
     return body

@@ -42,7 +42,6 @@ __all__ = [
     "CanonicalStreamToResponses",
     "TranslatedRequest",
     "canonical_to_response",
-    "response_error_event",
     "responses_request_to_canonical",
 ]
 
@@ -421,11 +420,6 @@ def canonical_to_response(message: Mapping[str, Any], request: Mapping[str, Any]
                          incomplete, _usage(message.get("usage")))
 
 
-def response_error_event(code: str, message: str, sequence_number: int) -> dict[str, Any]:
-    """The ``error`` event OpenAI sends when a stream fails after it started."""
-    return {"type": "error", "code": code, "message": message, "param": None, "sequence_number": sequence_number}
-
-
 class CanonicalStreamToResponses:
     """Turns one stream of Anthropic events into Responses streaming events for a client.
 
@@ -435,7 +429,8 @@ class CanonicalStreamToResponses:
     ``output_item.done``); each ``tool_use`` block is one ``function_call`` item whose arguments stream as
     ``function_call_arguments.delta`` (a custom tool's call is one ``custom_tool_call`` item, its input
     sent whole when the block ends, since it arrives as JSON around the string). ``message_stop`` closes
-    with ``response.completed`` (or ``response.incomplete``) carrying the whole response and its usage.
+    with ``response.completed`` (or ``response.incomplete``) carrying the whole response and its usage;
+    :meth:`fail` closes a stream that broke after it started.
     Thinking blocks are not shown. Every event carries the next ``sequence_number``.
     """
 
@@ -494,6 +489,20 @@ class CanonicalStreamToResponses:
             return [self._event("response.completed" if status == "completed" else "response.incomplete",
                                 response=final)]
         return []
+
+    def relayed(self) -> None:
+        """One upstream event went to the client unchanged (a pass-through): the next own event, a failure's,
+        must follow its ``sequence_number``."""
+        self._sequence += 1
+
+    def fail(self, code: str, message: str) -> list[dict[str, Any]]:
+        """The events that end a stream which failed after it started: OpenAI's ``error`` event (what the
+        SDKs surface) and ``response.failed`` with the response so far and ``error`` set (what agents such as
+        Codex read to show the reason, instead of a stream that just stopped)."""
+        error = self._event("error", code=code, message=message, param=None)
+        failed = self._response("failed")
+        failed["error"] = {"code": code, "message": message}
+        return [error, self._event("response.failed", response=failed)]
 
     def _start(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         block = event.get("content_block") or {}

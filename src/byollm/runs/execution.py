@@ -124,7 +124,8 @@ class RunExecution:
         self._execution_id = secrets.token_hex(4)
         self._charge_lock = asyncio.Lock()
         self._compute_closed = False
-        self._workdir = config.workdir_root / f"{run.uid}-{self._execution_id}"  # per execution: never shared
+        # per execution, never shared; unguessable, since the runs root may be enterable by the sandbox user
+        self._workdir = config.workdir_root / f"{run.uid}-{self._execution_id}-{secrets.token_hex(8)}"
         self._credentials = credentials
         self._role_arn: str | None = None
 
@@ -389,9 +390,15 @@ class RunExecution:
         if tool is None:
             result = ToolResult(f"the tool {name!r} is not enabled for this run", is_error=True)
         else:
-            result = await tool.run(arguments or {}, ToolContext(
-                workdir=self._workdir, timeout_s=self._config.tool_timeout_s,
-                max_output_bytes=self._config.tool_output_bytes))
+            try:
+                result = await tool.run(arguments or {}, ToolContext(
+                    workdir=self._workdir, timeout_s=self._config.tool_timeout_s,
+                    max_output_bytes=self._config.tool_output_bytes))
+            except ByollmError as error:  # e.g. sandbox_unavailable: nothing ran; the run fails with the class
+                await self._journal.record(self.uid, "tool_result", {
+                    "id": use.get("id"), "name": name, "output": error.detail, "is_error": True,
+                    "code": error.error_class.code, "remediation": error.error_class.remediation})
+                raise
         await self._journal.record(self.uid, "tool_result", {"id": use.get("id"), "name": name,
                                                              "output": result.output, "is_error": result.is_error})
         return result

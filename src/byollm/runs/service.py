@@ -10,10 +10,11 @@ Who may do what (the same answers through the API and the CLI, which goes throug
   members (and agent tokens) the runs they started;
 - steer and cancel: the same principals as "see".
 
-Tools (see ``runs.tools``): a named agent's run may use the agent's tools (all of them when the request
-names none); a run without a named agent may use the operator's ``BYOLLM_RUN_USER_TOOLS`` only, and only
-those it asks for. Asking for a tool outside that set is refused (``forbidden``), an unknown tool is an
-``invalid_request``.
+Tools (see ``runs.tools``): only tools the operator enables (``BYOLLM_RUN_TOOLS``) exist for runs; asking
+for another is ``tool_not_enabled`` (an unknown name is an ``invalid_request``). A named agent's run may use
+the agent's tools (all of its still-enabled ones when the request names none); a run without a named agent
+may use the operator's ``BYOLLM_RUN_USER_TOOLS`` only, and only those it asks for. Asking for a tool outside
+that set is refused (``forbidden``).
 
 Credits: starting a run charges ``run_platform_credits`` platform credits (ledger key
 ``run:<uid>:platform``) in the transaction that queues it, and is refused with ``credits_exhausted`` when
@@ -173,11 +174,14 @@ class RunService:
 
     def _tools_for(self, agent: Agent | None, requested: list[str] | None) -> list[str]:
         for name in requested or []:
-            if self._tools.get(name) is None:
+            if name not in self._tools.names:
                 known = ", ".join(sorted(self._tools.names)) or "none"
                 raise ByollmError(ErrorClass.INVALID_REQUEST, f"tools: unknown tool {name!r} (known: {known})")
+            if self._tools.get(name) is None:
+                raise ByollmError(ErrorClass.TOOL_NOT_ENABLED,
+                                  f"tools: {name!r} is not enabled on this byollm deployment")
         allowed = list(agent.tools) if agent is not None else list(self._limits.user_tools)
-        if requested is None:
+        if requested is None:  # a named agent's tools that the operator still enables
             return [n for n in allowed if self._tools.get(n) is not None] if agent is not None else []
         refused = [n for n in requested if n not in allowed]
         if refused:
@@ -340,6 +344,28 @@ class RunService:
             events = await runs_repo.list_events(session, run_uid=run_uid, after=seq - 1, limit=1)
         await self._journal.announce(run_uid)
         return _event_view(events[0])
+
+    async def withdraw(self, team_uid: str, principal_uid: str, reason: str) -> int:
+        """Cancel every queued or running run ``principal_uid`` started in ``team_uid``: their access was
+        withdrawn (removed, demoted, a token revoked), and a run must not outlive the access that started it.
+        Returns how many runs were asked to stop. A running run stops at its worker's next check (NOTIFY,
+        or its heartbeat), whichever process executes it."""
+        now = _now()
+        stopped: list[str] = []
+        async with self._store.session() as session:
+            for state in ("queued", "running"):
+                for run in await runs_repo.list_runs(session, team_uid=team_uid, started_by_uid=principal_uid,
+                                                     state=state, limit=10_000):
+                    after = await runs_repo.request_cancel(session, run_uid=run.uid, now=now)
+                    await self._journal.append(session, run.uid, "cancel_requested",
+                                               {"by": "byollm", "reason": reason})
+                    if after == "cancelled":
+                        await self._journal.append(session, run.uid, "state", {"state": "cancelled", "attempt": 0})
+                    stopped.append(run.uid)
+        for run_uid in stopped:
+            await self._journal.signals.notify("cancel", run_uid)
+            await self._journal.announce(run_uid)
+        return len(stopped)
 
     async def cancel(self, caller: Caller, team_uid: str, run_uid: str) -> RunView:
         """Cancel a queued run at once; ask the worker executing a running one to stop (NOTIFY, and its

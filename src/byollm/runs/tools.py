@@ -1,30 +1,31 @@
 """The tools a run's model may call: a small registry, and a real ``shell`` tool.
 
-Who may use which tool (decided in ``RunService.start``, not here):
+Which tools exist on this deployment is the operator's choice: ``BYOLLM_RUN_TOOLS`` lists them, and a tool
+not listed is off everywhere (the registry knows it, but ``get`` does not hand it out). Who may use an
+enabled tool is decided in ``RunService.start`` and ``ControlService`` (not here):
 
-- a named agent's run may use the tools listed in the agent's ``tools`` (set by a team admin); a run
-  without a named agent may use only the tools the operator lists in ``BYOLLM_RUN_USER_TOOLS`` (none by
-  default); a run that asks for anything else is refused. Tools are off unless enabled that way.
+- a team admin may give a named agent only enabled tools (``tool_not_enabled`` otherwise); a named agent's
+  run may use the agent's tools that are still enabled; a run without a named agent may use only the tools
+  the operator lists in ``BYOLLM_RUN_USER_TOOLS`` (none by default). A tool disabled after a run was queued
+  is not offered to its model, and a call to it gets "not enabled".
 
-The ``shell`` tool runs ``/bin/sh -c <command>`` with the run's own working directory as its current
-directory (one per execution of the run, removed when it ends: a retried run starts with an empty one), a
-minimal environment (``PATH``, ``HOME`` = the working directory, ``LANG``: never byollm's environment,
-which may hold keys), a wall-clock limit (the whole process group is killed) and an output limit (the rest
-is discarded). It is confinement by
-convention, not a sandbox: the process runs as byollm's user. Deployments that run untrusted agents should
-run workers in a container or VM per worker (documented gap).
+The ``shell`` tool runs ``/bin/sh -c <command>`` inside the sandbox (``runs.sandbox``: namespaces, a
+read-only system, the run's working directory as the only writable place, no network unless egress is
+enabled, rlimits), with a wall-clock limit (the sandbox is killed) and an output limit (the rest is
+discarded). The working directory is one per execution of the run, removed when it ends: a retried run
+starts with an empty one. When the sandbox cannot be set up the tool raises ``sandbox_unavailable`` and
+nothing runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from byollm.runs.sandbox import Sandbox
 
 __all__ = ["ShellTool", "Tool", "ToolContext", "ToolRegistry", "ToolResult", "default_registry"]
 
@@ -54,7 +55,10 @@ class Tool(Protocol):
 
 
 class ShellTool:
-    """``shell``: run one command in the run's working directory, with time and output limits."""
+    """``shell``: run one command in the run's working directory, sandboxed, with time and output limits."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sandbox = sandbox
 
     @property
     def name(self) -> str:
@@ -72,38 +76,27 @@ class ShellTool:
         command = arguments.get("command")
         if not isinstance(command, str) or not command.strip():
             return ToolResult("the shell tool needs a non-empty string argument `command`", is_error=True)
-        context.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(context.workdir), "LANG": "C.UTF-8"}
-        process = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", command, cwd=context.workdir, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        )
-        assert process.stdout is not None
         kept = bytearray()
         truncated = False
-
-        async def read() -> None:
-            nonlocal truncated
+        async with self._sandbox.launch(["/bin/sh", "-c", command], context.workdir) as process:
             assert process.stdout is not None
-            while chunk := await process.stdout.read(65536):
-                room = context.max_output_bytes - len(kept)
-                if len(chunk) > room:
-                    truncated = True
-                kept.extend(chunk[: max(room, 0)])
-            await process.wait()
 
-        try:
-            async with asyncio.timeout(context.timeout_s):
-                await read()
-        except TimeoutError:
-            _kill_group(process.pid)
-            await process.wait()
-            return ToolResult(_text(kept) + f"\n[timed out after {context.timeout_s:g} s; killed]", is_error=True)
-        except asyncio.CancelledError:
-            _kill_group(process.pid)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(process.wait())
-            raise
+            async def read() -> None:
+                nonlocal truncated
+                assert process.stdout is not None
+                while chunk := await process.stdout.read(65536):
+                    room = context.max_output_bytes - len(kept)
+                    if len(chunk) > room:
+                        truncated = True
+                    kept.extend(chunk[: max(room, 0)])
+                await process.wait()
+
+            try:
+                async with asyncio.timeout(context.timeout_s):
+                    await read()
+            except TimeoutError:
+                return ToolResult(_text(kept) + f"\n[timed out after {context.timeout_s:g} s; killed]",
+                                  is_error=True)
         text = _text(kept) + ("\n[output truncated]" if truncated else "")
         code = process.returncode
         if code:
@@ -115,27 +108,34 @@ def _text(data: bytes | bytearray) -> str:
     return bytes(data).decode("utf-8", errors="replace")
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 class ToolRegistry:
-    """Tools by name; the one place that knows which tools exist."""
+    """Tools by name, and which of them the operator enabled; the one place that knows which tools exist."""
 
-    def __init__(self, tools: Sequence[Tool]) -> None:
+    def __init__(self, tools: Sequence[Tool], enabled: Iterable[str] | None = None) -> None:
         self._tools = {tool.name: tool for tool in tools}
+        wanted = set(self._tools) if enabled is None else set(enabled)
+        unknown = sorted(wanted - set(self._tools))
+        if unknown:
+            raise ValueError(f"BYOLLM_RUN_TOOLS: unknown tool {', '.join(unknown)}"
+                             f" (known: {', '.join(sorted(self._tools))})")
+        self._enabled = frozenset(wanted)
 
     @property
     def names(self) -> frozenset[str]:
+        """Every tool byollm has (enabled or not)."""
         return frozenset(self._tools)
 
+    @property
+    def enabled(self) -> frozenset[str]:
+        return self._enabled
+
     def get(self, name: str) -> Tool | None:
-        return self._tools.get(name)
+        """The tool if it exists and the operator enabled it."""
+        return self._tools.get(name) if name in self._enabled else None
 
     def specs(self, names: Sequence[str]) -> list[dict[str, Any]]:
-        return [self._tools[n].spec() for n in names if n in self._tools]
+        return [tool.spec() for n in names if (tool := self.get(n)) is not None]
 
 
-def default_registry() -> ToolRegistry:
-    return ToolRegistry([ShellTool()])
+def default_registry(sandbox: Sandbox, enabled: Iterable[str]) -> ToolRegistry:
+    return ToolRegistry([ShellTool(sandbox)], enabled)

@@ -11,6 +11,8 @@ IAM and Bedrock changes (``{acct}`` is a 12-digit account id)
            {"trust_policy": {...}, "policies": {name: doc}, "max_session_duration": 3600}
     PUT    /_sim/accounts/{acct}/roles/{role}/trust-policy        body: the trust policy document
     PUT    /_sim/accounts/{acct}/roles/{role}/policies/{name}     body: a permission policy; DELETE removes
+    PUT    /_sim/accounts/{acct}/managed-policies/{name}          body: a customer managed policy (usable as a
+                                                                  session ``PolicyArns`` entry); DELETE removes
     POST   /_sim/accounts/{acct}/oidc-providers                   {"url", "client_ids", "thumbprints"}
     DELETE /_sim/accounts/{acct}/oidc-providers?url=URL
     POST   /_sim/accounts/{acct}/web-identity-trust               register issuer + trust in one call:
@@ -19,6 +21,9 @@ IAM and Bedrock changes (``{acct}`` is a 12-digit account id)
     PUT    /_sim/accounts/{acct}/application-profiles/{id}        {"region", "source": profile or model ARN,
                                                                    "name"}; DELETE removes
     PUT    /_sim/accounts/{acct}/model-access/{model_id}          grant (``*`` for all); DELETE revokes
+    PUT    /_sim/models/{model_id}     a foundation model Bedrock offers from now on (body: the world file's
+                                       fields: catalog_id, name, provider, on_demand, profiles, regions);
+                                       DELETE withdraws it
     PUT    /_sim/accounts/{acct}/quotas/{model_id|*}              {"requests_per_minute", "tokens_per_minute"}
     PUT    /_sim/accounts/{acct}/invocation-logging               {"enabled": true}
     PUT    /_sim/settings                                         {"allow_http_loopback_issuers": bool}
@@ -45,7 +50,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from byollm.sim.iam_policy import PolicyError, compile_policies
+from byollm.sim.iam_policy import PolicyError, compile_policies, validate_trust_policy
 from byollm.sim.state import SimState
 from byollm.sim.world import (
     Account,
@@ -54,6 +59,7 @@ from byollm.sim.world import (
     Quota,
     Role,
     WorldError,
+    parse_model,
     stable_id,
     validate_issuer_url,
 )
@@ -97,6 +103,17 @@ def _policy(doc: Any) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise AdminError(400, "a policy must be a JSON object")
     compile_policies([doc])
+    return doc
+
+
+def _trust_policy(doc: Any) -> dict[str, Any]:
+    """A role trust policy, refused as IAM refuses it (``MalformedPolicyDocument: Has prohibited field …``)."""
+    if not isinstance(doc, dict):
+        raise AdminError(400, "a policy must be a JSON object")
+    try:
+        validate_trust_policy(doc)
+    except PolicyError as exc:
+        raise AdminError(400, f"MalformedPolicyDocument: {exc}") from None
     return doc
 
 
@@ -151,7 +168,7 @@ class _Admin:
         acct.roles[name] = Role(
             name=name,
             role_id=stable_id("AROA", f"{acct.account_id}/{name}"),
-            trust_policy=_policy(trust) if trust is not None else None,
+            trust_policy=_trust_policy(trust) if trust is not None else None,
             policies={k: _policy(v) for k, v in (data.get("policies") or {}).items()},
             max_session_duration=int(data.get("max_session_duration", 3600)),
         )
@@ -160,7 +177,7 @@ class _Admin:
 
     async def trust_policy(self, request: Request) -> Any:
         role = self.role(request)
-        role.trust_policy = _policy(await _json(request))
+        role.trust_policy = _trust_policy(await _json(request))
         self.s.world_changed()
         return None
 
@@ -175,13 +192,24 @@ class _Admin:
         self.s.world_changed()
         return None
 
+    async def managed_policy(self, request: Request) -> Any:
+        acct = self.account(request)
+        name = request.path_params["name"]
+        if request.method == "DELETE":
+            if acct.managed_policies.pop(name, None) is None:
+                raise AdminError(404, f"unknown policy {name}")
+        else:
+            acct.managed_policies[name] = _policy(await _json(request))
+        self.s.world_changed()
+        return {"arn": f"arn:aws:iam::{acct.account_id}:policy/{name}"}
+
     def _register_provider(
         self, acct: Account, url: str, client_ids: list[str], thumbprints: list[str]
     ) -> OidcProvider:
         problem = validate_issuer_url(url, allow_http_loopback=self.s.world.allow_http_loopback_issuers)
         if problem:
             raise AdminError(400, f"invalid OIDC provider URL {url}: {problem}")
-        provider = OidcProvider(url=url.rstrip("/"), client_ids=client_ids, thumbprints=thumbprints)
+        provider = OidcProvider(url=url, client_ids=client_ids, thumbprints=thumbprints)
         existing = acct.oidc_providers.get(provider.host_path)
         if existing is not None:
             for cid in client_ids:
@@ -197,7 +225,7 @@ class _Admin:
         acct = self.account(request)
         if request.method == "DELETE":
             url = request.query_params.get("url", "")
-            host_path = url.split("://", 1)[-1].rstrip("/")
+            host_path = url.split("://", 1)[-1]
             if acct.oidc_providers.pop(host_path, None) is None:
                 raise AdminError(404, f"no OIDC provider for {url}")
             self.s.world_changed()
@@ -258,6 +286,22 @@ class _Admin:
             acct.model_access.add(model)
         self.s.world_changed()
         return {"model_access": sorted(acct.model_access)}
+
+    async def foundation_model(self, request: Request) -> Any:
+        """A model released (or withdrawn) while the simulator runs, as a cloud ships one on its release day."""
+        model_id = request.path_params["model"]
+        if request.method == "DELETE":
+            if self.s.world.models.pop(model_id, None) is None:
+                raise AdminError(404, f"unknown foundation model {model_id}")
+            self.s.world_changed()
+            return None
+        data = await _json(request)
+        if not isinstance(data, dict):
+            raise AdminError(400, "body must be a JSON object")
+        model = parse_model({**data, "id": model_id}, f"models.{model_id}")
+        self.s.world.models[model.model_id] = model
+        self.s.world_changed()
+        return {"model_id": model.model_id, "regions": list(model.regions)}
 
     async def application_profile(self, request: Request) -> Any:
         acct = self.account(request)
@@ -386,11 +430,13 @@ def admin_routes(state: SimState) -> list[BaseRoute]:
         (f"{acct}/roles/{{role}}", a.put_role, ["PUT"]),
         (f"{acct}/roles/{{role}}/trust-policy", a.trust_policy, ["PUT"]),
         (f"{acct}/roles/{{role}}/policies/{{name}}", a.role_policy, ["PUT", "DELETE"]),
+        (f"{acct}/managed-policies/{{name}}", a.managed_policy, ["PUT", "DELETE"]),
         (f"{acct}/oidc-providers", a.providers, ["POST", "DELETE"]),
         (f"{acct}/web-identity-trust", a.web_identity_trust, ["POST"]),
         (f"{acct}/application-profiles/{{profile}}", a.application_profile, ["PUT", "DELETE"]),
         (f"{acct}/model-access/{{model:path}}", a.model_access, ["PUT", "DELETE"]),
         (f"{acct}/quotas/{{model:path}}", a.quotas, ["PUT"]),
+        ("/models/{model:path}", a.foundation_model, ["PUT", "DELETE"]),
         (f"{acct}/invocation-logging", a.invocation_logging, ["PUT"]),
         ("/settings", a.settings, ["PUT"]),
         ("/credentials/{key}/expire", a.expire, ["POST"]),

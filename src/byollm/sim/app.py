@@ -137,6 +137,7 @@ class QueryApi:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=scope["headers"],
                 body=body,
+                scope=scope,
             )
         except SigV4Error as err:
             raise QueryError.from_sigv4(err) from None

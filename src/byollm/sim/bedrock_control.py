@@ -19,8 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from byollm.sim.authorize import authorise, policy_sets, request_context
 from byollm.sim.bedrock_runtime import BedrockError, json_error
-from byollm.sim.sigv4 import SigV4Error, SigV4Verifier, Verified
+from byollm.sim.iam_policy import ALLOWED
+from byollm.sim.sigv4 import BEDROCK_MAX_SKEW_S, SigV4Error, SigV4Verifier, Verified
 from byollm.sim.state import SimState
 from byollm.sim.world import Account, FoundationModel, World
 
@@ -89,6 +91,15 @@ def _app_profile(world: World, account: Account, region: str, profile_id: str) -
     }
 
 
+def _profile_arn(world: World, verified: Verified, account: Account, ident: str) -> str:
+    """The ARN GetInferenceProfile is authorised against: the profile in the caller's Region and account
+    (``inference-profile/`` for a system profile id, ``application-inference-profile/`` otherwise)."""
+    if ident.startswith("arn:"):
+        return ident
+    kind = "inference-profile" if world.system_profile(ident) is not None else "application-inference-profile"
+    return f"arn:aws:bedrock:{verified.region}:{account.account_id}:{kind}/{ident}"
+
+
 class _Control:
     def __init__(self, state: SimState, verifier: SigV4Verifier) -> None:
         self._state = state
@@ -97,7 +108,9 @@ class _Control:
     def _json(self, data: dict[str, Any], request_id: str) -> Response:
         return Response(orjson.dumps(data), media_type="application/json", headers={"x-amzn-RequestId": request_id})
 
-    async def _auth(self, request: Request, action: str, resource: str | None = None) -> tuple[Verified, Account]:
+    async def _auth(
+        self, request: Request, action: str, resource: Callable[[Verified, Account], str] | None = None
+    ) -> tuple[Verified, Account]:
         body = request.scope.get("sim.body")
         if body is None:
             body = await request.body()
@@ -108,6 +121,8 @@ class _Control:
                 query=request.scope.get("query_string", b"").decode("latin-1"),
                 headers=request.scope["headers"],
                 body=body,
+                max_skew_s=BEDROCK_MAX_SKEW_S,
+                scope=request.scope,
             )
         except SigV4Error as err:
             raise BedrockError.from_sigv4(err) from None
@@ -116,12 +131,13 @@ class _Control:
             raise BedrockError(
                 "UnrecognizedClientException", "The security token included in the request is invalid.", 403
             )
-        target = resource or "*"
-        decision = self._state.identity_policies(verified.principal).evaluate(action, target)
-        if not decision.allowed:
+        target = resource(verified, account) if resource is not None else "*"
+        context = request_context(verified, self._state.clock(), requested_region=verified.region)
+        decision, why = authorise(policy_sets(self._state, verified), action, target, context)
+        if decision != ALLOWED:
             raise BedrockError(
                 "AccessDeniedException",
-                f"User: {verified.principal.arn} is not authorized to perform: {action} on resource: {target}",
+                f"User: {verified.principal.arn} is not authorized to perform: {action} on resource: {target} {why}",
             )
         return verified, account
 
@@ -164,7 +180,9 @@ class _Control:
 
     async def get_profile(self, request: Request, request_id: str) -> Response:
         ident = unquote(request.path_params["ident"])
-        verified, account = await self._auth(request, "bedrock:GetInferenceProfile", self._profile_arn(request, ident))
+        verified, account = await self._auth(
+            request, "bedrock:GetInferenceProfile", lambda v, a: _profile_arn(self._state.world, v, a, ident)
+        )
         profile_id = ident.rsplit("/", 1)[-1]
         if ident.startswith("arn:") and ident.split(":")[4] not in ("", account.account_id):
             raise BedrockError("AccessDeniedException", "You don't have access to the inference profile.")
@@ -174,11 +192,6 @@ class _Control:
         if found is None:
             raise BedrockError("ResourceNotFoundException", f"Inference profile {ident} not found.")
         return self._json(found, request_id)
-
-    def _profile_arn(self, request: Request, ident: str) -> str:
-        if ident.startswith("arn:"):
-            return ident
-        return f"arn:aws:bedrock:*:*:inference-profile/{ident}"
 
     async def list_profiles(self, request: Request, request_id: str) -> Response:
         verified, account = await self._auth(request, "bedrock:ListInferenceProfiles")

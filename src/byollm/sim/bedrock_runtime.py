@@ -9,16 +9,19 @@ Each call, in this order (the order real Bedrock's answers imply):
 3. Model resolution: foundation-model id or ARN, system inference profile (``us.``/``eu.``/``apac.``/
    ``global.``) id or ARN, application inference profile ARN. Unknown, not offered in the region, or
    not invocable on demand → ValidationException with Bedrock's wording.
-4. IAM: the caller's identity policies (and session policy) must allow the action on every resource the
-   model id implies: the profile ARN, the foundation-model ARN in every region the profile routes to, and
-   for ``global.`` the region-less foundation-model ARN → AccessDeniedException.
+4. IAM: the caller's identity policies (and session policy, ``byollm.sim.authorize``) must allow the
+   action on every resource the model id implies → AccessDeniedException. For a geographic profile
+   (``us.``/``eu.``/``apac.``): the profile ARN, and the foundation model in the source Region and in every
+   destination Region. For a ``global.`` profile: the profile ARN, the foundation model in the source
+   Region, and the region-less ``arn:aws:bedrock:::foundation-model/MODEL``, for which
+   ``aws:RequestedRegion`` is ``unspecified`` (so a Region allow-list must admit ``unspecified``).
 5. Account model access (never granted → AccessDeniedException even when IAM allows).
 6. Body validation (``anthropic_version``, no ``model``/``stream`` keys …) → ValidationException.
 7. Quotas (requests and tokens per minute per account and model) → ThrottlingException.
 8. The reply from ``byollm.sim.engine``; latency shaping for streams; an invocation-log record.
 
-Steps 3-5 are cached per (principal, model id, region, action) and world version, so the hot path is
-SigV4 + a dict lookup + the engine.
+Steps 3-5 are cached per (principal, session policy, source IP, transport, model id, region, action) and
+world version, unless a policy tests the time keys, so the hot path is SigV4 + a dict lookup + the engine.
 """
 
 from __future__ import annotations
@@ -36,16 +39,21 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from byollm.sim import engine
+from byollm.sim.authorize import TIME_KEYS, authorise, policy_sets, request_context
 from byollm.sim.eventstream import chunk_frame, event_frame, exception_frame
 from byollm.sim.faults import Fault, apply_transport_fault, break_off_stream
-from byollm.sim.iam_policy import EXPLICIT_DENY, PolicyError, compile_policies
-from byollm.sim.sigv4 import SigV4Error, SigV4Verifier, Verified
+from byollm.sim.iam_policy import ALLOWED
+from byollm.sim.sigv4 import BEDROCK_MAX_SKEW_S, SigV4Error, SigV4Verifier, Verified
 from byollm.sim.state import SimState
 from byollm.sim.world import Account, FoundationModel, World
 
 __all__ = ["BedrockError", "BedrockRuntime", "Resolution", "json_error", "resolve_model"]
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
+# What Bedrock accepts in ``anthropic_version``: the value AWS documents, and the value the official
+# AnthropicBedrock client (anthropic SDK 2.x, ``anthropic._constants.ANTHROPIC_API_VERSION``) sends on its
+# own; an unknown value is refused with Bedrock's enum wording.
+ACCEPTED_ANTHROPIC_VERSIONS = frozenset({ANTHROPIC_VERSION, "2026-10-21"})
 _REJECTED_KEYS = ("model", "stream")
 
 _STATUS = {
@@ -112,9 +120,10 @@ def _profile_resolution(world: World, account_id: str, region: str, profile_id: 
     if region not in regions:
         return None
     arn = f"arn:aws:bedrock:{region}:{account_id}:inference-profile/{profile_id}"
-    resources = [arn, *(model.arn(r) for r in regions)]
     if geo == "global":
-        resources.append(f"arn:aws:bedrock:::foundation-model/{model.model_id}")
+        resources = [arn, model.arn(region), f"arn:aws:bedrock:::foundation-model/{model.model_id}"]
+    else:
+        resources = [arn, model.arn(region), *(model.arn(r) for r in regions if r != region)]
     return Resolution(model, arn, tuple(resources), regions)
 
 
@@ -380,6 +389,8 @@ class BedrockRuntime:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=scope["headers"],
                 body=body,
+                max_skew_s=BEDROCK_MAX_SKEW_S,
+                scope=scope,
             )
         except SigV4Error as err:
             raise BedrockError.from_sigv4(err) from None
@@ -416,20 +427,23 @@ class BedrockRuntime:
             self._authz_version = self._state.version
         ident = verified.identity
         key = (
-            f"{verified.principal.arn}#{id(ident.session_policy) if ident.session_policy else 0}",
+            f"{verified.principal.arn}#{id(ident.session_policy) if ident.session_policy else 0}"
+            f"#{verified.source_ip}#{verified.secure_transport}",
             model_id,
             verified.region,
             action,
         )
         cached = self._authz.get(key)
         if cached is None:
+            timed = any(TIME_KEYS & s.condition_keys for s in policy_sets(self._state, verified))
             try:
                 cached = self._authorise_uncached(verified, account, model_id, action)
             except BedrockError as err:
                 cached = err
-            if len(self._authz) > 50_000:
-                self._authz.clear()
-            self._authz[key] = cached
+            if not timed:
+                if len(self._authz) > 50_000:
+                    self._authz.clear()
+                self._authz[key] = cached
         if isinstance(cached, BedrockError):
             raise cached
         return cached
@@ -439,27 +453,17 @@ class BedrockRuntime:
         resolution = resolve_model(self._state.world, account, verified.region, model_id, invoking=not counting)
         if counting and resolution.invoked_arn != resolution.model.arn(verified.region):
             raise BedrockError("ValidationException", INVALID_MODEL)
-        policies = [self._state.identity_policies(verified.principal)]
-        if verified.identity.session_policy is not None:
-            try:
-                policies.append(compile_policies([verified.identity.session_policy]))
-            except PolicyError:
-                policies.append(compile_policies([]))
+        sets = policy_sets(self._state, verified)
+        now = self._state.clock()
         for resource in resolution.resources:
-            context = _request_context(verified, resolution, resource)
-            for policy_set in policies:
-                decision = policy_set.evaluate(action, resource, context)
-                if not decision.allowed:
-                    why = (
-                        "with an explicit deny in an identity-based policy"
-                        if decision.decision == EXPLICIT_DENY
-                        else f"because no identity-based policy allows the {action} action"
-                    )
-                    raise BedrockError(
-                        "AccessDeniedException",
-                        f"User: {verified.principal.arn} is not authorized to perform: {action} on resource: "
-                        f"{resource} {why}",
-                    )
+            context = _request_context(verified, resolution, resource, now)
+            decision, why = authorise(sets, action, resource, context)
+            if decision != ALLOWED:
+                raise BedrockError(
+                    "AccessDeniedException",
+                    f"User: {verified.principal.arn} is not authorized to perform: {action} on resource: "
+                    f"{resource} {why}",
+                )
         if not account.has_model_access(resolution.model.model_id):
             raise BedrockError("AccessDeniedException", NO_ACCESS)
         return resolution
@@ -521,6 +525,8 @@ class BedrockRuntime:
                 raise BedrockError("ThrottlingException", _THROTTLED if exhausted == "requests" else _TOO_MANY_TOKENS)
         try:
             reply = engine.reply_to(body, service="bedrock", model=model)
+        except engine.PromptTooLongError:
+            raise BedrockError("ValidationException", "Input is too long for requested model.") from None
         except engine.InvalidRequestError as exc:
             raise BedrockError("ValidationException", f"Malformed input request: {exc}") from None
         self._state.quotas.add(call.account.account_id, model, reply.input_tokens + reply.output_tokens)
@@ -635,21 +641,15 @@ class BedrockRuntime:
         )
 
 
-def _request_context(verified: Verified, resolution: Resolution, resource: str) -> dict[str, list[str]]:
-    """Global condition keys for one resource check (lower-cased names, as ``iam_policy`` expects).
-
-    As in IAM for cross-Region inference, ``aws:RequestedRegion`` is the region of the resource being
-    authorised (each destination region), and ``bedrock:InferenceProfileArn`` names the profile invoked.
-    """
-    p = verified.principal
-    principal_arn = f"arn:aws:iam::{p.account_id}:role/{p.name}" if p.kind == "assumed-role" else p.arn
-    region = resource.split(":", 4)[3] or verified.region
-    context = {
-        "aws:requestedregion": [region],
-        "aws:principalarn": [principal_arn],
-        "aws:principalaccount": [p.account_id],
-        "aws:principaltype": ["AssumedRole" if p.kind == "assumed-role" else "User"],
-    }
+def _request_context(
+    verified: Verified, resolution: Resolution, resource: str, now: float
+) -> dict[str, list[str]]:
+    """Condition keys for one resource check: the global keys (``byollm.sim.authorize``) with
+    ``aws:RequestedRegion`` the Region of the resource being authorised (each destination Region of a
+    profile; ``unspecified`` for the region-less ARN of global cross-Region inference), and
+    ``bedrock:InferenceProfileArn`` naming the profile invoked."""
+    region = resource.split(":", 4)[3] or "unspecified"
+    context = request_context(verified, now, requested_region=region)
     if "inference-profile/" in resolution.invoked_arn:
         context["bedrock:inferenceprofilearn"] = [resolution.invoked_arn]
     return context
@@ -701,7 +701,7 @@ def _invoke_body(body: bytes) -> dict[str, Any]:
     data = _json_body(body)
     if "anthropic_version" not in data:
         raise _malformed("#: required key [anthropic_version] not found")
-    if data["anthropic_version"] != ANTHROPIC_VERSION:
+    if data["anthropic_version"] not in ACCEPTED_ANTHROPIC_VERSIONS:
         raise _malformed(f"#/anthropic_version: {data['anthropic_version']} is not a valid enum value")
     for key in _REJECTED_KEYS:
         if key in data:

@@ -388,6 +388,12 @@ class _OpenAIApi:
             stream = payload.get("stream") is True
             try:
                 reply = engine.reply_to(chat_to_messages_body(payload), service=_SERVICE, model=model)
+            except engine.PromptTooLongError as exc:
+                raise OpenAIError(
+                    "context_length_exceeded",
+                    f"This model's maximum context length is {engine.CONTEXT_WINDOW_TOKENS} tokens. However, your"
+                    f" messages resulted in {exc.tokens} tokens. Please reduce the length of the messages.",
+                    param="messages") from exc
             except engine.InvalidRequestError as exc:
                 raise OpenAIError(None, str(exc)) from exc
             fault = self._state.faults.take(_SERVICE, model=model, streaming=stream)

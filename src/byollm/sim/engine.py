@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "CONTEXT_WINDOW_TOKENS",
     "InvalidRequestError",
     "ModelReply",
+    "PromptTooLongError",
     "anthropic_message",
     "anthropic_stream_events",
     "count_input_tokens",
@@ -47,8 +49,19 @@ _TEXT_CHUNK_TOKENS = 3
 _JSON_CHUNK_CHARS = 12
 
 
+CONTEXT_WINDOW_TOKENS = 200_000  # every simulated model's context window, in the simulator's tokens
+
+
 class InvalidRequestError(ValueError):
     """The request body is not a valid Messages request; the message reads like Anthropic's."""
+
+
+class PromptTooLongError(InvalidRequestError):
+    """The prompt does not fit the context window; each service words it its own way (Anthropic's here)."""
+
+    def __init__(self, tokens: int) -> None:
+        super().__init__(f"prompt is too long: {tokens} tokens > {CONTEXT_WINDOW_TOKENS} maximum")
+        self.tokens = tokens
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,8 @@ def count_input_tokens(body: Mapping[str, Any]) -> int:
 def reply_to(body: Mapping[str, Any], *, service: str, model: str) -> ModelReply:
     """Answer a Messages request body deterministically; see the module docstring for the rules."""
     validate_messages_body(body)
+    if (tokens := count_input_tokens(body)) > CONTEXT_WINDOW_TOKENS:
+        raise PromptTooLongError(tokens)
     tag = f"[{service}:{model}]"
     messages: list[Mapping[str, Any]] = list(body["messages"])
     last_blocks = _blocks(messages[-1].get("content")) if messages[-1].get("role") == "user" else []

@@ -14,7 +14,8 @@ from xml.sax.saxutils import escape
 
 from starlette.responses import Response
 
-from byollm.sim.iam_policy import PolicyError, PolicySet, compile_policies
+from byollm.sim.authorize import authorise, policy_sets, request_context
+from byollm.sim.iam_policy import ALLOWED, EXPLICIT_DENY, PolicyError, PolicySet, compile_policies
 from byollm.sim.sigv4 import Verified
 from byollm.sim.state import SimState
 from byollm.sim.sts import QueryError, iso8601, xml_response
@@ -80,11 +81,12 @@ class IamService:
         return xml_response(action, IAM_NAMESPACE, result, request_id)
 
     def _authorise(self, caller: Verified, action: str, resource: str) -> None:
-        decision = self._state.identity_policies(caller.principal).evaluate(action, resource)
-        if not decision.allowed:
+        context = request_context(caller, self._state.clock(), requested_region=caller.region)
+        decision, _why = authorise(policy_sets(self._state, caller), action, resource, context)
+        if decision != ALLOWED:
             raise QueryError(
                 "AccessDenied",
-                not_authorized(caller.principal.arn, action, resource, decision.decision == "explicitDeny"),
+                not_authorized(caller.principal.arn, action, resource, decision == EXPLICIT_DENY),
                 403,
             )
 

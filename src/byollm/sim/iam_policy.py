@@ -5,11 +5,17 @@ wins, otherwise any matching Allow allows, otherwise the answer is an implicit d
 when its Action/NotAction, Resource/NotResource, Principal (trust policies only) and every condition match.
 
 Matching: actions are case-insensitive, resources case-sensitive, both with ``*`` and ``?`` wildcards.
+Principals are compared whole: ``"*"`` (or ``{"AWS": "*"}``) is everyone, any other value must equal the
+caller's principal exactly, because IAM never expands a partial wildcard in a principal ARN.
 Condition keys are case-insensitive; values are compared per operator. Supported operators: String*
 (Equals, NotEquals, EqualsIgnoreCase, NotEqualsIgnoreCase, Like, NotLike), Arn* (Equals, Like, NotEquals,
-NotLike), Numeric*, Date*, Bool, Null, each with the ``ForAnyValue:``/``ForAllValues:`` set prefixes and
-the ``IfExists`` suffix. A key missing from the request makes a condition false, except for the negated
-operators (true), ``…IfExists`` (true) and ``Null`` (which tests exactly that).
+NotLike), Numeric*, Date* (ISO 8601 or epoch seconds, UTC when no offset is given), Bool, IpAddress and
+NotIpAddress (an address or CIDR block, IPv4 or IPv6), Null, each with the ``ForAnyValue:``/``ForAllValues:``
+set prefixes and the ``IfExists`` suffix. A key missing from the request makes a condition false, except
+for the negated operators (true), ``…IfExists`` (true) and ``Null`` (which tests exactly that).
+
+``validate_trust_policy`` refuses what IAM refuses in a role's trust policy (a ``Resource``/``NotResource``
+or ``NotPrincipal`` element, a statement without ``Principal``), with IAM's wording.
 
 Policies are compiled to ``PolicySet`` objects once (regexes built ahead) so per-request evaluation is a
 handful of regex matches; callers cache the compiled sets.
@@ -17,10 +23,11 @@ handful of regex matches; callers cache the compiled sets.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "PolicySet",
     "compile_policies",
     "condition_matches",
+    "validate_trust_policy",
 ]
 
 ALLOWED = "allowed"
@@ -107,9 +115,12 @@ def _num(v: str) -> float:
 
 
 def _date(v: str) -> float:
-    if v.isdigit():
+    if v.isascii() and v.isdigit():
         return float(v)
-    return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    moment = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 Predicate = Callable[[str], bool]
@@ -147,6 +158,21 @@ def _ordered(conv: Callable[[str], float], op: Callable[[float, float], bool]) -
     return factory
 
 
+def _ip(p: str) -> Predicate:
+    try:
+        network = ipaddress.ip_network(p, strict=False)
+    except ValueError:
+        raise PolicyError(f"condition value {p!r} is not an IP address or CIDR block") from None
+
+    def test(r: str) -> bool:
+        try:
+            return ipaddress.ip_address(r) in network
+        except ValueError:
+            return False
+
+    return test
+
+
 # operator name (lower case, no set prefix, no IfExists) -> (predicate factory over a policy value, negated)
 _BASE_OPS: dict[str, tuple[Callable[[str], Predicate], bool]] = {
     "stringequals": (_equals, False),
@@ -172,6 +198,8 @@ _BASE_OPS: dict[str, tuple[Callable[[str], Predicate], bool]] = {
     "dategreaterthan": (_ordered(_date, lambda a, b: a > b), False),
     "dategreaterthanequals": (_ordered(_date, lambda a, b: a >= b), False),
     "bool": (_equals_ignore_case, False),
+    "ipaddress": (_ip, False),
+    "notipaddress": (_ip, True),
 }
 
 
@@ -216,6 +244,10 @@ class _Condition:
             factory, self._negated = base
             self._predicates = tuple(factory(v) for v in values)
 
+    @property
+    def key(self) -> str:
+        return self._key
+
     def _one(self, req: str) -> bool:
         hit = any(p(req) for p in self._predicates)
         return not hit if self._negated else hit
@@ -257,7 +289,7 @@ class _Statement:
     not_actions: bool
     resources: _Matcher | None
     not_resources: bool
-    principals: dict[str, _Matcher] | None
+    principals: dict[str, frozenset[str]] | None
     conditions: tuple[_Condition, ...]
 
     def matches(
@@ -276,8 +308,8 @@ class _Statement:
             if self.principals is None:
                 return False
             ptype, pvalue = principal
-            matcher = self.principals.get(ptype)
-            if matcher is None or not matcher(pvalue):
+            named = self.principals.get(ptype)
+            if named is None or ("*" not in named and pvalue not in named):
                 return False
         return all(condition(context) for condition in self.conditions)
 
@@ -308,11 +340,10 @@ def _compile_statement(stmt: Any) -> _Statement:
     if "Principal" in stmt:
         raw_p = stmt["Principal"]
         if raw_p == "*":
-            principals = {t: _Matcher(["*"], ignore_case=False) for t in ("AWS", "Federated", "Service")}
+            principals = {t: frozenset({"*"}) for t in ("AWS", "Federated", "Service")}
         elif isinstance(raw_p, dict):
             principals = {
-                t: _Matcher([_principal_id(t, x) for x in _as_list(v, f"Principal.{t}")], ignore_case=False)
-                for t, v in raw_p.items()
+                t: frozenset(_principal_id(t, x) for x in _as_list(v, f"Principal.{t}")) for t, v in raw_p.items()
             }
         else:
             raise PolicyError('Principal must be "*" or an object')
@@ -339,10 +370,12 @@ def _compile_statement(stmt: Any) -> _Statement:
 class PolicySet:
     """A compiled list of policy documents evaluated together (e.g. all of a role's inline policies)."""
 
-    __slots__ = ("_statements",)
+    __slots__ = ("_statements", "condition_keys")
 
     def __init__(self, statements: Sequence[_Statement]) -> None:
         self._statements = tuple(statements)
+        # lower-cased condition keys any statement tests (callers skip caching time-dependent answers)
+        self.condition_keys = frozenset(c.key for st in self._statements for c in st.conditions)
 
     def __len__(self) -> int:
         return len(self._statements)
@@ -385,3 +418,21 @@ def compile_policies(documents: Iterable[Mapping[str, Any]]) -> PolicySet:
             raise PolicyError("a policy document needs a Statement")
         statements.extend(_compile_statement(s) for s in items)
     return PolicySet(statements)
+
+
+def validate_trust_policy(doc: Mapping[str, Any]) -> None:
+    """Raise PolicyError (IAM's MalformedPolicyDocument wording) for a trust policy IAM would not store.
+
+    IAM's CreateRole/UpdateAssumeRolePolicy answer "Has prohibited field Resource" for a statement with a
+    Resource element; a role trust policy cannot use NotPrincipal either, and must name a Principal.
+    """
+    compile_policies([doc])
+    raw = doc.get("Statement")
+    items = raw if isinstance(raw, list) else [raw]
+    for stmt in items:
+        assert isinstance(stmt, dict)  # compile_policies checked it
+        for field in ("Resource", "NotResource", "NotPrincipal"):
+            if field in stmt:
+                raise PolicyError(f"Has prohibited field {field}")
+        if "Principal" not in stmt:
+            raise PolicyError("Missing required field Principal")

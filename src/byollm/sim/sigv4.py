@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -24,9 +25,12 @@ from botocore.credentials import Credentials
 
 from byollm.sim.state import Principal, SigningIdentity, SimState
 
-__all__ = ["SigV4Error", "SigV4Verifier", "Verified"]
+__all__ = ["BEDROCK_MAX_SKEW_S", "STS_MAX_SKEW_S", "SigV4Error", "SigV4Verifier", "Verified"]
 
-MAX_SKEW_S = 15 * 60
+# How far X-Amz-Date may be from the server's clock: Bedrock (like most services) allows 5 minutes, STS 15
+# (the 403 message says which: "... (now - 5 min.)").
+BEDROCK_MAX_SKEW_S = 5 * 60
+STS_MAX_SKEW_S = 15 * 60
 
 _CODES: dict[str, tuple[str, str, int]] = {
     # kind: (rest-json code, query code, http status)
@@ -67,6 +71,8 @@ class Verified:
     access_key_id: str
     region: str
     service: str
+    source_ip: str | None = None  # the TCP peer, as aws:SourceIp
+    secure_transport: bool = False  # whether the request came over TLS, as aws:SecureTransport
 
 
 class SigV4Verifier:
@@ -97,8 +103,12 @@ class SigV4Verifier:
         query: str,
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes,
+        max_skew_s: int = STS_MAX_SKEW_S,
+        scope: Mapping[str, Any] | None = None,
     ) -> Verified:
-        """Check the Authorization header; return the caller, region and service or raise SigV4Error."""
+        """Check the Authorization header; return the caller, region and service or raise SigV4Error.
+
+        ``max_skew_s`` is the service's clock-skew allowance (``BEDROCK_MAX_SKEW_S`` for Bedrock)."""
         hmap: dict[str, str] = {}
         for k, v in headers:
             name = k.decode("latin-1").lower()
@@ -136,7 +146,7 @@ class SigV4Verifier:
                 raise SigV4Error("unknown_key", "The security token included in the request is invalid.")
 
         amz_date = hmap.get("x-amz-date", "")
-        self._check_time(amz_date, date)
+        self._check_time(amz_date, date, max_skew_s)
 
         request = AWSRequest(
             method=method,
@@ -161,9 +171,18 @@ class SigV4Verifier:
 
         if identity.expiration is not None and identity.expiration <= self._state.clock():
             raise SigV4Error("expired", "The security token included in the request is expired")
-        return Verified(identity.principal, identity, access_key_id, region, service)
+        client = (scope or {}).get("client")
+        return Verified(
+            identity.principal,
+            identity,
+            access_key_id,
+            region,
+            service,
+            source_ip=str(client[0]) if client else None,
+            secure_transport=(scope or {}).get("scheme") == "https",
+        )
 
-    def _check_time(self, amz_date: str, scope_date: str) -> None:
+    def _check_time(self, amz_date: str, scope_date: str, max_skew_s: int) -> None:
         try:
             when = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         except ValueError:
@@ -178,12 +197,13 @@ class SigV4Verifier:
             )
         now = self._state.clock()
         skew = when.timestamp() - now
-        if abs(skew) > MAX_SKEW_S:
+        if abs(skew) > max_skew_s:
             now_s = datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+            minutes = max_skew_s // 60
             if skew < 0:
-                bound = datetime.fromtimestamp(now - MAX_SKEW_S, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
-                msg = f"Signature expired: {amz_date} is now earlier than {bound} ({now_s} - 15 min.)"
+                bound = datetime.fromtimestamp(now - max_skew_s, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+                msg = f"Signature expired: {amz_date} is now earlier than {bound} ({now_s} - {minutes} min.)"
             else:
-                bound = datetime.fromtimestamp(now + MAX_SKEW_S, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
-                msg = f"Signature not yet current: {amz_date} is still later than {bound} ({now_s} + 15 min.)"
+                bound = datetime.fromtimestamp(now + max_skew_s, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+                msg = f"Signature not yet current: {amz_date} is still later than {bound} ({now_s} + {minutes} min.)"
             raise SigV4Error("signature", msg)

@@ -169,7 +169,7 @@ class StsService:
             account_id=account_id,
             principal_arn=assumed_arn,
             duration_s=duration,
-            session_policy=_session_policy(params.get("Policy")),
+            session_policy=_session_policy(params, account),
         )
         return (
             _credentials_xml(creds.access_key_id, creds.secret_access_key, creds.session_token, creds.expiration)
@@ -224,7 +224,7 @@ class StsService:
                 "ValidationError",
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
             )
-        session_policy = _session_policy(params.get("Policy"))
+        session_policy = _session_policy(params, account)
         assumed_arn = f"arn:aws:sts::{account_id}:assumed-role/{role_name}/{session}"
         creds = self._state.issue_session_credentials(
             account_id=account_id,
@@ -238,7 +238,7 @@ class StsService:
             + f"\n    <SubjectFromWebIdentityToken>{_x(sub)}</SubjectFromWebIdentityToken>\n"
             f"    <AssumedRoleUser>\n      <AssumedRoleId>{_x(role.role_id)}:{_x(session)}</AssumedRoleId>\n"
             f"      <Arn>{_x(assumed_arn)}</Arn>\n    </AssumedRoleUser>\n"
-            f"    <Provider>{_x(validated.claims['iss'])}</Provider>\n"
+            f"    <Provider>{_x(validated.provider.arn(account_id))}</Provider>\n"
             f"    <Audience>{_x(validated.audience)}</Audience>"
         )
 
@@ -304,16 +304,43 @@ def _duration(params: Mapping[str, str], *, default: int, hi: int) -> int:
     return value
 
 
-def _session_policy(raw: str | None) -> dict[str, object] | None:
-    if raw is None:
+def _session_policy(params: Mapping[str, str], account: Account | None) -> dict[str, object] | None:
+    """The session policy of the credentials being issued: the inline ``Policy`` and the managed policies
+    named by ``PolicyArns`` (up to 10), merged into one document. The session may then do only what both
+    the role's policies and this document allow. None when neither parameter is given."""
+    raw = params.get("Policy")
+    statements: list[object] = []
+    if raw is not None:
+        if len(raw) > 2048:
+            raise QueryError("PackedPolicyTooLarge", "Packed size of the session policy exceeds the limit")
+        try:
+            doc = json.loads(raw)
+            compile_policies([doc])
+        except (ValueError, PolicyError) as exc:
+            raise QueryError("MalformedPolicyDocument", f"The policy is not in the valid JSON format: {exc}") from None
+        if not isinstance(doc, dict):
+            raise QueryError("MalformedPolicyDocument", "The policy is not in the valid JSON format.")
+        body = doc["Statement"]
+        statements.extend(body if isinstance(body, list) else [body])
+    arns = list_members(params, "PolicyArns", "arn")
+    if len(arns) > 10:
+        raise _validation(str(len(arns)), "policyArns", "Member must have length less than or equal to 10")
+    for arn in arns:
+        managed = account.managed_policy(arn) if account is not None else None
+        if managed is None:
+            raise QueryError("MalformedPolicyDocument", f"Policy {arn} does not exist or is not attachable.")
+        body = managed["Statement"]
+        statements.extend(body if isinstance(body, list) else [body])
+    if raw is None and not arns:
         return None
-    if len(raw) > 2048:
-        raise QueryError("PackedPolicyTooLarge", "Packed size of the session policy exceeds the limit")
-    try:
-        doc = json.loads(raw)
-        compile_policies([doc])
-    except (ValueError, PolicyError) as exc:
-        raise QueryError("MalformedPolicyDocument", f"The policy is not in the valid JSON format: {exc}") from None
-    if not isinstance(doc, dict):
-        raise QueryError("MalformedPolicyDocument", "The policy is not in the valid JSON format.")
-    return doc
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def list_members(params: Mapping[str, str], name: str, field: str) -> list[str]:
+    """Query-protocol list of structures ``Name.member.N.Field``, in order."""
+    out = []
+    i = 1
+    while f"{name}.member.{i}.{field}" in params:
+        out.append(params[f"{name}.member.{i}.{field}"])
+        i += 1
+    return out

@@ -9,8 +9,8 @@ Order of checks (each failure maps to the STS error code real AWS uses):
    a ``crit`` header is refused (IAM implements no JWS extension, and RFC 7515 requires rejecting a token
    whose critical extensions are not understood; an empty list is malformed).
 3. ``iss``, ``aud``, ``sub``, ``exp``, ``iat`` are present; ``exp``/``iat``/``nbf`` are integers.
-4. ``iss`` equals the URL of an OIDC provider registered in the role's account
-   → "No OpenIDConnect provider found in your account for <iss>".
+4. ``iss`` equals the URL of an OIDC provider registered in the role's account, exactly (a trailing slash
+   of difference is a different provider) → "No OpenIDConnect provider found in your account for <iss>".
 5. ``aud`` (string or list) contains one of the provider's client IDs → "Incorrect token audience".
 6. Discovery ``<iss>/.well-known/openid-configuration`` → ``jwks_uri`` → JWKS, fetched over HTTP with a
    short timeout; unreachable or unusable → ``IDPCommunicationError``. The JWKS is cached briefly (the
@@ -163,7 +163,7 @@ class WebIdentityValidator:
         if not isinstance(iss, str):
             raise WebIdentityError("InvalidIdentityToken", _INVALID)
         for provider in account.oidc_providers.values():
-            if provider.url == iss or provider.url == iss.rstrip("/"):
+            if provider.url == iss:
                 return provider
         shown = iss if "://" in iss else f"https://{iss}"
         raise WebIdentityError("InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {shown}")

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from byollm.sim.iam_policy import PolicyError, validate_trust_policy
+
 __all__ = [
     "AccessKey",
     "Account",
@@ -36,6 +38,7 @@ __all__ = [
     "WorldError",
     "default_world",
     "load_world",
+    "parse_model",
     "parse_world",
     "stable_id",
     "validate_issuer_url",
@@ -52,7 +55,10 @@ class WorldError(ValueError):
 
 @dataclass(slots=True)
 class OidcProvider:
-    """An IAM OIDC identity provider: the issuer URL as registered, its audiences and thumbprints."""
+    """An IAM OIDC identity provider: the issuer URL as registered, its audiences and thumbprints.
+
+    IAM keeps the URL exactly as registered, a trailing slash included: in the provider's name, its ARN
+    and its condition-key prefix (``HOST/PATH/:sub``), and a token's ``iss`` must equal it exactly."""
 
     url: str
     client_ids: list[str]
@@ -62,7 +68,7 @@ class OidcProvider:
     @property
     def host_path(self) -> str:
         """The URL without scheme: IAM's name for the provider (ARN suffix and condition-key prefix)."""
-        return self.url.split("://", 1)[-1].rstrip("/")
+        return self.url.split("://", 1)[-1]
 
     def arn(self, account_id: str) -> str:
         return f"arn:aws:iam::{account_id}:oidc-provider/{self.host_path}"
@@ -143,6 +149,14 @@ class Account:
     application_profiles: dict[str, ApplicationProfile] = field(default_factory=dict)
     quotas: dict[str, Quota] = field(default_factory=dict)
     invocation_logging: bool = False
+    # customer managed policies by name (``arn:aws:iam::ACCT:policy/NAME``), usable as session PolicyArns
+    managed_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def managed_policy(self, arn: str) -> dict[str, Any] | None:
+        prefix = f"arn:aws:iam::{self.account_id}:policy/"
+        if not arn.startswith(prefix):
+            return None
+        return self.managed_policies.get(arn[len(prefix) :].rsplit("/", 1)[-1])
 
     def has_model_access(self, model_id: str) -> bool:
         return "*" in self.model_access or model_id in self.model_access
@@ -281,6 +295,7 @@ def _account_json(a: Account) -> dict[str, Any]:
             m: {"requests_per_minute": q.requests_per_minute, "tokens_per_minute": q.tokens_per_minute}
             for m, q in a.quotas.items()
         },
+        "managed_policies": dict(a.managed_policies),
     }
 
 
@@ -422,6 +437,11 @@ def _parse_model(r: _Reader) -> FoundationModel:
     )
 
 
+def parse_model(data: Any, path: str) -> FoundationModel:
+    """One foundation model in the world file's shape (the admin API adds models at run time with it)."""
+    return _parse_model(_Reader(data, path))
+
+
 def _parse_account(account_id: str, r: _Reader, allow_http_loopback: bool) -> Account:
     if not (len(account_id) == 12 and account_id.isdigit()):
         raise r.fail("an account id must be 12 digits")
@@ -437,7 +457,7 @@ def _parse_account(account_id: str, r: _Reader, allow_http_loopback: bool) -> Ac
         if problem:
             raise pr.child("url").fail(problem)
         provider = OidcProvider(
-            url=url.rstrip("/"),
+            url=url,
             client_ids=pr.child("client_ids").str_list() or ["sts.amazonaws.com"],
             thumbprints=pr.child("thumbprints").str_list(),
         )
@@ -446,12 +466,14 @@ def _parse_account(account_id: str, r: _Reader, allow_http_loopback: bool) -> Ac
         acct.roles[name] = Role(
             name=name,
             role_id=rr.child("role_id").text(stable_id("AROA", f"{account_id}/{name}")),
-            trust_policy=rr.child("trust_policy").policy(),
+            trust_policy=_trust_policy(rr.child("trust_policy")),
             policies={k: _required_policy(v) for k, v in rr.child("policies").items()},
             max_session_duration=rr.child("max_session_duration").integer(3600, lo=3600, hi=43200),
             path=rr.child("path").text("/"),
             description=rr.child("description").text(""),
         )
+    for name, mr in r.child("managed_policies").items():
+        acct.managed_policies[name] = _required_policy(mr)
     for name, ur in r.child("users").items():
         keys = [
             AccessKey(
@@ -485,6 +507,16 @@ def _parse_account(account_id: str, r: _Reader, allow_http_loopback: bool) -> Ac
             tokens_per_minute=qr.child("tokens_per_minute").opt_int(),
         )
     return acct
+
+
+def _trust_policy(r: _Reader) -> dict[str, Any] | None:
+    doc = r.policy()
+    if doc is not None:
+        try:
+            validate_trust_policy(doc)
+        except PolicyError as exc:
+            raise r.fail(f"MalformedPolicyDocument: {exc}") from None
+    return doc
 
 
 def _required_policy(r: _Reader) -> dict[str, Any]:

@@ -58,6 +58,7 @@ def apply_settings(row: t.Team, settings: TeamSettings) -> None:
     row.allowed_aws_accounts = sorted(settings.allowed_aws_accounts)
     row.max_token_lifetime_days = settings.max_token_lifetime_days
     row.claude_family_mapping = settings.claude_family_mapping
+    row.bedrock_model_discovery = settings.bedrock_model_discovery
     row.credentialless_direct_allowed = settings.credentialless_direct_allowed
     row.degraded_runs_fail = settings.degraded_runs_fail
     row.alert_webhook_url = settings.alert_webhook_url
@@ -82,6 +83,7 @@ def _settings(row: t.Team) -> TeamSettings:
         allowed_aws_accounts=frozenset(str(a) for a in row.allowed_aws_accounts),
         max_token_lifetime_days=row.max_token_lifetime_days,
         claude_family_mapping=row.claude_family_mapping is not False,  # NULL in rows older than the column
+        bedrock_model_discovery=row.bedrock_model_discovery is not False,
         credentialless_direct_allowed=row.credentialless_direct_allowed,
         degraded_runs_fail=row.degraded_runs_fail,
         alert_webhook_url=row.alert_webhook_url,

@@ -147,6 +147,7 @@ class Team(Base):
     allowed_aws_accounts: Mapped[list[Any]] = mapped_column(JSON, default=list)
     max_token_lifetime_days: Mapped[int | None] = mapped_column(Integer)
     claude_family_mapping: Mapped[bool] = mapped_column(Boolean, default=True)
+    bedrock_model_discovery: Mapped[bool] = mapped_column(Boolean, default=True)
     credentialless_direct_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     degraded_runs_fail: Mapped[bool] = mapped_column(Boolean, default=False)
     alert_webhook_url: Mapped[str | None] = mapped_column(String(2048))
