@@ -18,7 +18,8 @@ from support.stack import Stack
 
 OPUS, SONNET = "claude-opus-4-7", "claude-sonnet-4-6"
 WILDCARD: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+    "Effect": "Allow", "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream",
+                                  "bedrock:CountTokens"],
     "Resource": ["arn:aws:bedrock:*::foundation-model/*", "arn:aws:bedrock:*:*:inference-profile/*",
                  "arn:aws:bedrock:*:*:application-inference-profile/*"]}]}
 

@@ -220,7 +220,7 @@ def test_codex_shaped_request_on_a_claude_route(stack: Stack) -> None:
 def test_custom_tool_round_trip(stack: Stack, model: str, delegated: bool, host: str) -> None:
     """A free-form (``custom``) tool, as Codex offers ``apply_patch``: its call comes back as a
     ``custom_tool_call`` with the raw input string, streamed and not, and its output goes back in."""
-    team = stack.new_team()
+    team = stack.new_team(None if delegated else DIRECT_MODELS)
     sdk = client(stack, team.token, delegated=delegated)
     patch: Any = {"type": "custom", "name": "apply_patch", "description": "Apply a patch to files"}
     prompt = {"role": "user", "content": 'Use apply_patch with input="*** Begin Patch"'}
