@@ -42,7 +42,7 @@ def _realistic_bodies(path: str) -> st.SearchStrategy[dict[str, Any]]:
     messages = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": content}),
                         min_size=1, max_size=3)
     model = st.sampled_from([*DEFAULT_MODELS, "auto"])
-    if path == "/v1/responses":  # the Responses API: input (a string or message items) instead of messages
+    if path.startswith("/v1/responses"):  # the Responses API: input (a string or message items) instead of messages
         items = st.lists(st.fixed_dictionaries({"role": st.just("user"), "content": text}), min_size=1, max_size=2)
         return st.fixed_dictionaries({"model": model, "input": st.one_of(text, items),
                                       "max_output_tokens": st.integers(1, 64)},

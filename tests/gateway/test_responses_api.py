@@ -237,3 +237,21 @@ def test_custom_tool_round_trip(stack: Stack, model: str, delegated: bool, host:
         {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"},
     ])
     assert f"[{host}:" in answer.output_text and "apply_patch returned: Done!" in answer.output_text
+
+
+@pytest.mark.parametrize(("model", "delegated", "host"), ROUTES, ids=ROUTE_IDS)
+def test_input_tokens_are_counted_for_the_same_request(stack: Stack, model: str, delegated: bool, host: str) -> None:
+    """``client.responses.input_tokens.count``: the count of what ``responses.create`` would send, on the route
+    that would serve it (an output format only OpenAI honours does not skip a Claude route here)."""
+    team = stack.new_team()
+    sdk = client(stack, team.token, delegated=delegated)
+    request: Any = {"model": model, "instructions": "Be brief.", "input": "Count these words please",
+                    "tools": [WEATHER], "text": {"format": {"type": "json_object"}}}
+    raw = sdk.responses.input_tokens.with_raw_response.count(**request)
+    counted = raw.parse()
+    assert counted.object == "response.input_tokens" and counted.input_tokens > 0
+    assert raw.headers["x-byollm-route"].startswith(f"{host}:")
+    if host != "openai":  # the simulated Claude counts exactly what it is later billed for
+        del request["text"]
+        answer = sdk.responses.create(**request)
+        assert answer.usage is not None and answer.usage.input_tokens == counted.input_tokens

@@ -223,3 +223,32 @@ def test_cli_formats_and_authorisation(stack: Stack) -> None:
     assert refused.exit_code == 1 and "forbidden" in refused.output
     missing = _cli(stack, stack.operator, "iam", "trust-policy", "--team", team.uid, "--agent", "nope")
     assert missing.exit_code == 1 and "not_found" in missing.output
+
+
+async def test_wildcard_form_through_the_cli_covers_models_enabled_later(stack: Stack) -> None:
+    r = stack.sim_http.post(f"/_sim/accounts/{ACCOUNT}/oidc-providers",
+                            json={"url": stack.url, "client_ids": ["sts.amazonaws.com"]})
+    assert r.status_code == 200, r.text
+    team = stack.new_team({"claude-haiku-4-5": {"bedrock": True}})
+    team.bedrock(role_arn=f"arn:aws:iam::{ACCOUNT}:role/placeholder")
+    trust = _cli(stack, stack.operator, "iam", "trust-policy", "--team", team.uid, "--json")
+    wildcard = _cli(stack, stack.operator, "iam", "permissions-policy", "--team", team.uid, "--form", "wildcard")
+    assert trust.exit_code == 0 and wildcard.exit_code == 0, wildcard.output
+    document = json.loads(wildcard.stdout)
+    assert document["Statement"][0]["Action"] == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream",
+                                                  "bedrock:CountTokens"]
+    role = _role(stack, json.loads(trust.output)["document"], document)
+    haiku = load_catalog(None).default_bedrock_upstream("claude-haiku-4-5", "us-east-1")
+    assert haiku is not None
+    async with replica_services(stack.settings) as services:
+        assert services.oidc is not None
+        auth = await services.oidc.web_identity.credentials_for(_context(team.uid), _candidate(role, haiku))
+    client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=stack.sim.url,
+                          aws_access_key_id=auth.access_key_id, aws_secret_access_key=auth.secret_access_key,
+                          aws_session_token=auth.session_token)
+    body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
+                       "messages": [{"role": "user", "content": "hi"}]})
+    # a model the team has not enabled yet, through its global profile: the wildcard form already covers it
+    assert json.loads(client.invoke_model(modelId="global.anthropic.claude-sonnet-4-6-v1:0", body=body)["body"].read())
+    assert client.count_tokens(modelId="anthropic.claude-sonnet-4-6-v1:0",
+                               input={"invokeModel": {"body": body.encode()}})["inputTokens"] > 0

@@ -16,15 +16,15 @@ def _policy(cast: Cast) -> dict:  # type: ignore[type-arg]
         return op.get(f"/teams/{cast.alpha}/policy").json()  # type: ignore[no-any-return]
 
 
-def _cookie_header(response: httpx.Response) -> str:
-    cookies = [v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("byollm_panel=")]
+def _cookie_header(response: httpx.Response, name: str = "byollm_panel") -> str:
+    cookies = [v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith(f"{name}=")]
     assert len(cookies) == 1, response.headers
     return cookies[0]
 
 
 def test_sign_in_sets_an_opaque_strict_httponly_cookie_and_rotates_the_session(cast: Cast, panel: PanelClient) -> None:
     first = panel.get("/admin")
-    anonymous = _cookie_header(first)
+    anonymous = _cookie_header(first, "byollm_panel_signin")  # the sign-in form's CSRF cookie: no session yet
     signed = _cookie_header(panel.sign_in(cast.admin))
     for header in (anonymous, signed):
         lowered = header.lower()
@@ -41,13 +41,13 @@ def test_cookie_is_secure_when_the_panel_is_reached_over_https(cast: Cast) -> No
     proxied = {"x-forwarded-proto": "https"}  # loopback is a trusted proxy in these tests (conftest)
     with httpx.Client(base_url=cast.url, headers=proxied) as http:
         first = http.get("/admin")
-        header = _cookie_header(first)
+        header = _cookie_header(first, "byollm_panel_signin")
         assert "secure" in header.lower()
-        sid = header.split(";")[0].split("=", 1)[1]
+        nonce = header.split(";")[0].split("=", 1)[1]
         csrf = first.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
         http.cookies.clear()  # httpx keeps Secure cookies off plain http: send it the way a browser on https would
         signed = http.post("/admin/sign-in", data={"csrf_token": csrf, "token": cast.admin},
-                           headers={"cookie": f"byollm_panel={sid}"})
+                           headers={"cookie": f"byollm_panel_signin={nonce}"})
         assert signed.status_code == 303, signed.text
         assert "secure" in _cookie_header(signed).lower()
 

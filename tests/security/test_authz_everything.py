@@ -158,6 +158,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/chat/completions"): Case(INFERENCE, {"model": "gpt-5",
                                                        "messages": [{"role": "user", "content": "hi"}]}),
     ("POST", "/v1/responses"): Case(INFERENCE, {"model": "gpt-5", "input": "hi"}),
+    ("POST", "/v1/responses/input_tokens"): Case(INFERENCE, {"model": "gpt-5", "input": "hi"}),
     ("GET", "/v1/models"): Case(INFERENCE),
     # admin API: reads
     ("GET", "/api/v1/me"): Case(SIGNED_IN),

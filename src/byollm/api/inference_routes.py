@@ -100,6 +100,14 @@ _RESPONSES_SCHEMA: dict[str, Any] = {
         }}, **_sse({"type": "string", "contentMediaType": "application/json", "contentSchema": {
             "type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}})}}},
 }
+_INPUT_TOKENS_SCHEMA: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        **_RESPONSES_SCHEMA["requestBody"]["content"]["application/json"]["schema"], "required": ["model"]}}}},
+    "responses": {"200": {"description": "The input's token count", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["object", "input_tokens"],
+        "properties": {"object": {"const": "response.input_tokens"}, "input_tokens": {"type": "integer", "minimum": 0}},
+    }}}}},
+}
 # every taxonomy status an inference request can meet, except 500 (a bug, never a documented answer)
 _INFERENCE_STATUSES = (*AT_THE_DOOR, 402, 403, 404, 424, 503)
 _ANTHROPIC_ERRORS = error_responses(ApiShape.ANTHROPIC, *_INFERENCE_STATUSES)
@@ -261,6 +269,19 @@ async def chat_completions(request: Request) -> Response:
              responses=_OPENAI_ERRORS)
 async def responses(request: Request) -> Response:
     return await serve(request, OPENAI_RESPONSES)
+
+
+@router.post("/v1/responses/input_tokens", summary="Count input tokens (OpenAI Responses API)",
+             openapi_extra=_INPUT_TOKENS_SCHEMA, responses=_OPENAI_ERRORS)
+async def responses_input_tokens(request: Request) -> Response:
+    services = services_of(request)
+    context = await _context(request, services, OPENAI_RESPONSES.api)
+    body, size = await _json_body(request)
+    parsed = OPENAI_RESPONSES.parse_input_tokens(
+        body, size, RequestMeta(context.request_id, context.team_uid, request.headers))
+    served = await services.gateway.count_tokens(context, parsed.canonical, parsed.route)
+    return Response(orjson.dumps({"object": "response.input_tokens", "input_tokens": served.value}),
+                    media_type="application/json", headers=_headers(served))
 
 
 # --- model list -------------------------------------------------------------------------------------------------

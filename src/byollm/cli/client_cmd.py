@@ -171,6 +171,36 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(do_ask(ctx, text, model or ctx.config.default_model, max_tokens=max_tokens,
                                     ask_yes=ask_yes))
 
+    @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                           "allow_interspersed_args": False})
+    def exec_(
+        tool: Annotated[typer.Context, typer.Argument(hidden=True)],
+        profile: Profile = None,
+        verbose: Annotated[bool, typer.Option("--verbose", help="Show each proxied request on stderr.")] = False,
+    ) -> None:
+        """Run an agent tool through byollm: `byollm exec -- claude -p "hi"` (or `byollm exec codex ...`).
+
+        Starts the proxy on a free loopback port for as long as the tool runs, points the tool at it
+        (ANTHROPIC_BASE_URL/ANTHROPIC_AUTH_TOKEN, OPENAI_BASE_URL/OPENAI_API_KEY, and Claude Code's model
+        variables from your team's models), and exits with the tool's status.
+        """
+        from byollm.client.exec_tool import ExecError, run_tool
+
+        argv = list(tool.args)
+        if argv and argv[0] == "--":
+            argv = argv[1:]
+
+        def say(line: str) -> None:
+            if verbose or not line.startswith(("GET ", "POST ", "HEAD ")):
+                err.print(escape(f"byollm: {line}"))
+
+        with _context(profile) as ctx:
+            try:
+                code = run_tool(ctx, argv, say=say)
+            except ExecError as exc:
+                raise _fail(str(exc), code=exc.exit_code) from None
+        raise typer.Exit(code)
+
     @app.command("proxy")
     def proxy(
         port: Annotated[int | None, typer.Option("--port", help="Loopback port (default: config).")] = None,

@@ -252,9 +252,18 @@ def _simulate(reader: AwsReader, scope: ScopeInputs, region: str) -> dict[tuple[
 # --- OIDC provider -----------------------------------------------------------------------------------------------
 
 
-def provider_check(inputs: DoctorInputs, scope: ScopeInputs, facts: OidcProviderFacts | None) -> Check:
+def provider_check(inputs: DoctorInputs, scope: ScopeInputs, facts: OidcProviderFacts | None, *,
+                   near_miss: OidcProviderFacts | None = None) -> Check:
+    """``near_miss`` is a provider registered for the issuer URL with a trailing slash: IAM keeps the slash and
+    matches ``iss`` exactly, so it does not admit byollm's tokens (the most common real web-identity failure)."""
     cid, fixes = f"{scope.scope}.oidc_provider", scope.fixes.get("oidc_provider", {})
     provider_arn = _provider_arn(inputs, scope) or "?"
+    if facts is None and near_miss is not None:
+        return failing(cid, PROVIDER, f"the IAM OpenID Connect provider {near_miss.arn} was registered with a"
+                                      f" trailing slash ({near_miss.url or near_miss.arn}), but byollm's tokens"
+                                      f" carry iss {inputs.issuer_url}; IAM matches the URL exactly, so create"
+                                      f" {provider_arn} (the URL without the slash)",
+                       ErrorClass.OIDC_PROVIDER_MISSING, scope=scope.scope, fixes=fixes)
     if facts is None:
         return failing(cid, PROVIDER, f"no IAM OpenID Connect provider {provider_arn} exists for issuer"
                                       f" {inputs.issuer_url} in the role's account",
@@ -400,7 +409,9 @@ def run_aws_checks(inputs: DoctorInputs, reader: AwsReader) -> tuple[list[Check]
             continue
         if inputs.issuer_host is not None:
             try:
-                checks.append(provider_check(inputs, scope, reader.oidc_provider(facts[1], inputs.issuer_host)))
+                found = reader.oidc_provider(facts[1], inputs.issuer_host)
+                near = None if found is not None else reader.oidc_provider(facts[1], f"{inputs.issuer_host}/")
+                checks.append(provider_check(inputs, scope, found, near_miss=near))
             except AwsReadError as exc:
                 checks.append(skipped(f"{scope.scope}.oidc_provider", PROVIDER, f"could not read it: {exc.code}",
                                       scope=scope.scope))

@@ -27,6 +27,7 @@ from byollm.api.auth import authenticate_request, services_of
 from byollm.control.authz import PrincipalKind
 from byollm.errors import ByollmError, ErrorClass
 from byollm.panel import charts
+from byollm.panel.sessions import SIGNIN_COOKIE, Flash
 from byollm.panel.web import (
     AdminPage,
     Form,
@@ -39,7 +40,9 @@ from byollm.panel.web import (
     scrub,
     session_of,
     set_session_cookie,
+    set_signin_cookie,
     signed_in,
+    signin_form_csrf,
 )
 from byollm.policy.types import Host, Role
 from byollm.runs.service import RunService
@@ -104,13 +107,14 @@ async def static(name: str) -> Response:
 
 @router.get("")
 async def home(request: Request) -> Response:
-    """Signed in: the teams this admin can manage. Otherwise: the sign-in form (with a fresh session, so
-    the sign-in form itself carries a CSRF token)."""
+    """Signed in: the teams this admin can manage. Otherwise: the sign-in form, whose CSRF token is bound to
+    a cookie rather than to a session (no session exists before sign-in; ``panel.sessions``)."""
     session = session_of(request)
     if session is None or not session.signed_in:
-        session = session or panel_state(request).sessions.new()
-        response = render(request, "signin.html", session=session)
-        set_session_cookie(request, response, session)
+        new_nonce: list[str] = []
+        response = render(request, "signin.html", csrf=signin_form_csrf(request, new_nonce))
+        if new_nonce:
+            set_signin_cookie(request, response, new_nonce[0])
         return response
     caller, session = await signed_in(request)
     teams = await services_of(request).control.list_teams(caller)
@@ -121,19 +125,21 @@ async def home(request: Request) -> Response:
 async def sign_in(request: Request, form: FormDep) -> Response:
     """Exchange an admin's byollm token for a session; the token is never echoed back."""
     state = panel_state(request)
-    old = session_of(request)
-    assert old is not None  # read_form checked the CSRF token against it
+    old = session_of(request)  # None for a visitor: read_form checked the sign-in form's token
     try:
         caller = await authenticate_request(request, form.get("token").strip())
         if caller.kind is not PrincipalKind.USER:
             raise ByollmError(ErrorClass.FORBIDDEN, "agent tokens cannot sign in to the admin panel")
     except ByollmError as exc:
-        old.flash("error", "That token was not accepted." if exc.error_class is ErrorClass.UNAUTHENTICATED
-                  else scrub(exc.detail), exc.error_class.remediation)
-        return render(request, "signin.html", status_code=exc.status, session=old)
-    session = state.sessions.sign_in(old, token=form.get("token").strip(), principal_uid=caller.principal_uid)
+        flash = Flash("error", "That token was not accepted." if exc.error_class is ErrorClass.UNAUTHENTICATED
+                      else scrub(exc.detail), exc.error_class.remediation)
+        return render(request, "signin.html", status_code=exc.status, session=old,
+                      csrf=signin_form_csrf(request, []), flashes=[flash])
+    session = state.sessions.sign_in(old, token=form.get("token").strip(), principal_uid=caller.principal_uid,
+                                     address=request.client.host if request.client else None)
     response = redirect("/admin")
     set_session_cookie(request, response, session)
+    response.delete_cookie(SIGNIN_COOKIE, path="/admin")
     return response
 
 

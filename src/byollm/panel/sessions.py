@@ -5,14 +5,19 @@ token nor anything derived from it ever reaches the browser again after sign-in.
 process's memory so every page re-authenticates through ``ControlService.authenticate``: a revoked token
 or a demoted admin loses the panel within the control plane's auth-cache time, not at session end.
 
-Why a synchronizer token for CSRF: each session (including the anonymous one that shows the sign-in form,
-so sign-in itself is protected) holds one random token; every form carries it in a hidden field and every
-POST is refused with 403 unless it matches (compared in constant time). ``SameSite=Strict`` on the cookie
-is a second, independent layer.
+Why a synchronizer token for CSRF: each signed-in session holds one random token; every form carries it in a
+hidden field and every POST is refused with 403 unless it matches (compared in constant time). ``SameSite=Strict``
+on the cookie is a second, independent layer.
+
+Why no session before sign-in: a session created for every anonymous visitor let cookie-less traffic fill the
+bounded store and push signed-in admins out. The sign-in form is protected without server state instead: the
+visitor gets a random ``SIGNIN_COOKIE`` and the form a token that is an HMAC of it under this process's key, so
+a sign-in POST must carry both (``SessionStore.sign_in_csrf_ok``). Sessions exist only for signed-in admins, at
+most ``MAX_SESSIONS_PER_ADDRESS`` per client address (a further sign-in from that address ends its oldest),
+and the store is bounded as a whole (the session idle longest goes first).
 
 Lifetimes are short on purpose: an idle session ends after ``IDLE_SECONDS``, any session after
-``ABSOLUTE_SECONDS``, an unsigned-in one after ``ANONYMOUS_SECONDS``; the store is bounded so anonymous
-visits cannot grow it without limit. Signing in replaces the session id (no fixation).
+``ABSOLUTE_SECONDS``. Signing in always makes a new session id (no fixation).
 
 Limitation: sessions live in one process; with several ``byollm serve`` workers, put a sticky load balancer
 in front of the panel (or sign in again when routed elsewhere).
@@ -20,6 +25,7 @@ in front of the panel (or sign in again when routed elsewhere).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -29,21 +35,23 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "ABSOLUTE_SECONDS",
-    "ANONYMOUS_SECONDS",
     "COOKIE_NAME",
     "CSRF_FIELD",
     "IDLE_SECONDS",
+    "MAX_SESSIONS_PER_ADDRESS",
+    "SIGNIN_COOKIE",
     "Flash",
     "PanelSession",
     "SessionStore",
 ]
 
 COOKIE_NAME = "byollm_panel"
+SIGNIN_COOKIE = "byollm_panel_signin"  # a random nonce; the sign-in form's CSRF token is its HMAC
 CSRF_FIELD = "csrf_token"
 IDLE_SECONDS = 30 * 60
 ABSOLUTE_SECONDS = 8 * 60 * 60
-ANONYMOUS_SECONDS = 15 * 60
 MAX_SESSIONS = 10_000
+MAX_SESSIONS_PER_ADDRESS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,7 @@ class PanelSession:
     last_seen: float
     token: str | None = field(default=None, repr=False)
     principal_uid: str | None = None
+    address: str | None = None
     flashes: list[Flash] = field(default_factory=list)
 
     @property
@@ -84,19 +93,20 @@ class PanelSession:
 
 
 class SessionStore:
-    """Sessions by id, expiring on idle and absolute lifetimes; bounded (oldest dropped first)."""
+    """Signed-in sessions by id, expiring on idle and absolute lifetimes; bounded per address and in all."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_sessions: int = MAX_SESSIONS) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_sessions: int = MAX_SESSIONS,
+                 max_per_address: int = MAX_SESSIONS_PER_ADDRESS) -> None:
         self._clock = clock
         self._max = max_sessions
-        self._sessions: OrderedDict[str, PanelSession] = OrderedDict()
+        self._max_per_address = max_per_address
+        self._sessions: OrderedDict[str, PanelSession] = OrderedDict()  # least recently used first
+        self._key = secrets.token_bytes(32)  # signs sign-in form tokens; a restart invalidates open forms
 
     def __len__(self) -> int:
         return len(self._sessions)
 
     def _expired(self, session: PanelSession, now: float) -> bool:
-        if not session.signed_in:
-            return now - session.created > ANONYMOUS_SECONDS
         return now - session.last_seen > IDLE_SECONDS or now - session.created > ABSOLUTE_SECONDS
 
     def get(self, sid: str | None) -> PanelSession | None:
@@ -114,22 +124,41 @@ class SessionStore:
         self._sessions.move_to_end(sid)
         return session
 
-    def new(self) -> PanelSession:
-        """A fresh anonymous session with its own CSRF token."""
+    # --- the sign-in form, before any session ----------------------------------------------------------------
+    @staticmethod
+    def new_signin_nonce() -> str:
+        return secrets.token_urlsafe(24)
+
+    def sign_in_csrf(self, nonce: str) -> str:
+        """The sign-in form's CSRF token for the visitor whose ``SIGNIN_COOKIE`` is ``nonce``."""
+        return hmac.new(self._key, nonce.encode(), hashlib.sha256).hexdigest()
+
+    def sign_in_csrf_ok(self, nonce: str | None, submitted: str | None) -> bool:
+        if not nonce or not submitted:
+            return False
+        return hmac.compare_digest(self.sign_in_csrf(nonce).encode(), submitted.encode())
+
+    # --- sessions ---------------------------------------------------------------------------------------------
+    def sign_in(self, old: PanelSession | None, *, token: str, principal_uid: str,
+                address: str | None = None) -> PanelSession:
+        """A new signed-in session (new id and CSRF token: no session fixation); ``old`` ends. The address's
+        oldest session ends when it already has ``max_per_address``; the least recently used one when the
+        store is full."""
+        if old is not None:
+            self.end(old.sid)
         now = self._clock()
+        for sid, existing in list(self._sessions.items()):
+            if self._expired(existing, now):
+                del self._sessions[sid]
+        if address is not None:
+            mine = [sid for sid, existing in self._sessions.items() if existing.address == address]
+            for sid in mine[:max(0, len(mine) - self._max_per_address + 1)]:
+                del self._sessions[sid]
         session = PanelSession(sid=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), created=now,
-                               last_seen=now)
+                               last_seen=now, token=token, principal_uid=principal_uid, address=address)
         self._sessions[session.sid] = session
         while len(self._sessions) > self._max:
             self._sessions.popitem(last=False)
-        return session
-
-    def sign_in(self, old: PanelSession, *, token: str, principal_uid: str) -> PanelSession:
-        """Replace ``old`` by a new signed-in session (new id and CSRF token: no session fixation)."""
-        self.end(old.sid)
-        session = self.new()
-        session.token = token
-        session.principal_uid = principal_uid
         return session
 
     def end(self, sid: str) -> None:

@@ -27,7 +27,7 @@ from markupsafe import Markup
 from byollm.api.auth import services_of
 from byollm.control.authz import Caller
 from byollm.errors import ByollmError, ErrorClass
-from byollm.panel.sessions import COOKIE_NAME, CSRF_FIELD, PanelSession, SessionStore
+from byollm.panel.sessions import COOKIE_NAME, CSRF_FIELD, SIGNIN_COOKIE, Flash, PanelSession, SessionStore
 from byollm.policy.types import Role
 from byollm.redact import redact
 from byollm.services import Services
@@ -48,7 +48,9 @@ __all__ = [
     "scrub",
     "session_of",
     "set_session_cookie",
+    "set_signin_cookie",
     "signed_in",
+    "signin_form_csrf",
 ]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self';"
@@ -113,6 +115,22 @@ def set_session_cookie(request: Request, response: Response, session: PanelSessi
                         secure=_secure(request, services))
 
 
+def signin_form_csrf(request: Request, response_cookie: list[str]) -> str:
+    """The sign-in form's CSRF token for this visitor, keyed on their ``SIGNIN_COOKIE`` (no server state). A
+    visitor without one gets a new nonce, appended to ``response_cookie`` for the caller to set."""
+    nonce = request.cookies.get(SIGNIN_COOKIE) or ""
+    if not nonce or len(nonce) > 64:
+        nonce = SessionStore.new_signin_nonce()
+        response_cookie.append(nonce)
+    return panel_state(request).sessions.sign_in_csrf(nonce)
+
+
+def set_signin_cookie(request: Request, response: Response, nonce: str) -> None:
+    services: Services | None = getattr(request.app.state, "services", None)
+    response.set_cookie(SIGNIN_COOKIE, nonce, httponly=True, samesite="strict", path="/admin",
+                        secure=_secure(request, services))
+
+
 def session_of(request: Request) -> PanelSession | None:
     return panel_state(request).sessions.get(request.cookies.get(COOKIE_NAME))
 
@@ -147,8 +165,12 @@ async def read_form(request: Request) -> Form:
         raise ByollmError(ErrorClass.INVALID_REQUEST, "the form is too large")
     form = Form(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     session = session_of(request)
-    if session is None or not session.csrf_ok(form.get(CSRF_FIELD)):
-        raise CsrfRefused
+    if session is not None:
+        if not session.csrf_ok(form.get(CSRF_FIELD)):
+            raise CsrfRefused
+    elif request.url.path != "/admin/sign-in" or not panel_state(request).sessions.sign_in_csrf_ok(
+            request.cookies.get(SIGNIN_COOKIE), form.get(CSRF_FIELD)):
+        raise CsrfRefused  # without a session, only the sign-in form, with its cookie-bound token
     return form
 
 
@@ -192,15 +214,16 @@ async def admin_page(request: Request, team_uid: str) -> AdminPage:
 
 
 def render(request: Request, template: str, *, status_code: int = 200, session: PanelSession | None = None,
-           **context: Any) -> HTMLResponse:
-    """Render a page with the session's CSRF token and pending flashes."""
+           csrf: str | None = None, flashes: list[Flash] | None = None, **context: Any) -> HTMLResponse:
+    """Render a page with the session's CSRF token (or ``csrf``, the sign-in form's) and pending flashes."""
     session = session or session_of(request)
     env = panel_state(request).templates
-    token = session.csrf if session else ""
+    token = session.csrf if session else (csrf or "")
     csrf_input = Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, token)
+    shown = (session.take_flashes() if session else []) + (flashes or [])
     html = env.get_template(template).render(
         csrf_input=csrf_input,
-        flashes=session.take_flashes() if session else [], signed_in=bool(session and session.signed_in),
+        flashes=shown, signed_in=bool(session and session.signed_in),
         request_path=request.url.path, **context)
     return HTMLResponse(html, status_code=status_code)
 

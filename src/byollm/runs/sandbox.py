@@ -18,7 +18,8 @@ tool invocation is a ``bwrap`` sandbox (the same isolation Claude Code and Codex
   seconds, address space, process count (``RLIMIT_NPROC`` counts the processes of the sandbox's own user
   namespace) and file size; the hard limits equal the soft ones, so the tool cannot raise them. The tool's
   wall-clock and output limits stay in ``runs.tools``;
-- when byollm runs as root, the sandbox is started as an unprivileged user (``BYOLLM_RUN_SANDBOX_UID``):
+- when byollm runs as root, the sandbox is started as an unprivileged user (``BYOLLM_RUN_SANDBOX_UID``, via
+  util-linux's ``setpriv``):
   the kernel never applies ``RLIMIT_NPROC`` to root, and an escape should not land as root. The working
   directory is then owned by that user, and the runs root is 0711 (enter, not list) so it can reach it.
 
@@ -45,7 +46,6 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from byollm.errors import ByollmError, ErrorClass
 from byollm.netguard import EgressGuard
@@ -150,11 +150,13 @@ class Sandbox:
                 return candidate
         raise _unavailable("egress needs a Python 3 under /usr for the in-sandbox relay, and none was found")
 
-    def _spawn_kwargs(self) -> dict[str, Any]:
+    def _drop(self) -> list[str]:
+        """The prefix that starts bwrap as the sandbox user when byollm is root (``setpriv`` from util-linux:
+        the event loop's subprocess API cannot switch users on every loop, uvloop's included)."""
         if not _as_root():
-            return {}
+            return []
         uid = self._config.sandbox_uid
-        return {"user": uid, "group": uid, "extra_groups": []}
+        return [self._tool("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
 
     def _base_args(self, bwrap: str) -> list[str]:
         args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
@@ -181,11 +183,11 @@ class Sandbox:
         """Start one empty sandbox (the same namespaces and mounts) to learn whether this host allows it."""
         if self._probed == bwrap:
             return
-        args = [*self._base_args(bwrap), "--", *self._limits(), "/bin/true"]
+        args = [*self._drop(), *self._base_args(bwrap), "--", *self._limits(), "/bin/true"]
         try:
             process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True, env=_BWRAP_ENV, **self._spawn_kwargs())
+                stderr=asyncio.subprocess.PIPE, start_new_session=True, env=_BWRAP_ENV)
             _, err = await asyncio.wait_for(process.communicate(), 30)
         except (OSError, TimeoutError) as exc:
             raise _unavailable(f"bubblewrap could not be started ({type(exc).__name__})") from None
@@ -242,8 +244,9 @@ class Sandbox:
                     args += ["--setenv", name, url]
                 inner = [relay, "-I", "-S", "-c", _RELAY_SOURCE, _EGRESS_SOCKET, str(_PROXY_PORT), *inner]
             process = await asyncio.create_subprocess_exec(
-                *args, "--", *limits, *inner, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True, env=_BWRAP_ENV, **self._spawn_kwargs())
+                *self._drop(), *args, "--", *limits, *inner, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                env=_BWRAP_ENV)
             try:
                 yield process
             finally:

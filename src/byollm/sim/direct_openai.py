@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -205,7 +206,83 @@ def chat_to_messages_body(request: Mapping[str, Any]) -> dict[str, Any]:
     stop = request.get("stop")
     if stop:
         body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    response_format = request.get("response_format")
+    if isinstance(response_format, Mapping) and response_format.get("type") in ("json_object", "json_schema"):
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        body["output_config"] = {"format": {"type": "json_schema",
+                                            "schema": schema if isinstance(schema, Mapping) else {"type": "object"}}}
     return body
+
+
+def _number_in(payload: Mapping[str, Any], name: str, low: float, high: float) -> None:
+    value = payload.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise OpenAIError(None, f"Invalid type for '{name}': expected a decimal, but got {type(value).__name__}.",
+                          param=name)
+    if not low <= value <= high:
+        raise OpenAIError(None, f"Invalid '{name}': decimal above maximum value. Expected a value <= {high},"
+                          f" but got {value} instead." if value > high else
+                          f"Invalid '{name}': decimal below minimum value. Expected a value >= {low},"
+                          f" but got {value} instead.", param=name)
+
+
+def _sampling_options(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the options OpenAI documents for choices, log probabilities, penalties and the response
+    format (as strictly as OpenAI does), and return what the answer must echo."""
+    for name in ("presence_penalty", "frequency_penalty"):
+        _number_in(payload, name, -2.0, 2.0)
+    n = payload.get("n", 1)
+    if n is None:
+        n = 1
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 128:
+        raise OpenAIError(None, "Invalid 'n': expected an integer between 1 and 128.", param="n")
+    logprobs = payload.get("logprobs") is True
+    top = payload.get("top_logprobs")
+    if top is not None:
+        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+            raise OpenAIError(None, "Invalid 'top_logprobs': expected an integer between 0 and 20.",
+                              param="top_logprobs")
+        if not logprobs:
+            raise OpenAIError(None, "Invalid value for 'top_logprobs': 'logprobs' must be set to true when"
+                              " 'top_logprobs' is used.", param="top_logprobs")
+    response_format = payload.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            raise OpenAIError(None, "Invalid value for 'response_format.type'.", param="response_format.type")
+        if kind == "json_schema":
+            spec = response_format.get("json_schema")
+            if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+                raise OpenAIError(None, "Missing required parameter: 'response_format.json_schema.name'.",
+                                  param="response_format.json_schema.name")
+        if kind == "json_object" and "json" not in json.dumps(payload.get("messages")).lower():
+            raise OpenAIError(None, "'messages' must contain the word 'json' in some form, to use 'response_format'"
+                              " of type 'json_object'.", param="messages")
+    return {"n": n, "logprobs": logprobs, "top_logprobs": top or 0}
+
+
+def _logprobs(text: str, top: int) -> dict[str, Any]:
+    tokens = [match.group(0) for match in re.finditer(r"\s*\S+", text)]
+    return {"content": [{"token": token, "logprob": -0.01, "bytes": list(token.encode()),
+                         "top_logprobs": [{"token": token, "logprob": -0.01, "bytes": list(token.encode())}][:top]}
+                        for token in tokens], "refusal": None}
+
+
+def _apply_options(completion: dict[str, Any], reply: engine.ModelReply, options: Mapping[str, Any]) -> None:
+    """``n`` identical choices (the simulated model is deterministic) and, when asked, their log
+    probabilities; usage counts every choice's tokens, as OpenAI bills them."""
+    first = completion["choices"][0]
+    if options["logprobs"]:
+        first["logprobs"] = _logprobs(str(first["message"].get("content") or ""), options["top_logprobs"])
+    n = options["n"]
+    if n > 1:
+        completion["choices"] = [{**first, "index": index} for index in range(n)]
+        usage = completion["usage"]
+        usage["completion_tokens"] *= n
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
 
 
 def _call_id(tool_use_id: str) -> str:
@@ -386,6 +463,7 @@ class _OpenAIApi:
                 raise OpenAIError(None, "The request body must be a JSON object.")
             model = self._model(payload.get("model"))
             stream = payload.get("stream") is True
+            options = _sampling_options(payload)
             try:
                 reply = engine.reply_to(chat_to_messages_body(payload), service=_SERVICE, model=model)
             except engine.PromptTooLongError as exc:
@@ -419,6 +497,7 @@ class _OpenAIApi:
             return with_transport_fault(fault, response)
         await asyncio.sleep(ttft + per_token * reply.output_tokens)
         body = _completion(reply, model=model, completion_id=completion_id, created=created)
+        _apply_options(body, reply, options)
         return with_transport_fault(fault, JSONResponse(body, headers=headers))
 
 

@@ -182,6 +182,9 @@ def reply_to(body: Mapping[str, Any], *, service: str, model: str) -> ModelReply
         )
         content = [{"type": "text", "text": f"{tag} Tool {quoted}"}]
         stop_reason = "end_turn"
+    elif (schema := _output_schema(body)) is not None:  # structured output: JSON matching the schema
+        content = [{"type": "text", "text": json.dumps(_build_value(schema, prompt, "output"))}]
+        stop_reason = "end_turn"
     else:
         content = [{"type": "text", "text": f"{tag} You said: {prompt or '(nothing)'}"}]
         stop_reason = "end_turn"
@@ -362,6 +365,21 @@ def _free_text(prompt: str, tool_name: str) -> str:
             break
         phrase.append(word)
     return " ".join(phrase) or "example"
+
+
+def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The JSON schema of a structured-output request (``output_config.format``, or the beta's
+    ``output_format``), or None. A format other than ``json_schema`` is refused as Anthropic does."""
+    config = body.get("output_config")
+    output_format = config.get("format") if isinstance(config, Mapping) else body.get("output_format")
+    if output_format is None:
+        return None
+    if not isinstance(output_format, Mapping) or output_format.get("type") != "json_schema":
+        raise InvalidRequestError("output_config.format.type: Input should be 'json_schema'")
+    schema = output_format.get("schema")
+    if not isinstance(schema, Mapping):
+        raise InvalidRequestError("output_config.format.schema: Field required")
+    return schema
 
 
 def _build_value(schema: Mapping[str, Any], prompt: str, name: str, prop: str | None = None) -> Any:

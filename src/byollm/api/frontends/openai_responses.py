@@ -11,6 +11,7 @@ API's ``error`` event carrying the same message and the taxonomy code, then ``re
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -51,6 +52,13 @@ class OpenAIResponses:
                                      lost=translated.lost)
         return ParsedRequest(canonical=canonical, route=route_request(translated.body, size, stream),
                              model=str(body["model"]), options={"custom_tools": translated.custom_tools})
+
+    def parse_input_tokens(self, body: Mapping[str, Any], size: int, meta: RequestMeta) -> ParsedRequest:
+        """A ``/v1/responses/input_tokens`` body: the request as it would be sent, never streamed; what only
+        OpenAI could honour in the answer (an output format) does not change the input's size, so no route
+        is skipped for it."""
+        parsed = self.parse({**body, "stream": False}, size, meta)
+        return replace(parsed, canonical=replace(parsed.canonical, lost=()))
 
     def render(self, served: Served, parsed: ParsedRequest, request_id: str) -> bytes:
         answer = served.value
