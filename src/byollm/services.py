@@ -156,7 +156,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
     policies = PolicyCache(store)
     pool = HttpPool(guard=EgressGuard(settings.allowed_internal_networks))
     oidc = await build_oidc(settings, store, keyring, pool, catalog)
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(models=catalog.models)  # a model label is a catalog id or "other"
     request_log = RequestLogWriter(store)
     alerts = WebhookAlerts(pool)
     gateway = Gateway(

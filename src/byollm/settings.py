@@ -54,6 +54,11 @@ Environment variables (all optional):
   128), ``BYOLLM_RUN_TOOL_FILE_BYTES`` (largest file a tool may write, default 256 MiB) and
   ``BYOLLM_RUN_SANDBOX_UID`` (the unprivileged user tools run as when byollm itself runs as root; default
   65534).
+- A new team's starting monthly allowances (an admin changes them on the Usage page or with
+  ``byollm admin settings set``): ``BYOLLM_NEW_TEAM_AI_CREDITS`` (default 1000),
+  ``BYOLLM_NEW_TEAM_PLATFORM_CREDITS`` (default 100, a hundred runs at the default price) and
+  ``BYOLLM_NEW_TEAM_COMPUTE_CREDITS`` (default 3600, an hour of sandbox time at the default rate), so a new
+  team's first run or direct-API request is not refused for an allowance nobody set.
 - ``BYOLLM_FAILED_TOKEN_LIMIT`` (default 20): failed token attempts one client address may make per minute
   before it must wait (0 turns the limit off); ``BYOLLM_MAX_BODY_BYTES`` (default 32 MiB): the largest
   request body byollm reads.
@@ -67,6 +72,9 @@ Environment variables (all optional):
 - ``BYOLLM_TRUSTED_PROXIES``: comma-separated addresses or CIDRs of reverse proxies whose
   ``X-Forwarded-For``/``X-Forwarded-Proto`` name the real client; default none: the client is always the TCP
   peer (the failed-token limiter counts per peer), since a header any client can send must not choose it.
+- ``BYOLLM_METRICS_TOKEN``: when set, ``/metrics`` answers only a scrape sending ``Authorization: Bearer`` with
+  this value; default unset: ``/metrics`` is public, which is safe because its labels take only closed sets of
+  identifiers (``gateway.metrics``), never request input.
 - ``BYOLLM_AUTH_CACHE_SECONDS``: how long an authenticated token is remembered in memory (default 10); a
   revocation reaches other replicas within this time.
 
@@ -177,6 +185,7 @@ class Settings:
     keep_alive_s: float = 75.0
     max_connections: int = 1000
     trusted_proxies: tuple[str, ...] = ()
+    metrics_token: str | None = field(default=None, repr=False)
     allow_insecure_credentials: bool = False
     anthropic_base_url: str = "https://api.anthropic.com"
     openai_base_url: str = "https://api.openai.com/v1"
@@ -193,6 +202,9 @@ class Settings:
     run_max_attempts: int = 2
     run_max_turns: int = 20
     run_platform_credits: int = 1
+    new_team_ai_credits: int = 1000
+    new_team_platform_credits: int = 100
+    new_team_compute_credits: int = 3600
     run_compute_credits_per_second: Decimal = Decimal(1)
     run_tool_timeout_s: float = 30.0
     run_tool_output_bytes: int = 16384
@@ -241,6 +253,7 @@ class Settings:
             body_timeout_s=float(env.get("BYOLLM_BODY_TIMEOUT_SECONDS") or 60.0),
             keep_alive_s=float(env.get("BYOLLM_KEEP_ALIVE_SECONDS") or 75.0),
             max_connections=int(env.get("BYOLLM_MAX_CONNECTIONS") or 1000),
+            metrics_token=env.get("BYOLLM_METRICS_TOKEN") or None,
             trusted_proxies=_networks_named(env.get("BYOLLM_TRUSTED_PROXIES"), "BYOLLM_TRUSTED_PROXIES"),
             allow_insecure_credentials=_flag(env.get("BYOLLM_ALLOW_INSECURE_CREDENTIALS")),
             anthropic_base_url=env.get("BYOLLM_ANTHROPIC_BASE_URL") or "https://api.anthropic.com",
@@ -258,6 +271,9 @@ class Settings:
             run_max_attempts=int(env.get("BYOLLM_RUN_MAX_ATTEMPTS") or 2),
             run_max_turns=int(env.get("BYOLLM_RUN_MAX_TURNS") or 20),
             run_platform_credits=int(env.get("BYOLLM_RUN_PLATFORM_CREDITS") or 1),
+            new_team_ai_credits=int(env.get("BYOLLM_NEW_TEAM_AI_CREDITS") or 1000),
+            new_team_platform_credits=int(env.get("BYOLLM_NEW_TEAM_PLATFORM_CREDITS") or 100),
+            new_team_compute_credits=int(env.get("BYOLLM_NEW_TEAM_COMPUTE_CREDITS") or 3600),
             run_compute_credits_per_second=Decimal(env.get("BYOLLM_RUN_COMPUTE_CREDITS_PER_SECOND") or 1),
             run_tool_timeout_s=float(env.get("BYOLLM_RUN_TOOL_TIMEOUT_SECONDS") or 30.0),
             run_tool_output_bytes=int(env.get("BYOLLM_RUN_TOOL_OUTPUT_BYTES") or 16384),

@@ -25,6 +25,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from byollm.api.app import create_app
+from byollm.api.frontends.anthropic_messages import FIELDS as MESSAGES_FIELDS
+from byollm.api.frontends.openai_chat import FIELDS as CHAT_FIELDS
 from byollm.settings import Settings
 from support.stack import DEFAULT_MODELS, Stack, running_stack
 
@@ -52,6 +54,22 @@ def _realistic_bodies(path: str) -> st.SearchStrategy[dict[str, Any]]:
     if path != "/v1/messages/count_tokens":
         optional["stream"] = st.booleans()
     return st.fixed_dictionaries(base, optional=optional)
+
+
+_WRONG_TYPES = st.one_of(st.integers(), st.text(max_size=5), st.booleans(), st.lists(st.integers(), max_size=2),
+                         st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+_KNOWN_FIELDS = {"/v1/messages": sorted(MESSAGES_FIELDS), "/v1/messages/count_tokens": sorted(MESSAGES_FIELDS),
+                 "/v1/chat/completions": sorted(CHAT_FIELDS)}
+
+
+def _wrong_type_bodies(path: str) -> st.SearchStrategy[dict[str, Any]]:
+    """A realistic body with one field the front end knows set to a value of any JSON type (issue 14: wrong
+    types answered 500); whatever the value, the answer must be documented and never a 5xx."""
+    known = _KNOWN_FIELDS.get(path)
+    if not known:
+        return _realistic_bodies(path)
+    return st.tuples(_realistic_bodies(path), st.sampled_from(known), _WRONG_TYPES).map(
+        lambda drawn: {**drawn[0], drawn[1]: drawn[2]})
 
 
 def _operations() -> list[tuple[str, str]]:
@@ -109,6 +127,8 @@ def test_operation_conforms_to_its_openapi(method: str, path: str, stack: Stack,
     strategies = [operation.as_strategy(GenerationMode.POSITIVE, path_parameters=pins or None),
                   operation.as_strategy(GenerationMode.NEGATIVE)]
     if method == "POST" and path.startswith("/v1/"):
+        strategies.append(_wrong_type_bodies(path).flatmap(
+            lambda body: operation.as_strategy(GenerationMode.POSITIVE, body=body)))
         strategies.append(_realistic_bodies(path).flatmap(
             lambda body: operation.as_strategy(GenerationMode.POSITIVE, body=body)))
     cases = st.one_of(strategies)

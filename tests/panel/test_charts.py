@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from byollm.control.views import UsageRowView
-from byollm.panel.charts import CHART_WIDTH, bars, totals
+from byollm.panel.charts import CHART_WIDTH, bars, stacked_credits, totals
 
 
 def _row(principal: str, model: str, host: str, requests: int, credits: str) -> UsageRowView:
@@ -30,3 +30,28 @@ def test_bars_scale_to_the_largest_value() -> None:
     assert [b.width for b in drawn] == [CHART_WIDTH, CHART_WIDTH // 2, 1]
     assert drawn[1].y > drawn[0].y
     assert bars([]) == []
+
+
+def test_credits_are_stacked_per_bucket_and_never_mixed() -> None:
+    """A model whose only charges are a run's platform and compute credits shows no AI credits."""
+    rows = [UsageRowView(principal="u1", model="haiku", host="bedrock", bucket="customer_cloud", day=None,
+                         requests=4, errors=0, input_tokens=1, output_tokens=1, credits="0"),
+            UsageRowView(principal="u1", model="haiku", host="byollm", bucket="platform", day=None, requests=0,
+                         errors=0, input_tokens=0, output_tokens=0, credits="1"),
+            UsageRowView(principal="u1", model="haiku", host="byollm", bucket="compute", day=None, requests=0,
+                         errors=0, input_tokens=0, output_tokens=0, credits="3"),
+            UsageRowView(principal="u1", model="opus", host="anthropic", bucket="ai_credits", day=None, requests=1,
+                         errors=0, input_tokens=1, output_tokens=1, credits="2")]
+    items = totals(rows, "model")
+    haiku = next(t for t in items if t.key == "haiku")
+    assert (haiku.bucket("ai_credits"), haiku.bucket("platform"), haiku.bucket("compute")) == (0, 1, 3)
+    drawn = {b.label: b for b in stacked_credits(items)}
+    assert [s.bucket for s in drawn["haiku"].segments] == ["platform", "compute"]
+    assert [s.bucket for s in drawn["opus"].segments] == ["ai_credits"]
+    assert drawn["haiku"].end == CHART_WIDTH and drawn["haiku"].total == "4"
+
+
+def test_credits_read_as_people_read_them() -> None:
+    from byollm.panel.charts import credits_text
+    assert [credits_text(v) for v in ("2.000000", "0.011125", "49999.988875", "0", "-3.50")] == \
+        ["2", "0.0111", "49999.99", "0", "-3.5"]

@@ -157,8 +157,8 @@ def test_admin_configures_bedrock_and_validate_names_then_clears_the_trust_polic
         page.get_by_text("Run queued.").wait_for()
         assert page.inner_text("#run-state") in ("queued", "running")  # rendered before the run ended
         page.locator("#run-state", has_text="succeeded").wait_for()  # (the CSP forbids wait_for_function's eval)
-        page.get_by_text("Reload the page for its final details").wait_for()  # the EventSource saw the end
-        assert page.locator("#events li strong", has_text="model_call").count() == 1
+        expect(page.locator("#stream-status")).to_have_text("The run has ended.")  # the EventSource saw the end
+        assert page.locator("#events li[data-kind=model_call]").count() == 1
         assert not page.get_by_role("button", name="Cancel run").is_visible()
         _shot(page, "5-run-live")
 

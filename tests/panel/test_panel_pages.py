@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
+from byollm.settings import Settings
 from panel.conftest import PanelClient
 from support.admin_cast import Cast
 
@@ -37,10 +38,15 @@ def test_agents_are_created_edited_and_deleted(cast: Cast, panel: PanelClient) -
     # back to the team default role: the override is cleared even though the ARN field still holds it
     panel.post(f"{base}/{agent['uid']}", {"name": name, "role_mode": "default", "role_arn": arn, "tools": ""})
     assert _agent(cast, name)["role_arn_override"] is None
-    refused = panel.post(f"{base}/{agent['uid']}", {"name": name, "role_mode": "custom", "role_arn": ""})
-    assert refused.status_code == 303
-    assert "paste the custom role" in panel.get(base).text
-    panel.post(f"{base}/{agent['uid']}/delete", {})
+    refused = panel.post(f"{base}/{agent['uid']}", {"name": name, "role_mode": "custom", "role_arn": "",
+                                                    "tools": "shell, web"})
+    assert refused.status_code == 400  # the page again, with what was typed and the error beside its field
+    assert 'aria-invalid="true"' in refused.text and "paste the custom role" in refused.text
+    assert 'value="shell, web"' in refused.text
+    asked = panel.post(f"{base}/{agent['uid']}/delete", {})
+    assert asked.status_code == 200 and "Please confirm" in asked.text and 'name="confirm" value="yes"' in asked.text
+    assert any(a["name"] == name for a in _api(cast, "/agents"))  # type: ignore[attr-defined]
+    panel.post(f"{base}/{agent['uid']}/delete", {"confirm": "yes"})
     assert all(a["name"] != name for a in _api(cast, "/agents"))  # type: ignore[attr-defined]
 
 
@@ -58,17 +64,22 @@ def test_members_are_invited_promoted_and_removed_and_tokens_revoked(cast: Cast,
     panel.post(f"{base}/{uid}/role", {"role": "admin"})
     assert any(m["email"] == email and m["role"] == "admin" for m in _api(cast, "/members"))  # type: ignore[attr-defined]
     refused = panel.post(f"/admin/{cast.alpha}/tokens", {"name": "laptop", "subject": f"user:{uid}"})
-    assert refused.status_code == 303  # nobody issues a token for another person
-    assert "only for yourself or for one of the team" in panel.get(base).text
+    assert refused.status_code == 403  # nobody issues a token for another person; the form comes back as typed
+    assert "only for yourself or for one of the team" in refused.text and 'value="laptop"' in refused.text
     issued = panel.post(f"/admin/{cast.alpha}/tokens", {"name": "laptop", "subject": "self:", "expires_in_days": "7"})
     token_uid = re.search(r'/tokens/([A-Za-z0-9]+)/revoke"', issued.text)
     assert token_uid, "the new token is listed with a revoke button"
     tokens = _api(cast, "/tokens")
     assert isinstance(tokens, list)
     laptop = next(t for t in tokens if t["name"] == "laptop" and t["principal_uid"] == cast.admin_uid)
-    assert panel.post(f"/admin/{cast.alpha}/tokens/{laptop['uid']}/revoke", {}).status_code == 303
+    revoke = f"/admin/{cast.alpha}/tokens/{laptop['uid']}/revoke"
+    assert "Revoke token laptop" in panel.post(revoke, {}).text  # one click only asks
+    assert not next(t for t in _api(cast, "/tokens") if t["uid"] == laptop["uid"])["revoked_at"]  # type: ignore[attr-defined]
+    assert panel.post(revoke, {"confirm": "yes"}).status_code == 303
     assert next(t for t in _api(cast, "/tokens") if t["uid"] == laptop["uid"])["revoked_at"]  # type: ignore[attr-defined]
-    panel.post(f"{base}/{uid}/remove", {})
+    assert "Remove New from the team?" in panel.post(f"{base}/{uid}/remove", {}).text
+    assert any(m["email"] == email for m in _api(cast, "/members"))  # type: ignore[attr-defined]
+    panel.post(f"{base}/{uid}/remove", {"confirm": "yes"})
     assert all(m["email"] != email for m in _api(cast, "/members"))  # type: ignore[attr-defined]
     assert "Member removed" in panel.get(base).text
 
@@ -77,7 +88,9 @@ def test_the_audit_log_lists_panel_changes(cast: Cast, panel: PanelClient) -> No
     panel.sign_in(cast.admin)
     panel.post(f"/admin/{cast.alpha}/models/bedrock", {"region": "us-west-2"})
     page = panel.get(f"/admin/{cast.alpha}/audit").text
-    assert "bedrock.update" in page and cast.admin_uid in page and "us-west-2" in page
+    assert "bedrock.update" in page and "us-west-2" in page
+    assert "<td>alice@alpha.test</td>" in page  # who: named, not shown as a UID
+    assert f"<code>{cast.admin_uid}</code>" not in page
     panel.post(f"/admin/{cast.alpha}/models/bedrock", {"region": "us-east-1"})
 
 
@@ -90,7 +103,7 @@ def test_runs_are_started_watched_steered_and_cancelled(cast: Cast, panel: Panel
     run_path = r.headers["location"]
     run_uid = run_path.rsplit("/", 1)[1]
     page = panel.get(run_path).text
-    assert run_uid in page and "prompt" in page
+    assert run_uid in page and "Prompt" in page and '{"text"' not in page  # readable, not raw JSON
     assert run_uid in panel.get(f"/admin/{cast.alpha}/runs").text
     steer = panel.post(f"{run_path}/steer", {"message": "be brief"})
     assert steer.status_code == 303
@@ -100,6 +113,7 @@ def test_runs_are_started_watched_steered_and_cancelled(cast: Cast, panel: Panel
         assert stream.headers["x-frame-options"] == "DENY"
         body = stream.read().decode()
     assert "event: run" in body and '"kind":"steer"' in body and body.rstrip().endswith("data: {}")
+    assert '"title":"Steering message"' in body and "be brief" in body
     assert '"kind":"cancel_requested"' in body
 
 
@@ -116,6 +130,81 @@ def test_static_files_are_served_and_nothing_else(cast: Cast, panel: PanelClient
     assert panel.get("/admin/_static/run-events.js").headers["content-type"].startswith("text/javascript")
     for name in ("..%2Froutes.py", "routes.py", ".hidden.css", "missing.css"):
         assert panel.get(f"/admin/_static/{name}").status_code == 404
+
+
+def _row(page: str, model: str) -> str:
+    match = re.search(rf'<tr data-model="{re.escape(model)}">(.*?)</tr>', page, re.S)
+    assert match, f"no row for {model}"
+    return match.group(1)
+
+
+def test_models_page_shows_the_direct_switch_and_region_truthfully(cast: Cast, panel: PanelClient) -> None:
+    """With every direct API disabled the per-model direct boxes are unticked and disabled (their saved
+    choice kept), the fallback order lists only usable models, and a Bedrock model the region lacks is
+    "not in this region", not "not on Bedrock"."""
+    panel.sign_in(cast.admin)
+    with cast.client(cast.operator) as op:
+        assert op.patch(f"/teams/{cast.alpha}/bedrock", json={"region": "eu-north-1"}).status_code == 200
+        assert op.patch(f"/teams/{cast.alpha}/policy", json={
+            "models": {"gpt-5": {"direct": True}, "claude-sonnet-4-6": {"bedrock": True, "direct": True}},
+            "fallback_order": ["gpt-5", "claude-sonnet-4-6"], "direct_api_disabled": True}).status_code == 200
+    try:
+        page = panel.get(f"/admin/{cast.alpha}/models").text
+        opus41 = _row(page, "claude-opus-4-1")
+        assert "not in this region (eu-north-1)" in opus41 and "not on Bedrock" not in opus41
+        assert "not on Bedrock" in _row(page, "gpt-5")
+        gpt = _row(page, "gpt-5")
+        box = re.search(r'<input type="checkbox" class="direct-box"[^>]*>', gpt)
+        assert box and "disabled" in box.group(0) and "checked" not in box.group(0)
+        assert 'class="direct-kept" name="direct.gpt-5" value="on">' in gpt  # the saved choice rides along
+        fallback = re.search(r'id="fallback_order" name="fallback_order" value="([^"]*)"', page)
+        assert fallback and fallback.group(1) == "claude-sonnet-4-6"
+        assert "Left out because they cannot be served" in page
+        # saving the page as shown keeps gpt-5's direct choice for when direct models come back
+        form = {"model": [m for m in ("gpt-5", "claude-sonnet-4-6")], "direct_api_disabled": "on",
+                "direct.gpt-5": "on", "bedrock.claude-sonnet-4-6": "on", "direct.claude-sonnet-4-6": "on",
+                "fallback_order": "claude-sonnet-4-6"}
+        assert panel.post(f"/admin/{cast.alpha}/models/routing", form).status_code == 303
+        policy = _api(cast, "/policy")
+        assert isinstance(policy, dict)
+        assert next(m for m in policy["models"] if m["model"] == "gpt-5")["direct"] is True
+    finally:
+        with cast.client(cast.operator) as op:
+            op.patch(f"/teams/{cast.alpha}/policy", json={"direct_api_disabled": False, "fallback_order": []})
+            op.patch(f"/teams/{cast.alpha}/bedrock", json={"region": "us-east-1"})
+
+
+def test_allowances_are_edited_with_used_and_remaining_and_a_typo_is_kept(cast: Cast, panel: PanelClient) -> None:
+    panel.sign_in(cast.admin)
+    base = f"/admin/{cast.alpha}/usage"
+    typo = panel.post(f"{base}/allowances", {"monthly_ai_credits": "12x", "platform_credits": "77",
+                                             "compute_credits": "900"})
+    assert typo.status_code == 400
+    assert 'value="12x"' in typo.text and 'value="77"' in typo.text  # everything typed is still there
+    assert 'id="err-allowances-monthly_ai_credits"' in typo.text
+    ok = panel.post(f"{base}/allowances", {"monthly_ai_credits": "2500", "platform_credits": "77",
+                                           "compute_credits": "900"})
+    assert ok.status_code == 303
+    settings = _api(cast, "/settings")
+    assert isinstance(settings, dict)
+    assert (settings["monthly_ai_credits"], settings["platform_credits"], settings["compute_credits"]) == \
+        (2500, 77, 900)
+    page = panel.get(base).text
+    row = re.search(r'<tr data-allowance="platform_credits">(.*?)</tr>', page, re.S)
+    assert row and 'class="used"' in row.group(1) and 'class="remaining' in row.group(1)
+
+
+def test_a_new_team_starts_with_the_operators_allowances(cast: Cast) -> None:
+    with cast.client(cast.operator) as op:
+        team = op.post("/teams", json={"name": f"fresh-{secrets.token_hex(3)}"})
+        assert team.status_code == 201, team.text
+        settings = op.get(f"/teams/{team.json()['uid']}/settings").json()
+    assert (settings["monthly_ai_credits"], settings["platform_credits"], settings["compute_credits"]) == \
+        (1000, 100, 3600)
+    configured = Settings.from_env({"BYOLLM_NEW_TEAM_AI_CREDITS": "5", "BYOLLM_NEW_TEAM_PLATFORM_CREDITS": "6",
+                                    "BYOLLM_NEW_TEAM_COMPUTE_CREDITS": "7", "BYOLLM_DATA_DIR": "/tmp/x"})
+    assert (configured.new_team_ai_credits, configured.new_team_platform_credits,
+            configured.new_team_compute_credits) == (5, 6, 7)
 
 
 def test_the_models_page_shows_and_saves_the_paid_fallback_rules(cast: Cast, panel: PanelClient) -> None:

@@ -172,9 +172,10 @@ def test_no_token_value_is_rendered_except_once_at_issuance(cast: Cast, panel: P
 def test_a_control_plane_error_is_shown_with_its_remediation(cast: Cast, panel: PanelClient) -> None:
     panel.sign_in(cast.admin)
     r = panel.post(f"/admin/{cast.alpha}/models/bedrock", {"region": "us-east-1", "role_arn": "not-an-arn"})
-    assert r.status_code == 303
-    page = panel.get(f"/admin/{cast.alpha}/models").text
-    assert "role_arn" in page and "How to fix:" in page
+    assert r.status_code == 400  # the page again: what was typed, the error beside its field and how to fix it
+    assert "role_arn" in r.text and "How to fix:" in r.text and 'value="not-an-arn"' in r.text
+    assert 'id="err-bedrock-role_arn"' in r.text
     pasted = panel.post(f"/admin/{cast.alpha}/models/bedrock", {"region": "us-east-1", "role_arn": cast.member})
-    assert pasted.status_code == 303
-    assert cast.member not in panel.get(f"/admin/{cast.alpha}/models").text  # a pasted token is masked
+    assert pasted.status_code == 400
+    assert cast.member not in pasted.text  # a pasted token is masked, in the message and in the kept value
+    assert cast.member not in panel.get(f"/admin/{cast.alpha}/models").text

@@ -274,7 +274,8 @@ def test_a_cut_answer_ends_incomplete() -> None:
 
 def test_the_pass_through_body_rewrites_only_the_model() -> None:
     raw = {"model": "gpt-latest", "input": "x", "text": {"format": {"type": "json_object"}}, "stream": True}
-    assert json.loads(passthrough_body(raw, "gpt-5", stream=True)) == {**raw, "model": "gpt-5"}
+    assert json.loads(passthrough_body(raw, "gpt-5", stream=True)) == {**raw, "model": "gpt-5", "store": False}
+    assert json.loads(passthrough_body({**raw, "store": True}, "gpt-5", stream=True))["store"] is True
     assert "stream" not in json.loads(passthrough_body(raw, "gpt-5", stream=False))
     assert responses_url("https://api.openai.com") == "https://api.openai.com/v1/responses"
     assert responses_url("http://sim/openai/v1/") == "http://sim/openai/v1/responses"

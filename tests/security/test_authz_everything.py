@@ -218,6 +218,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/admin/{team_uid}/runs"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/runs/{run_uid}"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/runs/{run_uid}/events"): Case(PANEL_ADMIN, panel=True),
+    ("GET", "/admin/{team_uid}/runs/{run_uid}/facts"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/audit"): Case(PANEL_ADMIN, panel=True),
     ("GET", "/admin/{team_uid}/validate"): Case(PANEL_ADMIN, panel=True),
     ("POST", "/admin/{team_uid}/validate"): Case(PANEL_ADMIN, {}, panel=True),
@@ -231,14 +232,19 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/admin/{team_uid}/agents/{agent_uid}"): Case(
         PANEL_ADMIN, lambda w: {"name": f"q{secrets.token_hex(4)}", "role_mode": "team"}, _fresh("agent_uid"),
         panel=True),
-    ("POST", "/admin/{team_uid}/agents/{agent_uid}/delete"): Case(PANEL_ADMIN, {}, _fresh("agent_uid"), panel=True),
+    ("POST", "/admin/{team_uid}/agents/{agent_uid}/delete"): Case(
+        PANEL_ADMIN, {"confirm": "yes"}, _fresh("agent_uid"), panel=True),
     ("POST", "/admin/{team_uid}/members"): Case(
         PANEL_ADMIN, lambda w: {"email": f"r{secrets.token_hex(4)}@a.test", "role": "member"}, panel=True),
     ("POST", "/admin/{team_uid}/members/{user_uid}/role"): Case(PANEL_ADMIN, {"role": "admin"}, _fresh("user_uid"),
                                                                 panel=True),
-    ("POST", "/admin/{team_uid}/members/{user_uid}/remove"): Case(PANEL_ADMIN, {}, _fresh("user_uid"), panel=True),
+    ("POST", "/admin/{team_uid}/members/{user_uid}/remove"): Case(
+        PANEL_ADMIN, {"confirm": "yes"}, _fresh("user_uid"), panel=True),
     ("POST", "/admin/{team_uid}/tokens"): Case(PANEL_ADMIN, {"name": "panel", "subject": "self:"}, panel=True),
-    ("POST", "/admin/{team_uid}/tokens/{token_uid}/revoke"): Case(PANEL_ADMIN, {}, _fresh("token_uid"), panel=True),
+    ("POST", "/admin/{team_uid}/tokens/{token_uid}/revoke"): Case(
+        PANEL_ADMIN, {"confirm": "yes"}, _fresh("token_uid"), panel=True),
+    ("POST", "/admin/{team_uid}/usage/allowances"): Case(
+        PANEL_ADMIN, {"monthly_ai_credits": "10", "platform_credits": "10", "compute_credits": "10"}, panel=True),
     ("POST", "/admin/{team_uid}/runs"): Case(PANEL_ADMIN, {"prompt": "hi", "model": "gpt-5"}, panel=True),
     ("POST", "/admin/{team_uid}/runs/{run_uid}/steer"): Case(PANEL_ADMIN, {"message": "m"}, panel=True),
     ("POST", "/admin/{team_uid}/runs/{run_uid}/cancel"): Case(PANEL_ADMIN, {}, panel=True),

@@ -181,9 +181,9 @@ def running_stack(data_dir: Path, world: Any = None, *, configure: Callable[[Fas
         sock = bind_socket()  # bound first: the server's own URL is the OIDC issuer the simulated STS trusts
         settings = Settings.for_data_dir(
             data_dir, kek=KEK, allow_http_endpoints=True, public_url=socket_url(sock),
-            anthropic_base_url=f"{sim.url}/anthropic", openai_base_url=f"{sim.url}/openai/v1",
-            google_base_url=f"{sim.url}/google", sts_endpoint_url=sim.url,
-            **{"allowed_internal_networks": LOOPBACK_NETWORKS, "run_tools": ("shell",), "run_workdir": workdir,
+            **{"anthropic_base_url": f"{sim.url}/anthropic", "openai_base_url": f"{sim.url}/openai/v1",
+               "google_base_url": f"{sim.url}/google", "sts_endpoint_url": sim.url,
+               "allowed_internal_networks": LOOPBACK_NETWORKS, "run_tools": ("shell",), "run_workdir": workdir,
                **settings_overrides},
         )
         boot = asyncio.run(bootstrap_operator(settings, email="operator@test"))

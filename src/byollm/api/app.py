@@ -37,7 +37,7 @@ __all__ = ["ByollmApp", "app_from_env", "create_app"]
 
 
 class ByollmApp(FastAPI):
-    """FastAPI, except that the two inference POSTs go straight to ``FastInferencePath``.
+    """FastAPI, except that the inference POSTs go straight to ``FastInferencePath``.
 
     Why a subclass rather than a middleware: middleware added to FastAPI runs inside FastAPI's own outer
     layers (telemetry hooks, server-error and exception middleware, its body-size layer), which the hot path

@@ -1,4 +1,4 @@
-"""Check the caller's token before any of its request body is read (every route but the two inference POSTs,
+"""Check the caller's token before any of its request body is read (every route but the inference POSTs,
 whose handlers authenticate before reading anyway).
 
 Why: FastAPI reads and parses a route's body before it resolves the dependency that authenticates, so an

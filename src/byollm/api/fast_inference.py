@@ -1,10 +1,10 @@
 """A short way in for the inference POSTs (``/v1/messages``, ``/v1/chat/completions``, ``/v1/responses``).
 
-Why: these two requests are the hot path, and FastAPI's way to a handler (the router's route scan, the
+Why: these requests are the hot path, and FastAPI's way to a handler (the router's route scan, the
 endpoint wrapper, dependency solving, the exception middleware's wrapping of ``send``) cost about a tenth of
 the gateway's CPU per request in py-spy profiles, and FastAPI's own outer layers (its telemetry hooks, the
 server-error and exception middleware, its body-size layer) about as much again. ``ByollmApp`` (``api/app.py``)
-hands exactly those two method+path pairs to ``FastInferencePath`` before any of FastAPI's layers, wrapped in
+hands exactly those method+path pairs to ``FastInferencePath`` before any of FastAPI's layers, wrapped in
 the same ``RequestIdMiddleware`` and ``BodyLimitMiddleware`` every other request passes, so the request id,
 the arrival time and the body limit apply here too. It calls the same handler functions in
 ``inference_routes`` and renders their errors with the same renderer (``api.errors.render``), so the answers
@@ -42,7 +42,7 @@ _HANDLERS: dict[str, Handler] = {
 
 
 def fast_handler(scope: Scope) -> Handler | None:
-    """The handler when ``scope`` is one of the two inference POSTs, else None."""
+    """The handler when ``scope`` is one of the inference POSTs, else None."""
     if scope["type"] != "http" or scope["method"] != "POST":
         return None
     path: str = scope["path"]
@@ -53,7 +53,7 @@ def fast_handler(scope: Scope) -> Handler | None:
 
 
 class FastInferencePath:
-    """The ASGI app of the two inference POSTs; ``ByollmApp`` sends it nothing else (``fast_handler`` decides)."""
+    """The ASGI app of the inference POSTs; ``ByollmApp`` sends it nothing else (``fast_handler`` decides)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = fast_handler(scope)

@@ -12,7 +12,8 @@ and, for Claude Code, model names the team actually enables (Claude Code expands
    exported is left as they set it;
 3. sets ``ANTHROPIC_BASE_URL``/``ANTHROPIC_AUTH_TOKEN`` and ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` to the proxy
    and its key (never the byollm token, which stays in this process), and removes what would route the tool
-   around the proxy (``ANTHROPIC_API_KEY``, ``CLAUDE_CODE_USE_BEDROCK``/``_VERTEX``/``_FOUNDRY``);
+   around the proxy (``ANTHROPIC_API_KEY``, ``CLAUDE_CODE_USE_BEDROCK``/``_VERTEX``/``_FOUNDRY``); Codex, which
+   reads none of those, gets the proxy as its model provider in ``-c`` overrides (``tool_arguments``);
 4. runs the tool in the foreground, forwards SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to it (SIGINT from
    the terminal already reaches it: it shares the terminal's foreground process group, which an interactive
    tool needs), and returns its exit status (128 + the signal number when a signal ended it, as shells do);
@@ -37,7 +38,15 @@ import httpx
 from byollm.client.context import ClientContext
 from byollm.policy.names import claude_family, model_version
 
-__all__ = ["CLAUDE_MODEL_VARIABLES", "ExecError", "ToolEnvironment", "claude_model_env", "run_tool", "tool_env"]
+__all__ = [
+    "CLAUDE_MODEL_VARIABLES",
+    "ExecError",
+    "ToolEnvironment",
+    "claude_model_env",
+    "run_tool",
+    "tool_arguments",
+    "tool_env",
+]
 
 CLAUDE_MODEL_VARIABLES: Mapping[str, str] = {
     "opus": "ANTHROPIC_DEFAULT_OPUS_MODEL",
@@ -98,6 +107,24 @@ def tool_env(base: Mapping[str, str], proxy_url: str, proxy_key: str, model_ids:
     chosen = {k: v for k, v in claude_model_env(model_ids).items() if not base.get(k)}
     env.update(chosen)
     return ToolEnvironment(env, chosen)
+
+
+def tool_arguments(program: str, args: Sequence[str], proxy_url: str) -> list[str]:
+    """The tool's arguments, with what points it at the proxy where its environment cannot.
+
+    Codex (npm ``@openai/codex``) reads neither ``OPENAI_BASE_URL`` nor ``OPENAI_API_KEY`` for its built-in
+    OpenAI provider, and that provider would first try OpenAI's WebSocket transport. So Codex gets byollm as
+    a custom model provider through ``-c`` overrides placed before the user's own arguments (a ``-c`` the user
+    passes still wins): the proxy's ``/v1`` as ``base_url``, the Responses wire API, and the proxy's key from
+    ``OPENAI_API_KEY``. Other tools' arguments are unchanged.
+    """
+    if os.path.basename(program) not in ("codex", "codex.js", "codex.cmd"):
+        return list(args)
+    provider = {"name": "byollm", "base_url": f"{proxy_url}/v1", "env_key": "OPENAI_API_KEY",
+                "wire_api": "responses"}
+    overrides = ['model_provider="byollm"', *(f'model_providers.byollm.{key}="{value}"'
+                                               for key, value in provider.items())]
+    return [*(part for override in overrides for part in ("-c", override)), *args]
 
 
 def team_model_ids(proxy_url: str, proxy_key: str) -> list[str]:
@@ -168,4 +195,4 @@ def run_tool(ctx: ClientContext, argv: Sequence[str], *, say: Callable[[str], No
         prepared = tool_env(base, proxy.url, key, models)
         say(f"byollm proxy on {proxy.url} for {os.path.basename(program)}"
             + "".join(f"; {name}={value}" for name, value in sorted(prepared.models.items())))
-        return _run_forwarding_signals([program, *argv[1:]], prepared.env)
+        return _run_forwarding_signals([program, *tool_arguments(program, argv[1:], proxy.url)], prepared.env)

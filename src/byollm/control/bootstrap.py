@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from byollm.control.tokens import new_token
 from byollm.errors import ByollmError, ErrorClass
 from byollm.policy import validate
-from byollm.policy.types import Role
+from byollm.policy.types import Role, TeamSettings
 from byollm.settings import Settings
 from byollm.store import Store
 from byollm.store import audit as audit_repo
@@ -54,7 +54,9 @@ async def bootstrap_operator(
         user = await users_repo.create_user(session, email=email, display_name=display_name or "", is_operator=True)
         team_uid = None
         if team_name:
-            team = await teams_repo.create_team(session, name=team_name)
+            team = await teams_repo.create_team(session, name=team_name, settings=TeamSettings(
+                monthly_ai_credits=settings.new_team_ai_credits, platform_credits=settings.new_team_platform_credits,
+                compute_credits=settings.new_team_compute_credits))
             await teams_repo.set_member_role(session, team_uid=team.uid, user_uid=user.uid, role=Role.ADMIN)
             team_uid = team.uid
         await tokens_repo.create_token(session, principal_type=PrincipalType.USER, principal_uid=user.uid,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -253,13 +253,19 @@ class ControlService:
         except validate.InvalidValue as exc:
             raise _invalid(exc) from None
         async with self._store.session() as session:
-            team = await teams_repo.create_team(session, name=name)
+            team = await teams_repo.create_team(session, name=name, settings=self._new_team_settings())
             await teams_repo.set_member_role(session, team_uid=team.uid, user_uid=caller.principal_uid,
                                              role=Role.ADMIN)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="team.create",
                                           target=team.uid, team_uid=team.uid, after={"name": team.name})
         self.forget_cached_callers()
         return _team_view(team, Role.ADMIN)
+
+    def _new_team_settings(self) -> TeamSettings:
+        """A new team's settings: the defaults, with the operator's starting allowances (``settings.py``)."""
+        return TeamSettings(monthly_ai_credits=self._settings.new_team_ai_credits,
+                            platform_credits=self._settings.new_team_platform_credits,
+                            compute_credits=self._settings.new_team_compute_credits)
 
     # --- model policy, settings and host config -------------------------------------------------------
 
@@ -279,6 +285,7 @@ class ControlService:
                 inference_profile=routing.inference_profile, direct=routing.direct,
                 direct_provider=model.provider, bedrock_available_in_region=model.offered_on_bedrock_in(region),
                 default_bedrock_id=self._catalog.default_bedrock_upstream(model.id, region),
+                on_bedrock=model.bedrock is not None,
             ))
         return PolicyView(
             team_uid=policy.team_uid, policy_version=version,
@@ -821,6 +828,21 @@ class ControlService:
                              day=r.day.isoformat() if r.day else None, requests=r.requests, errors=r.errors,
                              input_tokens=r.input_tokens, output_tokens=r.output_tokens, credits=str(r.credits))
                 for r in rows]
+
+    async def display_names(self, caller: Caller, team_uid: str, uids: Iterable[str]) -> dict[str, str]:
+        """Names for UIDs a team admin sees on the team's pages (people, agents, tokens, the team itself),
+        so the panel shows names where rows keep UIDs; a UID without a name is left out."""
+        require(caller, Action.MANAGE_MEMBERS, team_uid)
+        wanted = set(uids)
+        async with self._store.session(readonly=True) as session:
+            names = await principal_names(session, wanted)
+            if team_uid in wanted:
+                names[team_uid] = f"team {(await teams_repo.get_team(session, uid=team_uid)).name}"
+            if wanted - names.keys():
+                for token in await tokens_repo.list_tokens(session, team_uid=team_uid, include_revoked=True):
+                    if token.uid in wanted:
+                        names[token.uid] = f"token {token.name} ({token.display_prefix}…)"
+        return names
 
     # --- audit ---------------------------------------------------------------------------------------
 

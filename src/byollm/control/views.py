@@ -76,6 +76,7 @@ class ModelRouteView:
     direct_provider: str | None
     bedrock_available_in_region: bool
     default_bedrock_id: str | None  # what Bedrock gets when no override is set (global profile by default)
+    on_bedrock: bool = False  # offered on Bedrock in some region (``bedrock_available_in_region``: this one)
 
 
 @dataclass(frozen=True, slots=True)

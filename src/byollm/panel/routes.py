@@ -13,8 +13,9 @@ value is rendered once, in the response to the POST that created it, and never s
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -27,12 +28,16 @@ from byollm.api.auth import authenticate_request, services_of
 from byollm.control.authz import PrincipalKind
 from byollm.errors import ByollmError, ErrorClass
 from byollm.panel import charts
+from byollm.panel.run_events import describe
 from byollm.panel.sessions import SIGNIN_COOKIE, Flash
 from byollm.panel.web import (
+    NOTHING_TYPED,
     AdminPage,
     Form,
     PanelRoute,
+    Typed,
     admin_page,
+    field_of,
     panel_state,
     read_form,
     redirect,
@@ -67,17 +72,53 @@ async def _page(request: Request, ap: AdminPage, template: str, section: str, **
 
 
 async def _apply(ap: AdminPage, back: str, done: str, action: Awaitable[object]) -> Response:
-    """Run one service call for a form, then redirect back with its outcome as a one-time message (and any
-    warnings the result carries, such as a model the validated permissions policy does not cover)."""
+    """Run one service call for a form without inputs of its own (a button), then redirect back with its
+    outcome as a one-time message."""
     try:
         result = await action
     except ByollmError as exc:
         ap.session.flash("error", scrub(exc.detail), exc.error_class.remediation)
     else:
         ap.session.flash("ok", done)
-        for warning in getattr(result, "warnings", None) or ():
-            ap.session.flash("warn", scrub(str(warning)))
+        _flash_warnings(ap, result)
     return redirect(f"/admin/{ap.team_uid}/{back}")
+
+
+def _flash_warnings(ap: AdminPage, result: object) -> None:
+    """Warnings a saved result carries (e.g. a model its last validated permissions policy does not cover)."""
+    for warning in getattr(result, "warnings", None) or ():
+        ap.session.flash("warn", scrub(str(warning)))
+
+
+PageFn = Callable[[Request, AdminPage, Typed], Awaitable[Response]]
+
+
+async def _submit(request: Request, ap: AdminPage, form: Form, form_id: str, page: PageFn, back: str, done: str,
+                  action: Callable[[], Awaitable[object]], field: str = "") -> Response:
+    """Run one service call for a form the admin typed into. Success: redirect back with a message.
+    Refused: the same page again (not a redirect), the form holding everything typed and the error beside
+    its field (``field`` when the error names none), so nothing has to be typed twice."""
+    try:
+        result = await action()
+    except ByollmError as exc:
+        ap.session.flash("error", scrub(exc.detail), exc.error_class.remediation)
+        response = await page(request, ap, Typed(form_id, form, field_of(exc) or field, scrub(exc.detail)))
+        response.status_code = exc.status
+        return response
+    ap.session.flash("ok", done)
+    _flash_warnings(ap, result)
+    return redirect(f"/admin/{ap.team_uid}/{back}")
+
+
+async def _confirm(request: Request, ap: AdminPage, form: Form, *, section: str, question: str,
+                   consequence: str, button: str) -> Response | None:
+    """None when the form says it was confirmed; otherwise the confirmation page for a destructive action
+    (a second POST with ``confirm=yes``). A page rather than a dialog: it needs no script, and a stray click
+    or Enter on the first button changes nothing."""
+    if form.get("confirm") == "yes":
+        return None
+    return await _page(request, ap, "confirm.html", section, question=question, consequence=consequence,
+                       action=request.url.path, button=button, back=f"/admin/{ap.team_uid}/{section}")
 
 
 def _runs(ap: AdminPage) -> RunService:
@@ -160,32 +201,41 @@ async def team_home(ap: AdminDep) -> Response:
 
 # --- models --------------------------------------------------------------------------------------------------
 
-@router.get("/{team_uid}/models")
-async def models_page(request: Request, ap: AdminDep) -> Response:
+async def _models_page(request: Request, ap: AdminPage, typed: Typed = NOTHING_TYPED) -> Response:
     control = ap.services.control
     bedrock = await control.get_bedrock(ap.caller, ap.team_uid)
     policy = await control.get_policy(ap.caller, ap.team_uid)
     settings = await control.get_settings(ap.caller, ap.team_uid)
-    return await _page(request, ap, "models.html", "models", bedrock=bedrock, policy=policy, settings=settings,
-                       bedrock_on=any(m.bedrock for m in policy.models),
+    usable = [m for m in policy.models if m.bedrock or (m.direct and not policy.direct_api_disabled)]
+    usable_ids = {m.model for m in usable}
+    return await _page(request, ap, "models.html", "models", bedrock=bedrock, policy=policy, typed=typed,
+                       settings=settings, bedrock_on=any(m.bedrock for m in policy.models), usable=usable,
+                       fallback_usable=[m for m in policy.fallback_order if m in usable_ids],
+                       fallback_unusable=[m for m in policy.fallback_order if m not in usable_ids],
                        invocation_logging=panel_state(request).invocation_logging.get(ap.team_uid))
 
 
+@router.get("/{team_uid}/models")
+async def models_page(request: Request, ap: AdminDep) -> Response:
+    return await _models_page(request, ap)
+
+
 @router.post("/{team_uid}/models/bedrock")
-async def save_bedrock(ap: AdminDep, form: FormDep) -> Response:
+async def save_bedrock(request: Request, ap: AdminDep, form: FormDep) -> Response:
     changes = {"region": form.optional("region"), "endpoint_url": form.optional("endpoint_url"),
                "role_arn": form.optional("role_arn")}
-    return await _apply(ap, "models", "Bedrock host configuration saved.",
-                        ap.services.control.update_bedrock(ap.caller, ap.team_uid, changes))
+    return await _submit(request, ap, form, "bedrock", _models_page, "models", "Bedrock host configuration saved.",
+                         lambda: ap.services.control.update_bedrock(ap.caller, ap.team_uid, changes))
 
 
 @router.post("/{team_uid}/models/routing")
-async def save_routing(ap: AdminDep, form: FormDep) -> Response:
+async def save_routing(request: Request, ap: AdminDep, form: FormDep) -> Response:
     models = {m: (form.checked(f"bedrock.{m}"), form.optional(f"profile.{m}"), form.checked(f"direct.{m}"))
               for m in form.all("model")}
-    return await _apply(ap, "models", "Model routing saved.", ap.services.control.update_policy(
-        ap.caller, ap.team_uid, direct_api_disabled=form.checked("direct_api_disabled"),
-        fallback_order=_csv(form.get("fallback_order")), models=models))
+    return await _submit(request, ap, form, "routing", _models_page, "models", "Model routing saved.",
+                         lambda: ap.services.control.update_policy(
+                             ap.caller, ap.team_uid, direct_api_disabled=form.checked("direct_api_disabled"),
+                             fallback_order=_csv(form.get("fallback_order")), models=models))
 
 
 @router.post("/{team_uid}/models/fallbacks")
@@ -204,14 +254,18 @@ async def save_fallback_rules(ap: AdminDep, form: FormDep) -> Response:
 
 # --- agents --------------------------------------------------------------------------------------------------
 
-@router.get("/{team_uid}/agents")
-async def agents_page(request: Request, ap: AdminDep) -> Response:
+async def _agents_page(request: Request, ap: AdminPage, typed: Typed = NOTHING_TYPED) -> Response:
     control = ap.services.control
     agents = await control.list_agents(ap.caller, ap.team_uid)
     policy = await control.get_policy(ap.caller, ap.team_uid)
     bedrock = await control.get_bedrock(ap.caller, ap.team_uid)
     return await _page(request, ap, "agents.html", "agents", agents=agents, policy=policy, bedrock=bedrock,
-                       bedrock_models={m.model for m in policy.models if m.bedrock})
+                       bedrock_models={m.model for m in policy.models if m.bedrock}, typed=typed)
+
+
+@router.get("/{team_uid}/agents")
+async def agents_page(request: Request, ap: AdminDep) -> Response:
+    return await _agents_page(request, ap)
 
 
 def _agent_fields(form: Form) -> dict[str, Any]:
@@ -225,34 +279,45 @@ def _agent_fields(form: Form) -> dict[str, Any]:
 
 
 @router.post("/{team_uid}/agents")
-async def create_agent(ap: AdminDep, form: FormDep) -> Response:
+async def create_agent(request: Request, ap: AdminDep, form: FormDep) -> Response:
     async def create() -> None:
         await ap.services.control.create_agent(ap.caller, ap.team_uid, **_agent_fields(form))
-    return await _apply(ap, "agents", f"Agent {form.get('name').strip()!r} created.", create())
+    return await _submit(request, ap, form, "new", _agents_page, "agents",
+                         f"Agent {form.get('name').strip()!r} created.", create, field="name")
 
 
 @router.post("/{team_uid}/agents/{agent_uid}")
-async def update_agent(ap: AdminDep, agent_uid: str, form: FormDep) -> Response:
+async def update_agent(request: Request, ap: AdminDep, agent_uid: str, form: FormDep) -> Response:
     async def update() -> None:
         await ap.services.control.update_agent(ap.caller, ap.team_uid, agent_uid, _agent_fields(form))
-    return await _apply(ap, "agents", f"Agent {form.get('name').strip()!r} saved.", update())
+    return await _submit(request, ap, form, f"edit-{agent_uid}", _agents_page, "agents",
+                         f"Agent {form.get('name').strip()!r} saved.", update)
 
 
 @router.post("/{team_uid}/agents/{agent_uid}/delete")
-async def delete_agent(ap: AdminDep, agent_uid: str, form: FormDep) -> Response:
-    return await _apply(ap, "agents", "Agent deleted; its tokens were revoked.",
-                        ap.services.control.delete_agent(ap.caller, ap.team_uid, agent_uid))
+async def delete_agent(request: Request, ap: AdminDep, agent_uid: str, form: FormDep) -> Response:
+    agent = next((a for a in await ap.services.control.list_agents(ap.caller, ap.team_uid) if a.uid == agent_uid),
+                 None)
+    label = f"agent {agent.name}" if agent else "this agent"
+    asked = await _confirm(request, ap, form, section="agents", question=f"Delete {label}?",
+                           consequence="Its tokens are revoked at once and its runs can no longer start."
+                                       " Past requests, runs and audit entries keep its name.",
+                           button=f"Delete {label}")
+    return asked or await _apply(ap, "agents", "Agent deleted; its tokens were revoked.",
+                                 ap.services.control.delete_agent(ap.caller, ap.team_uid, agent_uid))
 
 
 # --- members and tokens --------------------------------------------------------------------------------------
 
-async def _members_page(request: Request, ap: AdminPage, issued: Any = None) -> Response:
+async def _members_page(request: Request, ap: AdminPage, typed: Typed = NOTHING_TYPED,
+                        issued: Any = None) -> Response:
     control = ap.services.control
     members = await control.list_members(ap.caller, ap.team_uid)
     tokens = await control.list_tokens(ap.caller, ap.team_uid)
     agents = await control.list_agents(ap.caller, ap.team_uid)
+    names = await control.display_names(ap.caller, ap.team_uid, [t.principal_uid for t in tokens])
     return await _page(request, ap, "members.html", "members", members=members, tokens=tokens, agents=agents,
-                       issued=issued, roles=[r.value for r in Role])
+                       issued=issued, roles=[r.value for r in Role], names=names, typed=typed)
 
 
 @router.get("/{team_uid}/members")
@@ -269,7 +334,8 @@ def _role(value: str) -> Role:
 
 @router.post("/{team_uid}/members")
 async def invite_member(request: Request, ap: AdminDep, form: FormDep) -> Response:
-    """Invite someone; a person new to byollm gets their first token, shown in this response only."""
+    """Invite someone; a person new to byollm gets their first token, shown in this response only. A refused
+    invitation comes back with what was typed, the error beside the email."""
     email = form.get("email").strip()
     try:
         invited = await ap.services.control.invite_member(ap.caller, ap.team_uid, email=email,
@@ -277,7 +343,10 @@ async def invite_member(request: Request, ap: AdminDep, form: FormDep) -> Respon
                                                           role=_role(form.get("role", "member")))
     except ByollmError as exc:
         ap.session.flash("error", scrub(exc.detail), exc.error_class.remediation)
-        return redirect(f"/admin/{ap.team_uid}/members")
+        response = await _members_page(request, ap, Typed("invite", form, field_of(exc) or "email",
+                                                          scrub(exc.detail)))
+        response.status_code = exc.status
+        return response
     if invited.first_token is None:
         ap.session.flash("ok", f"{email} invited; they already have a byollm identity and issue their own tokens.")
         return redirect(f"/admin/{ap.team_uid}/members")
@@ -292,9 +361,14 @@ async def set_member_role(ap: AdminDep, user_uid: str, form: FormDep) -> Respons
 
 
 @router.post("/{team_uid}/members/{user_uid}/remove")
-async def remove_member(ap: AdminDep, user_uid: str, form: FormDep) -> Response:
-    return await _apply(ap, "members", "Member removed; their team tokens were revoked.",
-                        ap.services.control.remove_member(ap.caller, ap.team_uid, user_uid))
+async def remove_member(request: Request, ap: AdminDep, user_uid: str, form: FormDep) -> Response:
+    label = (await ap.services.control.display_names(ap.caller, ap.team_uid, [user_uid])).get(user_uid, "this member")
+    asked = await _confirm(request, ap, form, section="members", question=f"Remove {label} from the team?",
+                           consequence="Their tokens for this team are revoked at once and their running cloud"
+                                       " runs are cancelled. You can invite them again later.",
+                           button=f"Remove {label}")
+    return asked or await _apply(ap, "members", "Member removed; their team tokens were revoked.",
+                                 ap.services.control.remove_member(ap.caller, ap.team_uid, user_uid))
 
 
 @router.post("/{team_uid}/tokens")
@@ -303,42 +377,86 @@ async def issue_token(request: Request, ap: AdminDep, form: FormDep) -> Response
     kind, _, uid = form.get("subject", "self:").partition(":")
     days = form.optional("expires_in_days")
     try:
+        if days and not days.isdigit():
+            raise ByollmError(ErrorClass.INVALID_REQUEST, "expires_in_days: a whole number of days, or blank")
         issued = await ap.services.control.issue_token(
             ap.caller, ap.team_uid, name=form.get("name").strip() or "panel",
             user_uid=uid if kind == "user" and uid else None, agent_uid=uid if kind == "agent" and uid else None,
-            expires_in_days=int(days) if days and days.isdigit() else None)
+            expires_in_days=int(days) if days else None)
     except ByollmError as exc:
         ap.session.flash("error", scrub(exc.detail), exc.error_class.remediation)
-        return redirect(f"/admin/{ap.team_uid}/members")
+        response = await _members_page(request, ap, Typed("issue", form, field_of(exc), scrub(exc.detail)))
+        response.status_code = exc.status
+        return response
     return await _members_page(request, ap, issued=issued)
 
 
 @router.post("/{team_uid}/tokens/{token_uid}/revoke")
-async def revoke_token(ap: AdminDep, token_uid: str, form: FormDep) -> Response:
-    return await _apply(ap, "members", "Token revoked.",
-                        ap.services.control.revoke_token(ap.caller, ap.team_uid, token_uid))
+async def revoke_token(request: Request, ap: AdminDep, token_uid: str, form: FormDep) -> Response:
+    label = (await ap.services.control.display_names(ap.caller, ap.team_uid, [token_uid])).get(token_uid, "this token")
+    asked = await _confirm(request, ap, form, section="members", question=f"Revoke {label}?",
+                           consequence="Every client using it gets 401 from its next request on; this cannot be"
+                                       " undone (issue a new token instead).",
+                           button=f"Revoke {label}")
+    return asked or await _apply(ap, "members", "Token revoked.",
+                                 ap.services.control.revoke_token(ap.caller, ap.team_uid, token_uid))
 
 
 # --- usage and credits ---------------------------------------------------------------------------------------
 
-@router.get("/{team_uid}/usage")
-async def usage_page(request: Request, ap: AdminDep, days: Annotated[int, Query(ge=1, le=366)] = 30) -> Response:
+ALLOWANCES = (("monthly_ai_credits", "ai_credits", "AI credits", "direct-API requests paid by the operator's key"),
+              ("platform_credits", "platform", "Platform credits", "orchestrating cloud agent runs"),
+              ("compute_credits", "compute", "Compute credits", "cloud agent runs' sandbox time"))
+"""The three allowances: setting name, ledger bucket, label, what draws on it."""
+
+
+async def _usage_page(request: Request, ap: AdminPage, typed: Typed = NOTHING_TYPED, days: int = 30) -> Response:
     control = ap.services.control
     until = datetime.now(UTC)
     rows = await control.usage(ap.caller, ap.team_uid, since=until - timedelta(days=days), until=until,
                                group_by=["principal", "model", "host", "bucket"])
+    month_start = until.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    used_rows = await control.usage(ap.caller, ap.team_uid, since=month_start, until=until, group_by=["bucket"])
+    used = {r.bucket: Decimal(r.credits) for r in used_rows if r.bucket}
     settings = await control.get_settings(ap.caller, ap.team_uid)
+    allowances = [{"field": name, "label": label, "what": what, "allowance": getattr(settings, name),
+                   "used": used.get(bucket, Decimal(0)),
+                   "remaining": Decimal(getattr(settings, name)) - used.get(bucket, Decimal(0))}
+                  for name, bucket, label, what in ALLOWANCES]
     names = {m.user_uid: m.email for m in await control.list_members(ap.caller, ap.team_uid)}
     names.update({a.uid: f"agent {a.name}" for a in await control.list_agents(ap.caller, ap.team_uid)})
+    names.update(await control.display_names(ap.caller, ap.team_uid, {r.principal for r in rows if r.principal}))
     dimensions = []
     for key, title in (("principal", "Member or agent"), ("model", "Model"), ("host", "Host"),
-                       ("bucket", "Credit bucket")):
+                       ("bucket", "Billing bucket")):
         items = charts.totals(rows, key, names if key == "principal" else None)
-        dimensions.append({"key": key, "title": title, "items": items,
-                           "charts": [("requests", charts.bars(items)), ("credits", charts.bars(items, "credits"))],
+        dimensions.append({"key": key, "title": title, "items": items, "requests": charts.bars(items),
+                           "credits": charts.stacked_credits(items),
                            "height": max(len(items), 1) * (charts.BAR_HEIGHT + charts.BAR_GAP)})
     return await _page(request, ap, "usage.html", "usage", days=days, periods=_PERIODS, dimensions=dimensions,
-                       settings=settings, chart_width=charts.CHART_WIDTH, bar_height=charts.BAR_HEIGHT)
+                       settings=settings, allowances=allowances, month=until.strftime("%B %Y"), typed=typed,
+                       buckets=charts.CREDIT_BUCKETS, chart_width=charts.CHART_WIDTH, bar_height=charts.BAR_HEIGHT)
+
+
+@router.get("/{team_uid}/usage")
+async def usage_page(request: Request, ap: AdminDep, days: Annotated[int, Query(ge=1, le=366)] = 30) -> Response:
+    return await _usage_page(request, ap, days=days)
+
+
+def _credits(form: Form, name: str) -> int:
+    text = form.get(name).strip().replace(",", "").replace("_", "")
+    if not text.isdigit() or len(text) > 15:
+        raise ByollmError(ErrorClass.INVALID_REQUEST, f"{name}: a whole number of credits, 0 or more",
+                          field=name)
+    return int(text)
+
+
+@router.post("/{team_uid}/usage/allowances")
+async def save_allowances(request: Request, ap: AdminDep, form: FormDep) -> Response:
+    async def save() -> None:
+        changes = {name: _credits(form, name) for name, *_ in ALLOWANCES}
+        await ap.services.control.update_settings(ap.caller, ap.team_uid, changes)
+    return await _submit(request, ap, form, "allowances", _usage_page, "usage", "Monthly allowances saved.", save)
 
 
 # --- requests ------------------------------------------------------------------------------------------------
@@ -375,28 +493,46 @@ async def requests_page(request: Request, ap: AdminDep, member: str = "", model:
 
 # --- runs ----------------------------------------------------------------------------------------------------
 
-@router.get("/{team_uid}/runs")
-async def runs_page(request: Request, ap: AdminDep, state: str | None = None) -> Response:
+async def _runs_page(request: Request, ap: AdminPage, typed: Typed = NOTHING_TYPED, state: str = "") -> Response:
     runs = await _runs(ap).list_runs(ap.caller, ap.team_uid, state=state or None, limit=200)
     agents = await ap.services.control.list_agents(ap.caller, ap.team_uid)
-    return await _page(request, ap, "runs.html", "runs", runs=runs, agents=agents, state=state or "")
+    policy = await ap.services.control.get_policy(ap.caller, ap.team_uid)
+    names = await ap.services.control.display_names(
+        ap.caller, ap.team_uid, {u for r in runs for u in (r.started_by_uid, r.agent_uid) if u})
+    return await _page(request, ap, "runs.html", "runs", runs=runs, agents=agents, state=state, names=names,
+                       models=policy.models, typed=typed)
+
+
+@router.get("/{team_uid}/runs")
+async def runs_page(request: Request, ap: AdminDep, state: str | None = None) -> Response:
+    return await _runs_page(request, ap, state=state or "")
 
 
 @router.post("/{team_uid}/runs")
-async def start_run(ap: AdminDep, form: FormDep) -> Response:
+async def start_run(request: Request, ap: AdminDep, form: FormDep) -> Response:
     try:
         run = await _runs(ap).start(ap.caller, ap.team_uid, prompt=form.get("prompt"),
                                     model=form.optional("model"), agent=form.optional("agent"))
     except ByollmError as exc:
         ap.session.flash("error", scrub(exc.detail), exc.error_class.remediation)
-        return redirect(f"/admin/{ap.team_uid}/runs")
+        response = await _runs_page(request, ap, Typed("start", form, field_of(exc), scrub(exc.detail)))
+        response.status_code = exc.status
+        return response
     ap.session.flash("ok", "Run queued.")
     return redirect(f"/admin/{ap.team_uid}/runs/{run.uid}")
 
 
-def _event_json(event: Any) -> str:
-    return orjson.dumps({"seq": event.seq, "kind": event.kind, "at": event.at.isoformat(),
-                         "data": event.data}).decode()
+def _event_json(event: Any, names: dict[str, str]) -> str:
+    body = {"seq": event.seq, "kind": event.kind, "at": event.at.isoformat(),
+            "view": describe(event.kind, event.data, names).as_dict()}
+    if event.kind == "state":
+        body["state"] = event.data.get("state")
+    return orjson.dumps(body).decode()
+
+
+async def _run_names(ap: AdminPage, run: Any, events: list[Any]) -> dict[str, str]:
+    uids = {run.started_by_uid, run.agent_uid, *(str(e.data.get("by")) for e in events if e.data.get("by"))}
+    return await ap.services.control.display_names(ap.caller, ap.team_uid, {u for u in uids if u})
 
 
 @router.get("/{team_uid}/runs/{run_uid}")
@@ -404,14 +540,25 @@ async def run_page(request: Request, ap: AdminDep, run_uid: str) -> Response:
     runs = _runs(ap)
     run = await runs.get(ap.caller, ap.team_uid, run_uid)
     events = await runs.events(ap.caller, ap.team_uid, run_uid)
-    return await _page(request, ap, "run.html", "runs", run=run, events=events,
-                       event_data=lambda e: orjson.dumps(e.data).decode(), last_seq=events[-1].seq if events else 0)
+    names = await _run_names(ap, run, events)
+    described = [(e, describe(e.kind, e.data, names)) for e in events]
+    return await _page(request, ap, "run.html", "runs", run=run, events=described, names=names,
+                       last_seq=events[-1].seq if events else 0)
+
+
+@router.get("/{team_uid}/runs/{run_uid}/facts")
+async def run_facts(request: Request, ap: AdminDep, run_uid: str) -> Response:
+    """The run page's header alone (state, attempts, error), which its script swaps in when the run ends."""
+    run = await _runs(ap).get(ap.caller, ap.team_uid, run_uid)
+    names = await _run_names(ap, run, [])
+    return render(request, "run_facts.html", session=ap.session, run=run, names=names)
 
 
 @router.get("/{team_uid}/runs/{run_uid}/events")
 async def run_events(ap: AdminDep, run_uid: str, after: Annotated[int, Query(ge=0)] = 0) -> Response:
     """The run's events as Server-Sent Events, for the run page's EventSource (session-authenticated)."""
     events = await _runs(ap).watch(ap.caller, ap.team_uid, run_uid, after=after)
+    names = await ap.services.control.display_names(ap.caller, ap.team_uid, [ap.caller.principal_uid])
 
     async def body() -> AsyncIterator[bytes]:
         idle = 0.0
@@ -423,7 +570,10 @@ async def run_events(ap: AdminDep, run_uid: str, after: Annotated[int, Query(ge=
                     yield b": keep-alive\n\n"
                 continue
             idle = 0.0
-            yield f"id: {event.seq}\nevent: run\ndata: {_event_json(event)}\n\n".encode()
+            by = str(event.data.get("by") or "")
+            if by and by not in names:
+                names.update(await ap.services.control.display_names(ap.caller, ap.team_uid, [by]))
+            yield f"id: {event.seq}\nevent: run\ndata: {_event_json(event, names)}\n\n".encode()
         yield b"event: end\ndata: {}\n\n"
 
     return StreamingResponse(body(), media_type="text/event-stream",
@@ -451,7 +601,9 @@ def _pretty(value: Any) -> str:
 @router.get("/{team_uid}/audit")
 async def audit_page(request: Request, ap: AdminDep) -> Response:
     entries = await ap.services.control.list_audit(ap.caller, ap.team_uid, limit=200)
-    return await _page(request, ap, "audit.html", "audit", entries=entries, pretty=_pretty)
+    names = await ap.services.control.display_names(
+        ap.caller, ap.team_uid, {u for e in entries for u in (e.actor_uid, e.target) if u})
+    return await _page(request, ap, "audit.html", "audit", entries=entries, pretty=_pretty, names=names)
 
 
 # --- validate (the configuration doctor) --------------------------------------------------------------------

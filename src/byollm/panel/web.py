@@ -13,6 +13,7 @@ new token). No CORS headers are ever sent, so other origins cannot read panel pa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +28,14 @@ from markupsafe import Markup
 from byollm.api.auth import services_of
 from byollm.control.authz import Caller
 from byollm.errors import ByollmError, ErrorClass
+from byollm.panel.charts import credits_text
 from byollm.panel.sessions import COOKIE_NAME, CSRF_FIELD, SIGNIN_COOKIE, Flash, PanelSession, SessionStore
 from byollm.policy.types import Role
 from byollm.redact import redact
 from byollm.services import Services
 
 __all__ = [
+    "NOTHING_TYPED",
     "SECURITY_HEADERS",
     "AdminPage",
     "CsrfRefused",
@@ -40,7 +43,9 @@ __all__ = [
     "PanelRoute",
     "PanelState",
     "SignInRequired",
+    "Typed",
     "admin_page",
+    "field_of",
     "panel_state",
     "read_form",
     "redirect",
@@ -72,6 +77,79 @@ def scrub(text: str) -> str:
     return redact(text)
 
 
+_FIELD = re.compile(r"^([A-Za-z_][\w.\-]*)(\[\d+\])?: ")
+
+
+def field_of(error: ByollmError) -> str:
+    """The form input an error is about, as the panel names its inputs: the service names the field in the
+    error's context or as the detail's ``field: ...`` prefix (``models.<id>.inference_profile`` is the
+    input ``profile.<id>``, ``models.<id>`` is ``bedrock.<id>``, ``role_arn_override`` is ``role_arn``);
+    "" when it names none."""
+    named = error.context.get("field")
+    match = _FIELD.match(error.detail)
+    field = str(named) if isinstance(named, str) and named else match.group(1) if match else ""
+    field = re.sub(r"\[\d+\]$", "", field)
+    if field.startswith("models.") and field.endswith(".inference_profile"):
+        return "profile." + field[len("models."):-len(".inference_profile")]
+    if field.startswith("models."):
+        return "bedrock." + field[len("models."):]
+    return {"role_arn_override": "role_arn"}.get(field, field)
+
+
+class Typed:
+    """What the admin typed into the one form on a page that was refused, and the error for its field, so
+    the page comes back with every value kept and the error beside the input (not only at the top).
+
+    Templates call it for every input: ``typed.value(form, name, saved)`` is the typed value for the
+    refused form and the saved one otherwise; ``typed.attrs(form, name)`` marks the input invalid and ties
+    it to its message; ``typed.error(form, name)`` is the message itself."""
+
+    def __init__(self, form_id: str = "", values: Form | None = None, field: str = "", message: str = "") -> None:
+        self.form_id = form_id
+        self._values = values
+        self.field = field
+        self.message = message
+
+    def active(self, form_id: str) -> bool:
+        return bool(self._values is not None and form_id == self.form_id)
+
+    def value(self, form_id: str, name: str, saved: object = "") -> str:
+        if self._values is not None and form_id == self.form_id:
+            return scrub(self._values.get(name))  # a token pasted into the wrong field does not come back
+        return "" if saved is None else str(saved)
+
+    def checked(self, form_id: str, name: str, saved: bool) -> bool:
+        if self._values is not None and form_id == self.form_id:
+            return self._values.checked(name)
+        return saved
+
+    def _is(self, form_id: str, name: str) -> bool:
+        return self.active(form_id) and self.field == name
+
+    def attrs(self, form_id: str, name: str) -> Markup:
+        if not self._is(form_id, name):
+            return Markup("")
+        return Markup(' aria-invalid="true" aria-describedby="{}"').format(_error_id(form_id, name))
+
+    def error(self, form_id: str, name: str) -> Markup:
+        if not self._is(form_id, name):
+            return Markup("")
+        return Markup('<p class="field-error" id="{}">{}</p>').format(_error_id(form_id, name), self.message)
+
+    def unplaced(self, form_id: str, names: tuple[str, ...] = ()) -> Markup:
+        """The error of a refused form whose field has no input of its own (shown at the form's top)."""
+        if not self.active(form_id) or (self.field and self.field in names):
+            return Markup("")
+        return Markup('<p class="field-error" id="{}">{}</p>').format(_error_id(form_id, ""), self.message)
+
+
+def _error_id(form_id: str, name: str) -> str:
+    return "err-" + re.sub(r"[^A-Za-z0-9_-]", "-", f"{form_id}-{name}".strip("-"))
+
+
+NOTHING_TYPED = Typed()
+
+
 class SignInRequired(Exception):
     """No signed-in session: the wrapper redirects to the sign-in page."""
 
@@ -97,6 +175,7 @@ def panel_state(request: Request) -> PanelState:
         env = Environment(loader=PackageLoader("byollm.panel", "templates"),
                           autoescape=select_autoescape(default=True, default_for_string=True),
                           trim_blocks=True, lstrip_blocks=True)
+        env.filters["credits"] = credits_text
         state = PanelState(templates=env, sessions=SessionStore())
         request.app.state.panel = state
     return state
@@ -220,6 +299,7 @@ def render(request: Request, template: str, *, status_code: int = 200, session: 
     env = panel_state(request).templates
     token = session.csrf if session else (csrf or "")
     csrf_input = Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, token)
+    context.setdefault("typed", NOTHING_TYPED)
     shown = (session.take_flashes() if session else []) + (flashes or [])
     html = env.get_template(template).render(
         csrf_input=csrf_input,

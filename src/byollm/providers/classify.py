@@ -238,6 +238,8 @@ def upstream_errors(provider: str, *, model: str) -> Iterator[None]:
     """
     try:
         yield
+    except ByollmError:
+        raise  # already classified (a refused redirect is also an aiohttp.ClientError)
     except UpstreamHttpError as exc:
         raise _from_http(provider, model, exc) from exc
     except TimeoutError as exc:  # asyncio.timeout and aiohttp's ServerTimeoutError

@@ -12,6 +12,14 @@ addresses actually connected to, so DNS rebinding between a check and the connec
 a client middleware refuses hosts written as addresses, which aiohttp connects to without asking the
 resolver, on every request including redirects. A refusal is a ``ByollmError`` of class
 ``endpoint_not_allowed``: it fails over to the next route like any other admin-fixable route failure.
+
+Why no redirect is ever followed: aiohttp follows them by default, re-sending the request (signed Bedrock and
+STS calls with the user's ``X-Amz-Security-Token``, provider calls with the operator's key) to wherever the
+``Location`` points. No AWS or provider API byollm calls answers a legitimate request with a redirect, so
+every session here carries ``_refuse_redirects``: a 3xx answer is released unread and becomes
+``UpstreamRedirected``, an ``upstream_unavailable`` failure naming the status and the setting to check, before
+aiohttp's redirect loop could act on it. It is also an ``aiohttp.ClientError``, so callers that classify
+transport failures (STS, the doctor, model discovery) treat it as one.
 """
 
 from __future__ import annotations
@@ -26,9 +34,27 @@ from aiohttp.client_middlewares import ClientHandlerType
 from byollm.errors import ByollmError, ErrorClass
 from byollm.netguard import DestinationRefused, EgressGuard
 
-__all__ = ["GuardedResolver", "HttpPool", "endpoint_not_allowed"]
+__all__ = ["GuardedResolver", "HttpPool", "UpstreamRedirected", "endpoint_not_allowed"]
 
 _LITERAL_CACHE_SIZE = 4096
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class UpstreamRedirected(ByollmError, aiohttp.ClientError):
+    """An upstream answered with a redirect, which byollm never follows."""
+
+    def __init__(self, status: int, host: str) -> None:
+        super().__init__(ErrorClass.UPSTREAM_UNAVAILABLE,
+                         f"{host} answered with a redirect (HTTP {status}), which byollm never follows; the operator"
+                         " or team admin should check the endpoint URL configured for it", host=host, status=status)
+
+
+async def _refuse_redirects(request: aiohttp.ClientRequest, handler: ClientHandlerType) -> aiohttp.ClientResponse:
+    response = await handler(request)
+    if response.status in _REDIRECTS:
+        response.release()
+        raise UpstreamRedirected(response.status, request.url.host or "the upstream")
+    return response
 
 
 def endpoint_not_allowed(refused: DestinationRefused) -> ByollmError:
@@ -84,12 +110,15 @@ class HttpPool:
             **options,
         )
 
+    def _new_guarded_session(self, resolver: AbstractResolver) -> aiohttp.ClientSession:
+        return self._new_session(resolver, middlewares=(self._literal_guard, _refuse_redirects))
+
     @property
     def session(self) -> aiohttp.ClientSession:
         """For operator-configured destinations. Created lazily inside the running event loop (aiohttp binds
         a session to its loop)."""
         if self._session is None or self._session.closed:
-            self._session = self._new_session()
+            self._session = self._new_session(middlewares=(_refuse_redirects,))
         return self._session
 
     @property
@@ -97,7 +126,7 @@ class HttpPool:
         """For destinations a team admin chose (the Bedrock endpoint): every connection passes the guard."""
         if self._guarded is None or self._guarded.closed:
             self._resolver = GuardedResolver(self._guard)
-            self._guarded = self._new_session(self._resolver, middlewares=(self._literal_guard,))
+            self._guarded = self._new_guarded_session(self._resolver)
         return self._guarded
 
     async def _literal_guard(self, request: aiohttp.ClientRequest,

@@ -35,9 +35,15 @@ def responses_url(base_url: str) -> str:
 
 
 def passthrough_body(raw_body: Mapping[str, Any], model: str, *, stream: bool) -> bytes:
-    """The caller's request with the route's model id (and the stream flag the gateway is serving)."""
+    """The caller's request with the route's model id (and the stream flag the gateway is serving).
+
+    ``store`` defaults to false when the caller did not set it (OpenAI's default is true): byollm refuses
+    ``previous_response_id``, so a response kept at OpenAI under the operator's key could never be used and
+    would only be a copy of the team's data held elsewhere. A caller that sets ``store`` gets its choice.
+    """
     body = dict(raw_body)
     body["model"] = model
+    body.setdefault("store", False)
     if stream:
         body["stream"] = True
     else:

@@ -16,9 +16,11 @@ from byollm.api.errors import ApiShape, error_body
 from byollm.api.frontends.base import ParsedRequest, RequestMeta, credits_trailer
 from byollm.api.frontends.fields import (
     Check,
+    FieldError,
     array_of,
     boolean,
     check_fields,
+    fields_of,
     integer,
     invalid,
     number,
@@ -26,6 +28,7 @@ from byollm.api.frontends.fields import (
     one_of,
     string,
 )
+from byollm.api.frontends.system_messages import fold_system_messages, has_system_messages
 from byollm.errors import ByollmError
 from byollm.gateway.executor import Served, ServedStream, StreamFailure
 from byollm.policy.types import RouteRequest
@@ -47,27 +50,37 @@ _BLOCK_FIELDS: Mapping[str, Mapping[str, Check]] = {
 }
 
 
-def _block(value: Any, field: str) -> None:
-    obj(required=("type",))(value, field)
-    kind = value["type"]
-    string(kind, f"{field}.type")
+def _block(value: Any) -> None:
+    """A content block: an object with a string ``type``, and the known fields of its type checked."""
+    if not isinstance(value, dict):
+        raise FieldError("expected an object")
+    kind = value.get("type")
+    if not isinstance(kind, str):
+        raise FieldError("expected a string" if kind is not None else "required", "type")
     fields = _BLOCK_FIELDS.get(kind)
     if fields:
-        check_fields(value, fields, prefix=f"{field}.")
+        fields_of(value, fields)
 
 
-def _message(value: Any, field: str) -> None:
-    obj(required=("role", "content"))(value, field)
-    role = value["role"]
-    if role not in ("user", "assistant"):
-        raise invalid(f"{field}.role", "expected \"user\" or \"assistant\"")
-    one_of({str: None, list: array_of(_block)}, expected="a string or an array of content blocks")(
-        value["content"], f"{field}.content")
+_CONTENT = one_of({str: None, list: array_of(_block)}, expected="a string or an array of content blocks")
 
 
-def _tool(value: Any, field: str) -> None:
-    obj({"name": string, "description": string, "input_schema": obj(), "type": string},
-        required=("name",))(value, field)
+def _message(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise FieldError("expected an object")
+    if value.get("role") not in ("user", "assistant", "system"):  # system turns: frontends/system_messages.py
+        raise FieldError("expected \"user\", \"assistant\" or \"system\"", "role")
+    content = value.get("content")
+    if content is None:
+        raise FieldError("required", "content")
+    try:
+        _CONTENT(content)
+    except FieldError as error:
+        error.path.append("content")
+        raise
+
+
+_tool = obj({"name": string, "description": string, "input_schema": obj(), "type": string}, required=("name",))
 
 
 FIELDS: Mapping[str, Check] = {
@@ -116,6 +129,8 @@ def canonical_request(body: Mapping[str, Any], meta: RequestMeta, *, stream: boo
                       raw_body: Mapping[str, Any] | None = None, lost: tuple[tuple[str, str], ...] = ()
                       ) -> CanonicalRequest:
     betas = tuple(b.strip() for b in meta.headers.get("anthropic-beta", "").split(",") if b.strip())
+    if has_system_messages(body):
+        body = fold_system_messages(body)
     return CanonicalRequest(
         body=body, stream=stream, anthropic_version=meta.headers.get("anthropic-version", "2023-06-01"),
         anthropic_beta=betas, request_id=meta.request_id, team_uid=meta.team_uid, origin_api=origin_api,

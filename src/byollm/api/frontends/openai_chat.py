@@ -70,7 +70,7 @@ FIELDS: Mapping[str, Check] = {
     "stop": one_of({str: None, list: array_of(string)}, expected="a string or an array of strings"),
     "tools": array_of(obj({"type": string, "function": obj({
         "name": string, "description": string, "parameters": obj(), "strict": boolean}, required=("name",))})),
-    "tool_choice": one_of({str: None, Mapping: obj({"type": string, "function": obj({"name": string})})},
+    "tool_choice": one_of({str: None, dict: obj({"type": string, "function": obj({"name": string})})},
                           expected="a string or an object"),
     "parallel_tool_calls": boolean,
     "response_format": obj({"type": string, "json_schema": obj({
@@ -91,7 +91,7 @@ FIELDS: Mapping[str, Check] = {
     "prediction": obj(),
     "audio": obj(),
     "functions": array_of(obj()),
-    "function_call": one_of({str: None, Mapping: None}, expected="a string or an object"),
+    "function_call": one_of({str: None, dict: None}, expected="a string or an object"),
     "web_search_options": obj(),
     "safety_identifier": string,
     "prompt_cache_key": string,
