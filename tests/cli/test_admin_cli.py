@@ -63,6 +63,24 @@ def test_policy_commands_route_a_model_and_disable_direct(env: dict[str, str]) -
     assert "DISABLED for every model" in table and "claude-opus-4-7" in table
 
 
+def test_alias_commands_and_the_family_mapping_switch(env: dict[str, str]) -> None:
+    policy = run_json(env, "admin", "policy", "alias-add", "claude-opus-*", "sonnet")
+    assert isinstance(policy, dict)
+    assert policy["aliases"] == [{"pattern": "claude-opus-*", "target": "claude-sonnet-4-6"}]
+    policy = run_json(env, "admin", "policy", "alias-add", "team-fast", "claude-haiku-4-5", "--position", "0")
+    assert isinstance(policy, dict) and [a["pattern"] for a in policy["aliases"]] == ["team-fast", "claude-opus-*"]
+    shown = " ".join(run(env, "admin", "policy", "show").split())  # rich wraps long lines
+    assert "team-fast -> claude-haiku-4-5; claude-opus-* -> claude-sonnet-4-6" in shown
+    policy = run_json(env, "admin", "policy", "alias-remove", "CLAUDE-OPUS-*")
+    assert isinstance(policy, dict) and [a["pattern"] for a in policy["aliases"]] == ["team-fast"]
+    refused = CliRunner().invoke(app, ["admin", "policy", "alias-add", "x-*", "no-such-model"], env=env)
+    assert refused.exit_code == 1 and "aliases[1].target" in refused.output
+    settings = json.loads(run(env, "admin", "settings", "set", "claude_family_mapping=false"))
+    assert settings["claude_family_mapping"] is False and settings["bedrock_model_discovery"] is True
+    assert "Claude family mapping: off" in " ".join(run(env, "admin", "policy", "show").split())
+    run(env, "admin", "settings", "set", "claude_family_mapping=true")
+
+
 def test_bedrock_and_settings_commands(env: dict[str, str]) -> None:
     host = run_json(env, "admin", "bedrock", "set", "--region", "eu-west-1",
                     "--role-arn", "arn:aws:iam::111122223333:role/byollm-team")

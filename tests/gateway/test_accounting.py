@@ -208,3 +208,18 @@ def test_upstream_usage_is_charged_even_when_a_stream_fails_midway(stack: Stack)
     (row,) = _rows(stack, team.uid, 1)
     assert row["status"] != 200 and row["input_tokens"] > 0
     assert row["credits"] > 0 and _credits(stack, team.uid) == row["credits"]
+
+
+def test_a_client_leaving_mid_stream_is_logged_as_a_disconnect_not_a_500(stack: Stack) -> None:
+    team = stack.new_team({"claude-opus-4-7": {"direct": True}})
+    stack.sim_http.put("/_sim/behaviour", json={"time_to_first_token_s": 0, "per_token_s": 0.3})
+    try:
+        with stack.gateway(team.token).stream("POST", "/v1/messages",
+                                              json={**ANTHROPIC_BASE, "stream": True}) as r:
+            assert r.status_code == 200
+            next(r.iter_raw())  # the first events, then the client goes away
+    finally:
+        stack.sim_http.put("/_sim/behaviour", json={"time_to_first_token_s": 0, "per_token_s": 0})
+    (row,) = _rows(stack, team.uid, 1)
+    assert (row["status"], row["error_code"]) == (499, "client_disconnected")
+    assert row["input_tokens"] > 0 and row["credits"] > 0 and _credits(stack, team.uid) == row["credits"]

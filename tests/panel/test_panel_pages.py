@@ -207,6 +207,34 @@ def test_a_new_team_starts_with_the_operators_allowances(cast: Cast) -> None:
             configured.new_team_compute_credits) == (5, 6, 7)
 
 
+def test_model_names_are_edited_on_the_models_page(cast: Cast, panel: PanelClient) -> None:
+    """Aliases in the admin's order and the two switches for names byollm does not ship; a bad line comes back
+    with what was typed and the error."""
+    form = {"aliases": "claude-opus-* => claude-sonnet-4-6\n\nteam-fast -> haiku\n", "claude_family_mapping": "on"}
+    panel.sign_in(cast.admin)
+    try:
+        saved = panel.post(f"/admin/{cast.alpha}/models/names", form)
+        assert saved.status_code == 303 and saved.headers["location"] == f"/admin/{cast.alpha}/models", saved.text
+        policy = _api(cast, "/policy")
+        assert isinstance(policy, dict)
+        assert policy["aliases"] == [{"pattern": "claude-opus-*", "target": "claude-sonnet-4-6"},
+                                     {"pattern": "team-fast", "target": "claude-haiku-4-5"}]
+        settings = _api(cast, "/settings")
+        assert isinstance(settings, dict)
+        assert settings["claude_family_mapping"] is True and settings["bedrock_model_discovery"] is False
+        page = panel.get(f"/admin/{cast.alpha}/models").text
+        assert "claude-opus-* =&gt; claude-sonnet-4-6\nteam-fast =&gt; claude-haiku-4-5</textarea>" in page
+
+        refused = panel.post(f"/admin/{cast.alpha}/models/names", {"aliases": "x-* => no-such-model"})
+        assert refused.status_code == 400
+        assert "aliases[0].target" in refused.text and "x-* =&gt; no-such-model</textarea>" in refused.text
+    finally:
+        with cast.client(cast.operator) as op:
+            op.patch(f"/teams/{cast.alpha}/policy", json={"aliases": []})
+            op.patch(f"/teams/{cast.alpha}/settings", json={"claude_family_mapping": True,
+                                                             "bedrock_model_discovery": True})
+
+
 def test_the_models_page_shows_and_saves_the_paid_fallback_rules(cast: Cast, panel: PanelClient) -> None:
     """Issue 16: direct service for credential-less requests is off by default and visible on the Models page."""
     panel.sign_in(cast.admin)

@@ -8,6 +8,7 @@ without starting any process.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -155,7 +156,9 @@ def test_honest_use_works(stack: Stack, attacker: tuple[RunTeam, str]) -> None:
     assert result["is_error"] is False and "sum=5" in result["output"] and "add.sh" in result["output"]
 
 
-def test_without_bwrap_the_tool_refuses_and_starts_nothing(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_without_bwrap_the_tool_refuses_and_starts_nothing(tmp_path_factory: pytest.TempPathFactory,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="byollm.runs.wiring")
     missing = tmp_path_factory.mktemp("nobwrap") / "no-such-bwrap"
     with running_runs_stack(Path(tmp_path_factory.mktemp("nobwrap-data")), run_bwrap=str(missing)) as stack:
         team = run_team(stack)
@@ -170,3 +173,5 @@ def test_without_bwrap_the_tool_refuses_and_starts_nothing(tmp_path_factory: pyt
     result = next(e["data"] for e in every if e["kind"] == "tool_result")
     assert result["is_error"] is True and result["code"] == unavailable.code and "no-such-bwrap" in result["output"]
     assert not proof.exists()
+    # and the operator was told at start-up, not only at the first tool call
+    assert any("will refuse to run" in r.getMessage() and "no-such-bwrap" in r.getMessage() for r in caplog.records)

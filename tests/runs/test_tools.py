@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import shutil
 import tempfile
 import time
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from byollm.errors import ByollmError, ErrorClass
-from byollm.runs.sandbox import Sandbox, SandboxConfig, SandboxLimits
+from byollm.runs.sandbox import Sandbox, SandboxConfig, SandboxLimits, prepare_runs_root
 from byollm.runs.tools import ShellTool, ToolContext, default_registry
+from byollm.runs.wiring import check_workdir_root
+from byollm.settings import Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 
@@ -153,3 +156,14 @@ def test_registry_enables_only_what_the_operator_lists() -> None:
     assert [s["name"] for s in on.specs(["shell", "nope"])] == ["shell"]
     with pytest.raises(ValueError, match="BYOLLM_RUN_TOOLS: unknown tool browser"):
         default_registry(sandbox, ["shell", "browser"])
+
+
+def test_the_runs_root_lies_outside_the_data_directory_and_is_private(tmp_path: Path) -> None:
+    settings = Settings.for_data_dir(tmp_path / "data")
+    assert settings.run_workdir_root == tmp_path / "data-runs"
+    with pytest.raises(ValueError, match=r"BYOLLM_RUN_WORKDIR: .* is inside the data directory"):
+        check_workdir_root(Settings.for_data_dir(tmp_path / "data", run_workdir=tmp_path / "data" / "runs"))
+    check_workdir_root(settings)
+    prepare_runs_root(settings.run_workdir_root)
+    mode = settings.run_workdir_root.stat().st_mode & 0o777
+    assert mode == (0o711 if os.geteuid() == 0 else 0o700)  # root: the sandbox user may enter, never list

@@ -227,6 +227,9 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/admin/{team_uid}/models/routing"): Case(PANEL_ADMIN, lambda w: _routing_form(), panel=True),
     ("POST", "/admin/{team_uid}/models/fallbacks"): Case(
         PANEL_ADMIN, {"credentialless_direct_allowed": "on"}, panel=True),
+    ("POST", "/admin/{team_uid}/models/names"): Case(
+        PANEL_ADMIN, {"aliases": "claude-opus-* => claude-sonnet-4-6", "claude_family_mapping": "on",
+                      "bedrock_model_discovery": "on"}, panel=True),
     ("POST", "/admin/{team_uid}/agents"): Case(
         PANEL_ADMIN, lambda w: {"name": f"p{secrets.token_hex(4)}", "role_mode": "team"}, panel=True),
     ("POST", "/admin/{team_uid}/agents/{agent_uid}"): Case(

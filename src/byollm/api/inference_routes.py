@@ -9,6 +9,7 @@ Errors are rendered by ``api.errors`` in the caller's shape.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from byollm.api.auth import authenticate_request, services_of, token_from_headers
@@ -203,6 +205,9 @@ class _StreamAnswer(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except (ClientDisconnect, OSError, asyncio.CancelledError):
+            await self._opened.abandon(499, "client_disconnected")
+            raise
         except BaseException:
             await self._opened.abandon(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
             raise

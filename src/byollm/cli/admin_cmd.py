@@ -270,6 +270,10 @@ def _print_policy(data: dict[str, Any], as_json: bool) -> None:
         direct_on = m["direct"] and not data["direct_api_disabled"]
         table.add_row(m["model"], bedrock_cell, f"{'on' if direct_on else 'off'} ({m['direct_provider']})")
     out.print(table)
+    aliases = data.get("aliases") or []
+    out.print("Aliases (first match wins): "
+              + ("; ".join(f"{a['pattern']} -> {a['target']}" for a in aliases) if aliases else "(none)")
+              + f"; Claude family mapping: {'on' if data.get('claude_family_mapping', True) else 'off'}")
     _print_warnings(data)
 
 
@@ -314,6 +318,40 @@ def policy_fallback(team: Team, models: list[str], url: Url = DEFAULT_URL, token
                     as_json: AsJson = False) -> None:
     """Set the fallback order (models tried after the requested one)."""
     body = {"fallback_order": models}
+    _print_policy(_call(url, token, lambda c: c.patch(f"/teams/{team}/policy", body)), as_json)
+
+
+def _aliases(url: str, token: str, team: str) -> list[dict[str, str]]:
+    current = _call(url, token, lambda c: c.get(f"/teams/{team}/policy"))
+    return [{"pattern": a["pattern"], "target": a["target"]} for a in current.get("aliases") or []]
+
+
+@policy.command("alias-add")
+def policy_alias_add(
+    team: Team,
+    pattern: Annotated[str, typer.Argument(help="Requested names to match; * and ? are wildcards (claude-opus-*).")],
+    target: Annotated[str, typer.Argument(help="The model that serves them (a catalog id or alias).")],
+    position: Annotated[int | None, typer.Option(help="Where in the list (0 = first); default: last.")] = None,
+    url: Url = DEFAULT_URL, token: Token = "", as_json: AsJson = False,
+) -> None:
+    """Serve requests for PATTERN as TARGET (replacing an alias with the same pattern)."""
+    aliases = [a for a in _aliases(url, token, team) if a["pattern"].lower() != pattern.lower()]
+    entry = {"pattern": pattern, "target": target}
+    aliases.insert(len(aliases) if position is None else max(0, position), entry)
+    body = {"aliases": aliases}
+    _print_policy(_call(url, token, lambda c: c.patch(f"/teams/{team}/policy", body)), as_json)
+
+
+@policy.command("alias-remove")
+def policy_alias_remove(team: Team, pattern: str, url: Url = DEFAULT_URL, token: Token = "",
+                        as_json: AsJson = False) -> None:
+    """Remove the alias with this pattern."""
+    current = _aliases(url, token, team)
+    aliases = [a for a in current if a["pattern"].lower() != pattern.lower()]
+    if len(aliases) == len(current):
+        err.print(f"No alias with pattern {pattern!r}.")
+        raise typer.Exit(1)
+    body = {"aliases": aliases}
     _print_policy(_call(url, token, lambda c: c.patch(f"/teams/{team}/policy", body)), as_json)
 
 

@@ -212,7 +212,9 @@ async def _models_page(request: Request, ap: AdminPage, typed: Typed = NOTHING_T
                        settings=settings, bedrock_on=any(m.bedrock for m in policy.models), usable=usable,
                        fallback_usable=[m for m in policy.fallback_order if m in usable_ids],
                        fallback_unusable=[m for m in policy.fallback_order if m not in usable_ids],
-                       invocation_logging=panel_state(request).invocation_logging.get(ap.team_uid))
+                       invocation_logging=panel_state(request).invocation_logging.get(ap.team_uid),
+                       aliases_text="\n".join(f"{a.pattern} => {a.target}" for a in policy.aliases),
+                       bedrock_model_discovery=settings.bedrock_model_discovery)
 
 
 @router.get("/{team_uid}/models")
@@ -236,6 +238,38 @@ async def save_routing(request: Request, ap: AdminDep, form: FormDep) -> Respons
                          lambda: ap.services.control.update_policy(
                              ap.caller, ap.team_uid, direct_api_disabled=form.checked("direct_api_disabled"),
                              fallback_order=_csv(form.get("fallback_order")), models=models))
+
+
+def _alias_lines(text: str) -> list[tuple[str, str]]:
+    """``pattern => target`` per line (``->`` and ``=`` work too); blank lines are skipped. A line without an
+    arrow keeps its text as the pattern and an empty target, which the service refuses naming the line."""
+    pairs = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        for arrow in ("=>", "->", "="):
+            pattern, sep, target = line.partition(arrow)
+            if sep:
+                pairs.append((pattern.strip(), target.strip()))
+                break
+        else:
+            pairs.append((line.strip(), ""))
+    return pairs
+
+
+@router.post("/{team_uid}/models/names")
+async def save_model_names(request: Request, ap: AdminDep, form: FormDep) -> Response:
+    """Aliases (replaced as a whole, in the order typed) and the two switches for names byollm does not ship."""
+    control = ap.services.control
+
+    async def save() -> object:
+        await control.update_policy(ap.caller, ap.team_uid, aliases=_alias_lines(form.get("aliases")))
+        return await control.update_settings(ap.caller, ap.team_uid, {
+            "claude_family_mapping": form.checked("claude_family_mapping"),
+            "bedrock_model_discovery": form.checked("bedrock_model_discovery")})
+
+    return await _submit(request, ap, form, "names", _models_page, "models", "Model names saved.", save,
+                         field="aliases")
 
 
 @router.post("/{team_uid}/models/fallbacks")

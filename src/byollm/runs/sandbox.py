@@ -196,6 +196,15 @@ class Sandbox:
             raise _unavailable(f"bubblewrap refused to create the sandbox ({first[0][:300] if first else 'no reason'})")
         self._probed = bwrap
 
+    async def check(self) -> None:
+        """Raise ``sandbox_unavailable`` now if a tool call would (for the start-up warning)."""
+        bwrap = self._bwrap()
+        self._limits()
+        self._drop()
+        if self._config.egress:
+            self._python()
+        await self._probe(bwrap)
+
     def prepare_workdir(self, workdir: Path) -> None:
         """Create the working directory (0700); as root, owned by the sandbox user, who must be able to
         enter every directory above it (bubblewrap resolves the path as that user)."""

@@ -38,7 +38,7 @@ from byollm.runs.worker import Worker
 from byollm.settings import Settings
 from byollm.store import Store
 
-__all__ = ["RunServices", "build_runs", "sandbox_for", "signals_for"]
+__all__ = ["RunServices", "build_runs", "check_workdir_root", "sandbox_for", "signals_for"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class RunServices:
     journal: RunJournal
     signals: Signals
     tools: ToolRegistry
+    sandbox: Sandbox | None = None
     worker: Worker | None = None
     _started: bool = field(default=False, repr=False)
 
@@ -59,7 +60,18 @@ class RunServices:
         self._started = True
         await self.signals.start()
         if self.worker is not None:
+            await self._check_sandbox()
             await self.worker.start()
+
+    async def _check_sandbox(self) -> None:
+        """Say at start-up, not at the first tool call, that enabled tools cannot run on this host."""
+        if self.sandbox is None or not self.tools.enabled:
+            return
+        try:
+            await self.sandbox.check()
+        except ByollmError as error:
+            log.warning("run tools %s are enabled but will refuse to run: %s. %s",
+                        ", ".join(sorted(self.tools.enabled)), error.detail, error.error_class.remediation)
 
     async def close(self) -> None:
         """Stop the worker (runs in flight go back to the queue for another worker) and the signals."""
@@ -103,7 +115,7 @@ def sandbox_for(settings: Settings) -> Sandbox:
         guard=EgressGuard(settings.allowed_internal_networks), own_addresses=_own_addresses(settings)))
 
 
-def _check_workdir_root(settings: Settings) -> None:
+def check_workdir_root(settings: Settings) -> None:
     root = settings.run_workdir_root.resolve()
     data = settings.data_dir.resolve()
     if root == data or data in root.parents:
@@ -115,8 +127,9 @@ async def build_runs(settings: Settings, store: Store, gateway: Gateway,
                      oidc: OidcServices | None) -> RunServices | None:
     signals = signals_for(store)
     journal = RunJournal(store, signals)
-    _check_workdir_root(settings)
-    tools = default_registry(sandbox_for(settings), settings.run_tools)
+    check_workdir_root(settings)
+    sandbox = sandbox_for(settings)
+    tools = default_registry(sandbox, settings.run_tools)
     service = RunService(store=store, catalog=gateway.catalog, journal=journal, tools=tools, limits=RunLimits(
         max_attempts=settings.run_max_attempts, max_turns=settings.run_max_turns,
         platform_credits=settings.run_platform_credits, user_tools=settings.run_user_tools))
@@ -135,4 +148,5 @@ async def build_runs(settings: Settings, store: Store, gateway: Gateway,
         worker = Worker(store=store, gateway=gateway, journal=journal, tools=tools,
                         config=execution_config(settings), concurrency=settings.run_worker_concurrency,
                         poll_s=settings.run_poll_s, web_identity=broker)
-    return RunServices(service=service, journal=journal, signals=signals, tools=tools, worker=worker)
+    return RunServices(service=service, journal=journal, signals=signals, tools=tools, sandbox=sandbox,
+                       worker=worker)
