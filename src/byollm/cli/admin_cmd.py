@@ -249,8 +249,7 @@ def tokens_revoke(team: Team, token_uid: str, url: Url = DEFAULT_URL, token: Tok
 
 def _print_policy(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _show(data, True)
-        _print_warnings(data)
+        _show(data, True)  # the warnings are in the JSON's "warnings"
         return
     out.print(f"Team {data['team_uid']}  region {data['region']}  policy v{data['policy_version']}")
     out.print(f"Direct API: {'DISABLED for every model' if data['direct_api_disabled'] else 'per model'};"
