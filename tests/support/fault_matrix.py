@@ -367,10 +367,11 @@ def interactive_failover(
     h: Harness, mode: Mode, team: Team, error_class: ErrorClass, *, with_fallback: Mapping[str, Any],
     alone: Mapping[str, Any], route_prefix: str, headers: Mapping[str, str] | None = None, model: str = OPUS,
     extra: Mapping[str, Any] | None = None, shapes: Sequence[str] = ("anthropic", "openai"),
-    alone_settings: Mapping[str, Any] | None = None, detail: str = "",
+    alone_settings: Mapping[str, Any] | None = None, detail: str = "", alone_is_the_class: bool = False,
 ) -> str:
     """With a fallback the request is served by it (attempts logged with the class); alone it ends in
-    ``no_fallback_available`` naming the class, in every shape given."""
+    ``no_fallback_available`` naming the class (or, ``alone_is_the_class``, in the class itself: a request
+    no route could take is the caller's to change), in every shape given."""
     team.policy(**with_fallback)
     route = ""
     with h.client(team, headers) as client:
@@ -387,7 +388,11 @@ def interactive_failover(
         if alone_settings:
             team.settings(**alone_settings)
         for shape in shapes:
-            expect_no_fallback(_send(client, shape, _body(shape, model, mode, extra), {}), error_class, shape, detail)
+            reply = _send(client, shape, _body(shape, model, mode, extra), {})
+            if alone_is_the_class:
+                expect_class(reply, error_class, shape)
+            else:
+                expect_no_fallback(reply, error_class, shape, detail)
     return f"fails over → {route}"
 
 
@@ -563,7 +568,7 @@ def _i_unsupported(h: Harness, mode: Mode) -> str:
     return interactive_failover(
         h, mode, team, E.UNSUPPORTED_BY_ROUTE, model="gpt-5", extra=SERVER_TOOL, shapes=("anthropic",),
         with_fallback={"fallback_order": ["claude-sonnet-4-6"]}, alone={"fallback_order": []},
-        route_prefix="anthropic:claude-sonnet-4-6")
+        route_prefix="anthropic:claude-sonnet-4-6", alone_is_the_class=True)
 
 
 def _i_no_fallback(h: Harness, mode: Mode) -> str:
