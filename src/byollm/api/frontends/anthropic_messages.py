@@ -80,7 +80,9 @@ def _message(value: Any) -> None:
         raise
 
 
-_tool = obj({"name": string, "description": string, "input_schema": obj(), "type": string}, required=("name",))
+# no field is required here: a custom tool needs a name, but server and connector tools (``mcp_toolset``)
+# are told apart by ``type`` and some have no name; the upstream says which it misses
+_tool = obj({"name": string, "description": string, "input_schema": obj(), "type": string})
 
 
 FIELDS: Mapping[str, Check] = {
