@@ -691,11 +691,12 @@ class ControlService:
             raise ByollmError(ErrorClass.INTERNAL_ERROR, "provider keys are not available in this process")
         if api_key is not None and not api_key.strip():
             raise ByollmError(ErrorClass.INVALID_REQUEST, "api_key: must not be empty")
-        await self._operator_keys.set(host, api_key.strip() if api_key else None)
-        async with self._store.session() as session:
+        async with self._store.session() as session:  # the key and its audit entry: both or neither
+            await self._operator_keys.write(session, host, api_key.strip() if api_key else None)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid,
                                           action="provider_key.set" if api_key else "provider_key.delete",
                                           target=host.value, after={"configured": api_key is not None})
+        await self._operator_keys.refresh()
         return await self.provider_keys(caller)
 
     # --- requests and usage -------------------------------------------------------------------------

@@ -55,6 +55,11 @@ def _block(value: Any) -> None:
     if not isinstance(value, dict):
         raise FieldError("expected an object")
     kind = value.get("type")
+    if kind == "text":  # most blocks: checked inline, the same check ``_BLOCK_FIELDS`` describes
+        text = value.get("text")
+        if text is not None and not isinstance(text, str):
+            raise FieldError("expected a string", "text")
+        return
     if not isinstance(kind, str):
         raise FieldError("expected a string" if kind is not None else "required", "type")
     fields = _BLOCK_FIELDS.get(kind)
