@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from byollm.api.errors import ApiShape, error_body
-from byollm.api.frontends.base import ParsedRequest, RequestMeta
+from byollm.api.frontends.base import ParsedRequest, RequestMeta, credits_trailer
 from byollm.api.frontends.fields import (
     Check,
     FieldError,
@@ -188,6 +188,7 @@ class AnthropicMessages:
             yield encoded
         if 0 < len(preamble) < opened.preamble:
             yield b"".join(preamble)
+        yield credits_trailer(opened)
 
     def stream_error(self, error: ByollmError, request_id: str) -> bytes:
         return encode_sse("error", orjson.dumps(error_body(error, ApiShape.ANTHROPIC, request_id)))
