@@ -72,6 +72,8 @@ Environment variables (all optional):
 - ``BYOLLM_TRUSTED_PROXIES``: comma-separated addresses or CIDRs of reverse proxies whose
   ``X-Forwarded-For``/``X-Forwarded-Proto`` name the real client; default none: the client is always the TCP
   peer (the failed-token limiter counts per peer), since a header any client can send must not choose it.
+- ``BYOLLM_PANEL_SESSIONS_PER_ADDRESS`` (default 32): signed-in panel sessions one client address may hold;
+  a further sign-in from it ends its oldest (raise it when many admins share one address behind NAT).
 - ``BYOLLM_METRICS_TOKEN``: when set, ``/metrics`` answers only a scrape sending ``Authorization: Bearer`` with
   this value; default unset: ``/metrics`` is public, which is safe because its labels take only closed sets of
   identifiers (``gateway.metrics``), never request input.
@@ -186,6 +188,7 @@ class Settings:
     max_connections: int = 1000
     trusted_proxies: tuple[str, ...] = ()
     metrics_token: str | None = field(default=None, repr=False)
+    panel_sessions_per_address: int = 32
     allow_insecure_credentials: bool = False
     anthropic_base_url: str = "https://api.anthropic.com"
     openai_base_url: str = "https://api.openai.com/v1"
@@ -254,6 +257,7 @@ class Settings:
             keep_alive_s=float(env.get("BYOLLM_KEEP_ALIVE_SECONDS") or 75.0),
             max_connections=int(env.get("BYOLLM_MAX_CONNECTIONS") or 1000),
             metrics_token=env.get("BYOLLM_METRICS_TOKEN") or None,
+            panel_sessions_per_address=int(env.get("BYOLLM_PANEL_SESSIONS_PER_ADDRESS") or 32),
             trusted_proxies=_networks_named(env.get("BYOLLM_TRUSTED_PROXIES"), "BYOLLM_TRUSTED_PROXIES"),
             allow_insecure_credentials=_flag(env.get("BYOLLM_ALLOW_INSECURE_CREDENTIALS")),
             anthropic_base_url=env.get("BYOLLM_ANTHROPIC_BASE_URL") or "https://api.anthropic.com",

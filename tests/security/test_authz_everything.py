@@ -225,6 +225,8 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/admin/{team_uid}/models/bedrock"): Case(
         PANEL_ADMIN, lambda w: {"region": "us-east-1", "endpoint_url": w.stack.sim.url}, panel=True),
     ("POST", "/admin/{team_uid}/models/routing"): Case(PANEL_ADMIN, lambda w: _routing_form(), panel=True),
+    ("POST", "/admin/{team_uid}/models/fallbacks"): Case(
+        PANEL_ADMIN, {"credentialless_direct_allowed": "on"}, panel=True),
     ("POST", "/admin/{team_uid}/models/names"): Case(
         PANEL_ADMIN, {"aliases": "claude-opus-* => claude-sonnet-4-6", "claude_family_mapping": "on",
                       "bedrock_model_discovery": "on"}, panel=True),
@@ -250,7 +252,9 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/admin/{team_uid}/runs/{run_uid}/steer"): Case(PANEL_ADMIN, {"message": "m"}, panel=True),
     ("POST", "/admin/{team_uid}/runs/{run_uid}/cancel"): Case(PANEL_ADMIN, {}, panel=True),
     ("POST", "/admin/sign-in"): Case(PANEL_SIGN_IN, panel=True),
-    ("POST", "/admin/sign-out"): Case(PUBLIC, {}, panel=True),
+    # without a session (no one signed in: anonymous, and an agent, whose sign-in was refused) there is no
+    # CSRF token a sign-out form could carry, so it is refused like any other form
+    ("POST", "/admin/sign-out"): Case({**PUBLIC, "anonymous": 403, "agent": 403}, {}, panel=True),
 }
 
 
@@ -304,7 +308,7 @@ def _browse(http: httpx.Client, method: str, path: str, sid: str | None = None,
             form: Mapping[str, Any] | None = None) -> httpx.Response:
     """One browser request carrying exactly the session cookie given (the shared client keeps no cookies)."""
     http.cookies.clear()
-    headers = {"cookie": f"byollm_panel={sid}"} if sid else {}
+    headers = {"cookie": sid if "=" in sid else f"byollm_panel={sid}"} if sid else {}
     response = http.request(method, path, data=form, headers=headers)
     http.cookies.clear()
     return response
@@ -320,7 +324,8 @@ def _sign_in(http: httpx.Client, token: str | None) -> Session:
     """A fresh browser's session, signed in with ``token`` when sign-in accepts it (agents' tokens are
     refused: their session stays anonymous)."""
     first = _browse(http, "GET", "/admin")
-    anonymous = Session(first.cookies["byollm_panel"], _csrf(first))
+    # before sign-in there is no session, only the sign-in form's cookie (its CSRF token is bound to it)
+    anonymous = Session(f"byollm_panel_signin={first.cookies['byollm_panel_signin']}", _csrf(first))
     if token is None:
         return anonymous
     signed = _browse(http, "POST", "/admin/sign-in", anonymous.sid, {"csrf_token": anonymous.csrf, "token": token})
@@ -346,11 +351,13 @@ def _doomed_sessions(w: World, fate: str, count: int) -> list[Session]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # a short auth cache: an expiry written to the database takes effect once it lapses (revocations clear it
-    # at once); no failed-attempt lock-out: this test presents bad tokens hundreds of times on purpose
+    # at once); no failed-attempt lock-out: this test presents bad tokens hundreds of times on purpose; and
+    # every browser here signs in from loopback, so no per-address cap on panel sessions either
     with running_runs_stack(Path(tmp_path_factory.mktemp("authz")), auth_cache_seconds=AUTH_CACHE_S,
-                            failed_token_limit=1_000_000) as stack:
-        alpha = stack.new_team(platform_credits=100_000, compute_credits=1_000_000)
-        beta = stack.new_team()
+                            failed_token_limit=1_000_000, panel_sessions_per_address=10_000) as stack:
+        # the matrix sends inference without AWS credentials: the teams serve such requests direct (issue 16)
+        alpha = stack.new_team(platform_credits=100_000, compute_credits=1_000_000, credentialless_direct_allowed=True)
+        beta = stack.new_team(credentialless_direct_allowed=True)
         member = team_client(stack, alpha.token, alpha.uid)
         member_uid = str(httpx.get(f"{stack.url}/api/v1/me", headers={"authorization": f"Bearer {alpha.token}"},
                                    timeout=10).json()["principal_uid"])
@@ -407,7 +414,7 @@ def _call_api(w: World, method: str, path: str, case: Case, role: str, body: Any
 def _call_panel(w: World, method: str, path: str, case: Case, role: str, body: Any) -> httpx.Response:
     if path == "/admin/sign-in":  # a fresh browser signs in with this role's token
         first = _browse(w.http, "GET", "/admin")
-        return _browse(w.http, "POST", path, first.cookies["byollm_panel"],
+        return _browse(w.http, "POST", path, f"byollm_panel_signin={first.cookies['byollm_panel_signin']}",
                        {"csrf_token": _csrf(first), "token": w.tokens[role] or ""})
     session = w.doomed[role].pop() if role in w.doomed else w.sessions[role]
     form = {"csrf_token": session.csrf, **(body or {})} if method == "POST" else None

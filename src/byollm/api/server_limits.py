@@ -5,7 +5,8 @@ Why a subclass of uvicorn's httptools protocol: uvicorn bounds neither the size 
 headers for httptools (a single unfinished header is buffered whole, so two 32 MiB ones pinned 124 MiB), and
 has no timeout while headers or a body arrive (a client sending one header line every few seconds kept its
 connection forever). These limits sit where the bytes arrive, before any request exists, so they cost the
-hot path one counter and one timer per request and nothing inside the app. The rest is uvicorn's own
+hot path a few counters and two deadlines (floats, checked by one sweep per server every ``SWEEP_S``) per
+request, and nothing inside the app. The rest is uvicorn's own
 configuration: ``timeout_keep_alive``, ``limit_concurrency`` (requests on a server over its connection cap
 are answered 503), and forwarded headers trusted only from the operator's ``BYOLLM_TRUSTED_PROXIES``.
 
@@ -28,6 +29,7 @@ from byollm.settings import Settings
 __all__ = ["TARGET_EXTENSION", "HardenedHttpProtocol", "LimitedConfig", "ServerLimits"]
 
 TARGET_EXTENSION = "byollm.request_target"
+SWEEP_S = 0.5  # how often header and body deadlines are checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,20 @@ class LimitedConfig(uvicorn.Config):
         self.limits = limits
 
 
+def _sweep(loop: asyncio.AbstractEventLoop, state: Any) -> None:
+    """Close the connections of one server whose header or body deadline passed; runs every ``SWEEP_S`` while
+    the server has connections. Why a sweep rather than a timer per request: arming and cancelling two timers
+    per request cost the hot path more than everything else here together; a deadline is one float."""
+    now = loop.time()
+    for protocol in list(state.connections):
+        if isinstance(protocol, HardenedHttpProtocol):
+            protocol.check_deadlines(now)
+    if state.connections:
+        loop.call_later(SWEEP_S, _sweep, loop, state)
+    else:
+        state.byollm_sweeping = False
+
+
 class HardenedHttpProtocol(HttpToolsProtocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
@@ -71,16 +87,20 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         self._begun = False  # a request has started arriving on this connection and its headers have not
         self._header_bytes = 0
         self._header_count = 0
-        self._header_timer: asyncio.TimerHandle | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
+        self._has_body = False
+        self._header_deadline: float | None = None
+        self._body_deadline: float | None = None
 
     # --- connection -------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_timer()
+        self._header_deadline = self.loop.time() + self.limits.header_timeout_s
+        if not getattr(self.server_state, "byollm_sweeping", False):
+            self.server_state.byollm_sweeping = True  # type: ignore[attr-defined]
+            self.loop.call_later(SWEEP_S, _sweep, self.loop, self.server_state)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timers()
+        self._header_deadline = self._body_deadline = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -105,9 +125,11 @@ class HardenedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = self._begun = True
+        self._has_body = False
         self._header_bytes = 0
         self._header_count = 0
-        self._arm_header_timer()
+        if self._header_deadline is None:
+            self._header_deadline = self.loop.time() + self.limits.header_timeout_s
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -120,60 +142,43 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         if self._header_count > self.limits.max_headers or self._header_bytes > self.limits.max_header_bytes:
             raise _HeadersTooLarge
         super().on_header(name, value)
+        lowered = self.headers[-1][0]
+        if lowered == b"content-length" or lowered == b"transfer-encoding":
+            self._has_body = True
 
     def on_headers_complete(self) -> None:
         self._in_headers = self._begun = False
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        self._header_deadline = None
         self.scope["extensions"] = {TARGET_EXTENSION: bytes(self.url)}  # type: ignore[dict-item]
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle.more_body and self._has_body():
-            self._body_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_timed_out)
+        if self._has_body:
+            self._body_deadline = self.loop.time() + self.limits.body_timeout_s
 
     def on_message_complete(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        self._body_deadline = None
         super().on_message_complete()
 
-    # --- helpers ----------------------------------------------------------------------------------------------
-    def _has_body(self) -> bool:
-        for name, value in self.headers:
-            if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
-                return True
-        return False
-
-    def _arm_header_timer(self) -> None:
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._headers_timed_out)
-
-    def _cancel_timers(self) -> None:
-        for timer in (self._header_timer, self._body_timer):
-            if timer is not None:
-                timer.cancel()
-        self._header_timer = self._body_timer = None
-
-    def _headers_timed_out(self) -> None:
-        self._header_timer = None
-        if self._in_headers and not self.transport.is_closing():
-            if self._header_bytes or self._begun:
-                self._refuse(408, b"Request headers not received in time.")
-            else:
-                self.transport.close()  # an idle connection that never started a request: nothing to answer
-
-    def _body_timed_out(self) -> None:
-        """The body did not arrive in time: the app sees a disconnect (it may be mid-read, so no answer is
-        written over whatever it is about to send)."""
-        self._body_timer = None
-        if not self.transport.is_closing():
+    # --- deadlines --------------------------------------------------------------------------------------------
+    def check_deadlines(self, now: float) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._header_deadline is not None and now >= self._header_deadline:
+            self._header_deadline = None
+            if self._in_headers:
+                if self._header_bytes or self._begun:
+                    self._refuse(408, b"Request headers not received in time.")
+                else:
+                    self.transport.close()  # an idle connection that never started a request: nothing to answer
+        elif self._body_deadline is not None and now >= self._body_deadline:
+            # the app may be mid-read: it sees a disconnect, and nothing is written over what it may send
+            self._body_deadline = None
             self.logger.warning("closed a connection whose request body was not received in %.0f s",
                                 self.limits.body_timeout_s)
             self.transport.close()
 
     def _refuse(self, status: int, message: bytes) -> None:
         """Answer ``status`` and close, unless an earlier response is still being written (then just close)."""
-        self._cancel_timers()
+        self._header_deadline = self._body_deadline = None
         if self.transport.is_closing():
             return
         if self.cycle is None or self.cycle.response_complete:

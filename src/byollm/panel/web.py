@@ -176,7 +176,10 @@ def panel_state(request: Request) -> PanelState:
                           autoescape=select_autoescape(default=True, default_for_string=True),
                           trim_blocks=True, lstrip_blocks=True)
         env.filters["credits"] = credits_text
-        state = PanelState(templates=env, sessions=SessionStore())
+        services: Services | None = getattr(request.app.state, "services", None)
+        per_address = services.settings.panel_sessions_per_address if services is not None else None
+        state = PanelState(templates=env, sessions=SessionStore(max_per_address=per_address)
+                           if per_address is not None else SessionStore())
         request.app.state.panel = state
     return state
 

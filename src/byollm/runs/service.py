@@ -78,6 +78,10 @@ class RunView:
     finished_at: datetime | None
     transcript_purged: bool = False
     remediation: str | None = None
+    # an operator-paid fallback served it after a Bedrock failure of this class (the run still ``succeeded``)
+    degraded: bool = False
+    degraded_code: str | None = None
+    degraded_remediation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +100,15 @@ class RunLimits:
     user_tools: tuple[str, ...]
 
 
-def _view(run: RunRecord, purged: bool = False) -> RunView:
-    remediation = None
-    if run.error_code:
+def _remediation(code: str | None) -> str | None:
+    if code:
         with contextlib.suppress(KeyError):
-            remediation = ErrorClass.from_code(run.error_code).remediation
+            return ErrorClass.from_code(code).remediation
+    return None
+
+
+def _view(run: RunRecord, purged: bool = False) -> RunView:
+    remediation = _remediation(run.error_code)
     return RunView(
         uid=run.uid, team_uid=run.team_uid, state=run.state, model=run.model, tools=list(run.tools),
         started_by_type=run.started_by_type, started_by_uid=run.started_by_uid, agent_uid=run.agent_uid,
@@ -108,7 +116,8 @@ def _view(run: RunRecord, purged: bool = False) -> RunView:
         max_turns=run.max_turns, compute_seconds=run.compute_seconds, cancel_requested=run.cancel_requested,
         error_code=run.error_code, error_detail=run.error_detail, created_at=run.created_at,
         started_at=run.started_at, finished_at=run.finished_at, transcript_purged=purged or run.transcript is None,
-        remediation=remediation,
+        remediation=remediation, degraded=run.degraded_code is not None, degraded_code=run.degraded_code,
+        degraded_remediation=_remediation(run.degraded_code),
     )
 
 
