@@ -243,7 +243,7 @@ def test_custom_tool_round_trip(stack: Stack, model: str, delegated: bool, host:
 def test_input_tokens_are_counted_for_the_same_request(stack: Stack, model: str, delegated: bool, host: str) -> None:
     """``client.responses.input_tokens.count``: the count of what ``responses.create`` would send, on the route
     that would serve it (an output format only OpenAI honours does not skip a Claude route here)."""
-    team = stack.new_team()
+    team = stack.new_team(None if delegated else DIRECT_MODELS)
     sdk = client(stack, team.token, delegated=delegated)
     request: Any = {"model": model, "instructions": "Be brief.", "input": "Count these words please",
                     "tools": [WEATHER], "text": {"format": {"type": "json_object"}}}
