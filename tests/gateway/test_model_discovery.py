@@ -16,7 +16,7 @@ from byollm.gateway.model_discovery import BedrockModelDiscovery
 from byollm.netguard import EgressGuard
 from byollm.providers.base import AwsAuth
 from byollm.providers.http import HttpPool
-from support.stack import DIRECT_MODELS, LOOPBACK_NETWORKS, Stack
+from support.stack import LOOPBACK_NETWORKS, Stack
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -90,7 +90,7 @@ def test_a_model_added_to_bedrock_after_start_up_is_usable_through_the_refresh(s
 
 
 def test_without_aws_credentials_or_with_discovery_off_the_name_maps_onto_its_family(stack: Stack) -> None:
-    team = stack.new_team(DIRECT_MODELS)  # no AWS credentials: only a team's direct-only models serve (issue 16)
+    team = stack.new_team(credentialless_direct_allowed=True)  # the team serves requests without an AWS session
     direct = client(stack, team.token, delegated=False).messages.with_raw_response.create(
         model="claude-opus-5", max_tokens=50, messages=HI)
     assert direct.headers["x-byollm-model"] == "claude-opus-4-7"

@@ -255,3 +255,24 @@ def test_input_tokens_are_counted_for_the_same_request(stack: Stack, model: str,
         del request["text"]
         answer = sdk.responses.create(**request)
         assert answer.usage is not None and answer.usage.input_tokens == counted.input_tokens
+
+
+@pytest.mark.parametrize(("model", "delegated", "host"), ROUTES[:2], ids=ROUTE_IDS[:2])
+def test_namespace_tools_reach_claude_and_come_back_namespaced(stack: Stack, model: str, delegated: bool,
+                                                               host: str) -> None:
+    """Codex groups its sub-agent tools in a ``namespace``: a Claude route sees ``agents__spawn_agent`` and the
+    caller gets a ``function_call`` with ``namespace`` and the tool's own name."""
+    team = stack.new_team(None if delegated else DIRECT_MODELS)
+    sdk = client(stack, team.token, delegated=delegated)
+    group: Any = {"type": "namespace", "name": "agents", "description": "Sub-agents", "tools": [
+        {"type": "function", "name": "spawn_agent", "description": "Spawn a sub-agent",
+         "parameters": {"type": "object", "properties": {"task": {"type": "string"}}, "required": ["task"]}}]}
+    prompt = {"role": "user", "content": "Use agents__spawn_agent with task=tests"}
+    response = sdk.responses.create(model=model, input=[prompt], tools=[group])
+    (call,) = [item for item in response.output if item.type == "function_call"]
+    assert (call.namespace, call.name, json.loads(call.arguments)) == ("agents", "spawn_agent", {"task": "tests"})
+    answer = sdk.responses.create(model=model, tools=[group], input=[
+        prompt, {"type": "function_call", "call_id": call.call_id, "namespace": "agents", "name": "spawn_agent",
+                 "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "agent 7 started"}])
+    assert f"[{host}:" in answer.output_text and "agents__spawn_agent returned: agent 7 started" in answer.output_text

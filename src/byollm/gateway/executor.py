@@ -209,11 +209,21 @@ class _Outcome:
     response: Mapping[str, Any] | None = None
     call: UpstreamCall | None = None  # the serving attempt's call (its wire clock keeps running while streaming)
     settled: bool = False  # the request log row and charges were handed over (exactly once)
+    free: bool = False  # a token count: logged like any upstream call, but counting costs no credits
     abandoned: bool = False  # the front end ended the stream; its status stands
 
     def fail(self, status: int, code: str) -> None:
         """What the client received, when it is not the success the outcome started as."""
         self.status, self.error_code = status, code
+
+    def failed_with(self, error: BaseException) -> None:
+        """Record how ``error`` ends the request for the client: its class, a disconnect, or a 500."""
+        if isinstance(error, ByollmError):
+            self.fail(error.status, error.error_class.code)
+        elif isinstance(error, asyncio.CancelledError | GeneratorExit):
+            self.fail(499, "client_disconnected")
+        else:
+            self.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
 
 
 class Gateway:
@@ -529,19 +539,29 @@ class Gateway:
 
     async def count_tokens(self, context: InferenceContext, request: CanonicalRequest,
                            route_request: RouteRequest) -> Served:
-        """Counted by the first route that can count; no credits and no request-log content for it."""
-        outcome = _Outcome()
-        policy, plan = await self.plan(context, route_request)
+        """Counted by the first route that can count. Logged like every upstream call (the count as its input
+        tokens), never charged: counting costs nothing upstream."""
+        outcome = _Outcome(free=True)
+        plan: RoutePlan | None = None
+        policy: TeamPolicy | None = None
 
         async def run(provider: Provider, call: UpstreamCall) -> int:
-            if call.candidate.host is Host.BEDROCK:  # CountTokens wants the foundation model, not a profile
+            if call.candidate.host is Host.BEDROCK and policy is not None:  # CountTokens wants the model itself
                 model = self._model_for(context, policy, call.candidate.model)
                 if model is not None and model.bedrock is not None:
                     call = replace(call, candidate=replace(call.candidate,
                                                            upstream_model_id=model.bedrock.foundation_model_id))
             return await provider.count_tokens(call)
 
-        candidate, count = await self._attempts(context, policy, plan, request, outcome, run)
+        try:
+            policy, plan = await self.plan(context, route_request)
+            candidate, count = await self._attempts(context, policy, plan, request, outcome, run)
+        except BaseException as error:
+            outcome.failed_with(error)
+            self._finish(context, request, route_request, plan, policy, outcome)
+            raise
+        outcome.usage = Usage(input_tokens=count)
+        self._finish(context, request, route_request, plan, policy, outcome)
         return Served(value=count, route=candidate.label, model=candidate.model,
                       fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome),
                       requested_model=plan.requested_model, model_rule=plan.resolved_via,
@@ -558,12 +578,7 @@ class Gateway:
             candidate, (buffered, upstream) = await self._attempts(context, policy, plan, request, outcome,
                                                                    self._open_stream)
         except BaseException as error:
-            if isinstance(error, ByollmError):
-                outcome.fail(error.status, error.error_class.code)
-            elif isinstance(error, asyncio.CancelledError):
-                outcome.fail(499, "client_disconnected")
-            else:
-                outcome.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
+            outcome.failed_with(error)
             self._finish(context, request, route_request, plan, policy, outcome)
             raise
         overhead = self._overhead_ms(context, outcome)
@@ -671,7 +686,8 @@ class Gateway:
         served = outcome.served
         charges: list[LedgerCharge] = []
         used = outcome.usage.input_tokens or outcome.usage.output_tokens
-        if served is not None and served.billing is BillingBucket.AI_CREDITS and (outcome.status < 400 or used):
+        if (served is not None and served.billing is BillingBucket.AI_CREDITS and not outcome.free
+                and (outcome.status < 400 or used)):
             model = self._catalog.get(served.model)
             if model is not None:
                 outcome.credits = self._credits_for(served, outcome.usage)

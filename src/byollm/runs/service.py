@@ -37,6 +37,7 @@ from byollm.catalog.types import Catalog
 from byollm.control.authz import Caller, PrincipalKind
 from byollm.errors import ByollmError, ErrorClass
 from byollm.policy.auto import is_auto
+from byollm.policy.names import enabled_model_ids, resolve_model_name
 from byollm.policy.types import ActorKind, Agent, Role, TeamPolicy
 from byollm.runs.events import clean_messages
 from byollm.runs.journal import RunJournal
@@ -191,17 +192,20 @@ class RunService:
                               " on the agent (`byollm admin agents update --tools ...`)")
         return list(dict.fromkeys(requested))
 
-    def _model_for(self, agent: Agent | None, model: str | None) -> str:
+    def _model_for(self, policy: TeamPolicy, agent: Agent | None, model: str | None) -> str:
         name = (model or "").strip() or (agent.default_model if agent is not None else None) or ""
         if not name:
             raise ByollmError(ErrorClass.INVALID_REQUEST,
                               "model: name a model or `auto` (or start a named agent that has a default model)")
         if is_auto(name):
             return "auto"
-        resolved = self._catalog.resolve(name)
+        resolved = resolve_model_name(policy, self._catalog, name)  # the team's aliases and family mapping too
         if resolved is None:
-            raise ByollmError(ErrorClass.INVALID_REQUEST, f"model: unknown model {name!r}")
-        return resolved.id
+            usable = enabled_model_ids(policy, self._catalog)
+            raise ByollmError(ErrorClass.MODEL_NOT_FOUND,
+                              f"model: unknown model {name[:100]!r}; your team can use: {', '.join(usable) or 'none'}",
+                              model=name[:100], available=usable)
+        return resolved.model.id
 
     @staticmethod
     def _agent_named(policy: TeamPolicy, name_or_uid: str) -> Agent:
@@ -235,7 +239,7 @@ class RunService:
                 named = self._agent_named(policy, agent) if agent else None
                 actor, started_by_type = ActorKind.USER_RUN, "user"
             run_tools = self._tools_for(named, tools)
-            run_model = self._model_for(named, model)
+            run_model = self._model_for(policy, named, model)
             price = Decimal(self._limits.platform_credits)
             left = await credits_remaining(session, team_uid=team_uid, bucket=CreditBucket.PLATFORM,
                                            allowance=policy.settings.platform_credits, period=period_of(now))
