@@ -92,3 +92,35 @@ async def test_a_nul_character_in_the_command_is_the_tools_error() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     assert result.is_error and "NUL" in result.output
+
+
+# credentials the tool prints cut across lines; each piece alone has no credential shape, so the command
+# (and the prompt) pass the scrubber unchanged and only the tool's output holds the credentials
+SPLIT_SECRETS = [
+    ["AKIAIOSFODNN7EXA", "MPLE"],
+    ["wJalrXUtnFEMI/K7MDEN", "G/bPxRfiCYEXAMPLEKEY"],
+    ["eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0", "ZWFtLWEifQ.c2lnbmF0dXJlLXZhbHVlLWhlcmU"],
+    ["byo_cacj", "mOOi21V4r6Dh-hYvR4vwnRLhFB1Hn3UH0Cr60hA"],
+    ["sk-ant-api03-ab", "cdefghijklmnopqrstuvwxyz012345"],
+    ["IQoJb3JpZ2luX2VjEJr", "wEaCXVzLWVhc3QtMSJHMEUCIQ"],
+    ["Zm9vYmFyYmF6cXV4cXV1eDEyMzQ1Njc4OTBBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWmFiY2RlZmdo",
+     "Zm9vYmFyYmF6cXV4cXV1eDEyMzQ1Njc4OTBBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWmFiY2RlZmdo", "aWprbG1u"],
+]
+
+
+def test_credentials_cut_across_lines_are_redacted_in_the_events(stack: Stack,
+                                                                  attacker: tuple[RunTeam, str]) -> None:
+    pieces = [piece for secret in SPLIT_SECRETS for piece in [*secret, "--"]]
+    team, agent_uid = attacker
+    run = start_run(team.member, prompt=f"Use shell with command='printf \"%s\\n\" {' '.join(pieces)}'",
+                    agent=agent_uid)
+    assert wait_run(team.member, run["uid"], timeout=60)["state"] == "succeeded"
+    every = events(team.member, run["uid"])
+    call = next(e["data"] for e in every if e["kind"] == "tool_call")
+    assert all(secret[0] in call["input"]["command"] for secret in SPLIT_SECRETS), call  # the command is intact
+    output = next(e["data"] for e in every if e["kind"] == "tool_result")["output"]
+    assert output.count("[redacted]") == len(SPLIT_SECRETS), output
+    later = json.dumps([e for e in every if e["kind"] in ("tool_result", "message")])  # and the model's reply
+    for secret in SPLIT_SECRETS:
+        for piece in secret:
+            assert piece not in later, (piece, output)
