@@ -54,6 +54,14 @@ class ErrorClass(Enum):
         " turn on auto-refresh with `byollm config set auto_refresh true`.",
         fails_over=False, retryable=False,
     )
+    LOCAL_CREDENTIALS_MISSING = _ClassInfo(
+        "local_credentials_missing", 401, "No local AWS credentials sent",
+        "Your team serves this model through its AWS Bedrock, so requests must carry your AWS session: sign in"
+        " with `aws login` (or `aws sso login --profile <profile>`) and send requests through `byollm proxy`,"
+        " `byollm exec -- <tool>` or `byollm chat`, which attach it; or ask a team admin to allow direct service"
+        " for requests without AWS credentials (it is paid from AI credits).",
+        fails_over=False, retryable=False,
+    )
     PARTIAL_CREDENTIALS = _ClassInfo(
         "partial_credentials", 400, "Incomplete AWS credentials",
         "Send the access key id, secret access key and session token together, or none of them;"

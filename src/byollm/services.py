@@ -26,6 +26,7 @@ from byollm.credentials.delegated import AccountChecker
 from byollm.credentials.log_guard import silence_credential_debug_logs
 from byollm.crypto.kek import KeyRing
 from byollm.doctor.wiring import build_doctor
+from byollm.gateway.alerts import WebhookAlerts
 from byollm.gateway.executor import Gateway, GatewayConfig
 from byollm.gateway.metrics import GatewayMetrics
 from byollm.gateway.model_discovery import BedrockModelDiscovery
@@ -68,6 +69,7 @@ class Services:
     runs: RunServices | None = None
     attempts: FailedAttemptLimiter = field(default_factory=FailedAttemptLimiter)
     doctor: Any = None  # byollm.doctor: the configuration doctor (built by ``doctor.wiring.build_doctor``)
+    alerts: WebhookAlerts | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
@@ -101,6 +103,8 @@ class Services:
                 await self.oidc.close()
             await self.request_log.close()
             await self.control.flush_token_usage()
+            if self.alerts is not None:
+                await self.alerts.drain()
         finally:
             await self.pool.close()
             await self.store.dispose()
@@ -154,6 +158,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
     oidc = await build_oidc(settings, store, keyring, pool, catalog)
     metrics = GatewayMetrics(models=catalog.models)  # a model label is a catalog id or "other"
     request_log = RequestLogWriter(store)
+    alerts = WebhookAlerts(pool)
     gateway = Gateway(
         catalog=catalog,
         policies=policies,
@@ -170,6 +175,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
         }, deadline_s=settings.request_deadline_s, attempt_timeout_s=settings.attempt_timeout_s),
         web_identity=oidc.web_identity if oidc is not None else None,
         discovery=BedrockModelDiscovery(pool, catalog),
+        alerts=alerts,
     )
     services = Services(
         settings=settings, store=store, catalog=catalog, keyring=keyring,
@@ -177,7 +183,7 @@ async def build_services(settings: Settings, *, migrate: bool = True, background
                                operator_keys=operator_keys),
         policies=policies, operator_keys=operator_keys, pool=pool, request_log=request_log, metrics=metrics,
         gateway=gateway, oidc=oidc, runs=await build_runs(settings, store, gateway, oidc),
-        attempts=FailedAttemptLimiter(limit=settings.failed_token_limit),
+        attempts=FailedAttemptLimiter(limit=settings.failed_token_limit), alerts=alerts,
     )
     if services.runs is not None:
         services.control.on_access_withdrawn(services.runs.service.withdraw)

@@ -75,7 +75,8 @@ class Claude:
 def claude(request: pytest.FixtureRequest, stack: Stack, tmp_path: Path,
            monkeypatch: pytest.MonkeyPatch) -> Claude:
     route = str(request.param)
-    team = stack.new_team()
+    # the direct route sends no AWS session: the team must serve such requests on its AI credits
+    team = stack.new_team(credentialless_direct_allowed=route == "direct")
     if route == "bedrock":
         client = make_client_env(tmp_path / "client", stack, team, monkeypatch)
         env = claude_env(tmp_path / "home", {**client.env, "HOME": str(tmp_path / "home")})

@@ -142,3 +142,60 @@ def test_chat_offers_auto_refresh_when_the_credentials_expired(tmp_path: Path, s
         screen = tmux.wait_for("↳ route")
         assert "You said: hello" in screen
         assert "route bedrock:" in screen
+
+
+def test_ask_names_each_fallbacks_reason_its_fix_and_its_credits(stack: Stack, team: Team,
+                                                                   client_env: ClientEnv) -> None:
+    """Issue 16 items 2 and 3: the line after the answer says why it fell back and what it cost."""
+    stack.fault(service="bedrock", error="AccessDeniedException", count=1)
+    try:
+        done = subprocess.run([BYOLLM, "ask", "fall back please", "--model", "claude-sonnet-4-6"],
+                              env=client_env.subprocess_env(), capture_output=True, text=True, timeout=60,
+                              check=False)
+    finally:
+        stack.clear_faults()
+    assert done.returncode == 0, done.stderr
+    assert "route anthropic:claude-sonnet-4-6" in done.stderr
+    assert "after 1 fallback(s) (bedrock:" in done.stderr and ": insufficient_permissions)" in done.stderr
+    credits = done.stderr.split("billed to AI credits: ", 1)[1].split(" credits", 1)[0]
+    assert float(credits) > 0
+    assert "Fix: Allow bedrock:InvokeModel" in done.stderr  # the remediation, not only the code
+
+
+def test_ask_prints_every_failed_routes_class_and_fix(stack: Stack, team: Team, client_env: ClientEnv) -> None:
+    """Every route fails (quota on Bedrock, a refused key on the direct fallback): each with its fix."""
+    stack.fault(service="bedrock", error="ThrottlingException", count=1)
+    stack.fault(service="anthropic", error="authentication_error", count=1)
+    try:
+        done = subprocess.run([BYOLLM, "ask", "fail please", "--model", "claude-sonnet-4-6"],
+                              env=client_env.subprocess_env(), capture_output=True, text=True, timeout=60,
+                              check=False)
+    finally:
+        stack.clear_faults()
+    assert done.returncode == 1
+    text = " ".join(done.stderr.split())
+    assert "no_fallback_available" in text
+    assert ": quota_exceeded. Fix: Check the Bedrock service quotas" in text
+    assert "anthropic:claude-sonnet-4-6: provider_key_rejected. Fix: The direct provider refused the API key" in text
+
+
+def test_ask_in_a_terminal_offers_auto_refresh_at_expiry(tmp_path: Path, stack: Stack, team: Team,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 item 7: `ask` prompts like `chat` when a terminal is attached (scripts are not asked)."""
+    if not Path(TMUX).exists():
+        pytest.skip("tmux is not installed")
+    env = make_client_env(tmp_path / "ask-offer", stack, team, monkeypatch, profile="sim-login", auto_refresh=False,
+                          login_credential_duration_s=3)
+    assert load_config().auto_refresh is False  # off until the user turns it on
+    shell_env = env.subprocess_env(LC_ALL="C.UTF-8", LANG="C.UTF-8", TERM="xterm-256color")
+    session = Tmux(f"byollm-test-{secrets.token_hex(4)}", shell_env)
+    command = " ".join(shlex.quote(p) for p in (BYOLLM, "ask", "hi", "--model", "claude-sonnet-4-6"))
+    session.run("new-session", "-d", "-s", "chat", "-x", "160", "-y", "40", command + "; sleep 30")
+    try:
+        screen = " ".join(session.wait_for("Turn on auto-refresh now").split())
+        assert "local_credentials_expired" in screen
+        session.send("y", "Enter")
+        session.wait_for("auto-refresh is on")
+        assert load_config().auto_refresh is True
+    finally:
+        subprocess.run([TMUX, "-L", session.socket, "kill-server"], env=shell_env, capture_output=True, check=False)

@@ -89,9 +89,10 @@ def test_auto_refresh_off_stops_at_expiry_and_sends_nothing(tmp_path: Path, stac
         gpt = oa.chat.completions.with_raw_response.create(model="gpt-5", messages=HI)  # type: ignore[arg-type]
         assert gpt.headers["x-byollm-route"].startswith("openai:")
         assert len(_bedrock_keys(stack)) == sent_before, "no request went out with expired credentials"
-        said = proxy.said()
-        assert "Run `aws login --profile sim-process`" in said
-        assert "byollm config set auto_refresh true" in said
+        said = proxy.said()  # the commands stand alone on their lines, ready to paste (issue 16 item 7)
+        assert "AWS session expired" in said
+        assert "\n    aws login --profile sim-process\n" in said
+        assert "\n    byollm config set auto_refresh true" in said
         # the offer: turn auto-refresh on; the running proxy picks it up on the next request
         save_config(set_value(load_config(), "auto_refresh", "true"))
         again = client.messages.with_raw_response.create(model=BEDROCK_MODEL, max_tokens=20, messages=HI)
@@ -118,7 +119,9 @@ def test_login_session_that_can_no_longer_refresh(tmp_path: Path, stack: Stack, 
         assert caught.value.response.headers["x-should-retry"] == "false"
         assert "aws login" in str(caught.value)
         assert len(_bedrock_keys(stack)) == sent_before
-        assert "Run `aws login --profile sim-login` to sign in to AWS again." in proxy.said()
+        said = proxy.said()
+        assert "\n    aws login --profile sim-login" in said
+        assert "byollm config set auto_refresh true" not in said  # it is on already
 
 
 def test_long_term_keys_are_flagged_and_refused_by_default(tmp_path: Path, stack: Stack, team: Team,

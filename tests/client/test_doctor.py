@@ -78,3 +78,27 @@ def test_a_wrong_token_is_reported_by_the_gateway_check(client_env: ClientEnv, m
     assert code == 1
     assert "✗ gateway:" in text
     assert "error class: unauthenticated" in text
+
+
+def test_doctor_shows_the_sessions_remaining_lifetime_and_how_to_keep_it(tmp_path: Path, stack: Stack, team: Team,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 item 7: how long the session has left, and, with auto-refresh off, the command that keeps it."""
+    make_client_env(tmp_path, stack, team, monkeypatch, profile="sim-login", auto_refresh=False,
+                    login_credential_duration_s=1800)
+    code, text = _doctor()
+    assert code == 0, text
+    assert "min left)" in text, text  # "expires <time> (29 min left)"
+    assert "auto-refresh: off: requests stop when this session's credentials expire" in text
+    assert "run: byollm config set auto_refresh true" in text
+
+
+def test_remaining_lifetime_reads_like_a_person_would_say_it() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from byollm.client.doctor import remaining_lifetime
+
+    now = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
+    assert remaining_lifetime(now + timedelta(seconds=30), now) == "30 s left"
+    assert remaining_lifetime(now + timedelta(minutes=42, seconds=5), now) == "42 min left"
+    assert remaining_lifetime(now + timedelta(hours=1, minutes=5), now) == "1 h 5 min left"
+    assert remaining_lifetime(now - timedelta(seconds=1), now) == "expired"

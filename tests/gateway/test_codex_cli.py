@@ -17,7 +17,7 @@ import pytest
 
 from byollm.credentials.delegated import HEADER_ACCESS_KEY_ID, HEADER_SECRET_ACCESS_KEY, HEADER_SESSION_TOKEN
 from support.codex import CodexRun, run_codex
-from support.stack import Stack, Team
+from support.stack import DIRECT_MODELS, Stack, Team
 
 ROUTES = [("gpt-5", "openai", False), ("claude-sonnet-4-6", "bedrock", True), ("claude-sonnet-4-6", "anthropic", False)]
 AWS_HEADERS = {HEADER_ACCESS_KEY_ID: "AWS_ACCESS_KEY_ID", HEADER_SECRET_ACCESS_KEY: "AWS_SECRET_ACCESS_KEY",
@@ -46,7 +46,7 @@ def _rows(stack: Stack, team_uid: str, count: int) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("model", "host", "delegated"), ROUTES, ids=[r[1] for r in ROUTES])
 def test_codex_exec_answers_through_byollm(stack: Stack, tmp_path: Path, model: str, host: str,
                                            delegated: bool) -> None:
-    team = stack.new_team()
+    team = stack.new_team(None if delegated else DIRECT_MODELS)  # no AWS session: no Bedrock route
     run = _codex(stack, tmp_path, team, model, "say hi to byollm", delegated=delegated)
     assert f"[{host}:" in run.answer and run.answer.strip().endswith("say hi to byollm"), run.result.describe()
     rows = _rows(stack, team.uid, 1)
@@ -58,7 +58,7 @@ def test_codex_exec_answers_through_byollm(stack: Stack, tmp_path: Path, model: 
 @pytest.mark.parametrize(("model", "host", "delegated"), ROUTES, ids=[r[1] for r in ROUTES])
 def test_codex_runs_a_tool_the_model_called_and_returns_its_output(stack: Stack, tmp_path: Path, model: str,
                                                                    host: str, delegated: bool) -> None:
-    team = stack.new_team()
+    team = stack.new_team(None if delegated else DIRECT_MODELS)  # no AWS session: no Bedrock route
     run = _codex(stack, tmp_path, team, model, 'Use exec_command with cmd="echo codex-was-here"', delegated=delegated)
     assert "exec_command returned:" in run.answer and "codex-was-here" in run.answer, run.result.describe()
     rows = _rows(stack, team.uid, 2)

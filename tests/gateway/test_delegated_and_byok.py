@@ -84,7 +84,7 @@ def test_no_credentials_means_no_interactive_bedrock_route(stack: Stack) -> None
     r = _post(stack, team.token, {})
     assert r.status_code == 401
     error = r.json()["error"]["byollm"]
-    assert error["code"] == "local_credentials_expired" and "aws login" in error["remediation"]
+    assert error["code"] == "local_credentials_missing" and "aws login" in error["remediation"]
     assert stack.journal() == []
 
 
@@ -129,6 +129,10 @@ def test_out_of_credits_drops_direct_routes_but_bedrock_still_serves(stack: Stac
     team = stack.new_team(credits=0)
     served = _post(stack, team.token, stack.delegated_headers())
     assert served.status_code == 200 and served.headers["x-byollm-route"].startswith("bedrock:")
+    refused = _post(stack, team.token, {})  # issue 16: signing in is the fix, not credits
+    assert refused.status_code == 401
+    assert refused.json()["error"]["byollm"]["code"] == "local_credentials_missing"
+    team.settings(credentialless_direct_allowed=True)  # the direct route is allowed, and then credits decide
     refused = _post(stack, team.token, {})
     assert refused.status_code == 402
     assert refused.json()["error"]["byollm"]["code"] == "credits_exhausted"

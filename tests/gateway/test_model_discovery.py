@@ -90,7 +90,7 @@ def test_a_model_added_to_bedrock_after_start_up_is_usable_through_the_refresh(s
 
 
 def test_without_aws_credentials_or_with_discovery_off_the_name_maps_onto_its_family(stack: Stack) -> None:
-    team = stack.new_team()
+    team = stack.new_team(credentialless_direct_allowed=True)  # the team serves requests without an AWS session
     direct = client(stack, team.token, delegated=False).messages.with_raw_response.create(
         model="claude-opus-5", max_tokens=50, messages=HI)
     assert direct.headers["x-byollm-model"] == "claude-opus-4-7"

@@ -27,7 +27,11 @@ def test_models_lists_routes_and_auto_only_while_allowed(stack: Stack) -> None:
 
     team.policy(models={"gpt-5": {"direct": False}})  # one direct model disabled: Auto is off
     listed_after = anthropic.Anthropic(base_url=stack.url, api_key=team.token, max_retries=0).models.list()
-    assert [m.id for m in listed_after.data] == ["claude-opus-4-7"]  # no creds: only its direct route
+    # no creds: Opus is routed through Bedrock, and the team does not serve credential-less requests direct
+    assert [m.id for m in listed_after.data] == []
+    team.settings(credentialless_direct_allowed=True)
+    listed_allowed = anthropic.Anthropic(base_url=stack.url, api_key=team.token, max_retries=0).models.list()
+    assert [m.id for m in listed_allowed.data] == ["claude-opus-4-7"]  # now: only its direct route
     refused = stack.gateway(team.token).post("/v1/messages", json={"model": "auto", "max_tokens": 5,
                                                                    "messages": [PROMPT]})
     assert refused.status_code == 403 and refused.json()["error"]["byollm"]["code"] == "auto_disabled"
@@ -61,6 +65,7 @@ def test_request_log_and_usage_report_through_the_admin_api(stack: Stack) -> Non
         for _ in range(2):
             assert client.post("/v1/messages", json={"model": "claude-opus-4-7", "max_tokens": 5,
                                                      "messages": [PROMPT]}).status_code == 200
+    team.settings(credentialless_direct_allowed=True)  # the request without AWS credentials goes direct
     with stack.gateway(team.token) as client:
         assert client.post("/v1/messages", json={"model": "claude-opus-4-7", "max_tokens": 5,
                                                  "messages": [PROMPT]}).status_code == 200

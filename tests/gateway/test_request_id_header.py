@@ -12,7 +12,7 @@ import pytest
 
 from byollm.api.app import ByollmApp
 from byollm.api.errors import install_error_handlers
-from support.stack import Stack
+from support.stack import DIRECT_MODELS, Stack
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -26,7 +26,7 @@ def _openai(stack: Stack, token: str) -> openai.OpenAI:
 
 
 def test_anthropic_message_carries_the_request_id(stack: Stack) -> None:
-    team = stack.new_team()
+    team = stack.new_team(DIRECT_MODELS)  # no AWS credentials here: the direct route serves (issue 16)
     raw = _anthropic(stack, team.token).messages.with_raw_response.create(
         model="claude-opus-4-7", max_tokens=20, messages=HELLO)  # type: ignore[arg-type]
     message = raw.parse()
@@ -35,7 +35,7 @@ def test_anthropic_message_carries_the_request_id(stack: Stack) -> None:
 
 
 def test_anthropic_stream_carries_the_request_id(stack: Stack) -> None:
-    team = stack.new_team()
+    team = stack.new_team(DIRECT_MODELS)
     with _anthropic(stack, team.token).messages.stream(model="claude-opus-4-7", max_tokens=20,
                                                         messages=HELLO) as stream:  # type: ignore[arg-type]
         stream.until_done()

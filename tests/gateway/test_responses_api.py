@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from support.stack import Stack
+from support.stack import DIRECT_MODELS, Stack
 
 WEATHER: Any = {"type": "function", "name": "get_weather", "description": "Current weather",
                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
@@ -37,7 +37,7 @@ def rows(stack: Stack, team_uid: str, count: int) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(("model", "delegated", "host"), ROUTES, ids=ROUTE_IDS)
 def test_plain_response(stack: Stack, model: str, delegated: bool, host: str) -> None:
-    team = stack.new_team()
+    team = stack.new_team(None if delegated else DIRECT_MODELS)  # issue 16: no creds, no Bedrock model
     raw = client(stack, team.token, delegated=delegated).responses.with_raw_response.create(
         model=model, instructions="Be brief.", input="Hello there")
     response = raw.parse()
@@ -57,7 +57,7 @@ def test_plain_response(stack: Stack, model: str, delegated: bool, host: str) ->
 
 @pytest.mark.parametrize(("model", "delegated", "host"), ROUTES, ids=ROUTE_IDS)
 def test_streamed_response(stack: Stack, model: str, delegated: bool, host: str) -> None:
-    team = stack.new_team()
+    team = stack.new_team(None if delegated else DIRECT_MODELS)  # issue 16: no creds, no Bedrock model
     sdk = client(stack, team.token, delegated=delegated)
     with sdk.responses.with_streaming_response.create(model=model, input=[{"role": "user", "content": "Stream it"}],
                                                        stream=True) as raw:
@@ -82,7 +82,7 @@ def test_streamed_response(stack: Stack, model: str, delegated: bool, host: str)
 @pytest.mark.parametrize(("model", "delegated", "host"), ROUTES, ids=ROUTE_IDS)
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "stream"])
 def test_function_tool_round_trip(stack: Stack, model: str, delegated: bool, host: str, streaming: bool) -> None:
-    team = stack.new_team()
+    team = stack.new_team(None if delegated else DIRECT_MODELS)  # issue 16: no creds, no Bedrock model
     sdk = client(stack, team.token, delegated=delegated)
     prompt = {"role": "user", "content": "Call get_weather with city=Oslo"}
     if streaming:
@@ -220,7 +220,7 @@ def test_codex_shaped_request_on_a_claude_route(stack: Stack) -> None:
 def test_custom_tool_round_trip(stack: Stack, model: str, delegated: bool, host: str) -> None:
     """A free-form (``custom``) tool, as Codex offers ``apply_patch``: its call comes back as a
     ``custom_tool_call`` with the raw input string, streamed and not, and its output goes back in."""
-    team = stack.new_team()
+    team = stack.new_team(None if delegated else DIRECT_MODELS)
     sdk = client(stack, team.token, delegated=delegated)
     patch: Any = {"type": "custom", "name": "apply_patch", "description": "Apply a patch to files"}
     prompt = {"role": "user", "content": 'Use apply_patch with input="*** Begin Patch"'}
@@ -243,7 +243,7 @@ def test_custom_tool_round_trip(stack: Stack, model: str, delegated: bool, host:
 def test_input_tokens_are_counted_for_the_same_request(stack: Stack, model: str, delegated: bool, host: str) -> None:
     """``client.responses.input_tokens.count``: the count of what ``responses.create`` would send, on the route
     that would serve it (an output format only OpenAI honours does not skip a Claude route here)."""
-    team = stack.new_team()
+    team = stack.new_team(None if delegated else DIRECT_MODELS)
     sdk = client(stack, team.token, delegated=delegated)
     request: Any = {"model": model, "instructions": "Be brief.", "input": "Count these words please",
                     "tools": [WEATHER], "text": {"format": {"type": "json_object"}}}
@@ -255,3 +255,24 @@ def test_input_tokens_are_counted_for_the_same_request(stack: Stack, model: str,
         del request["text"]
         answer = sdk.responses.create(**request)
         assert answer.usage is not None and answer.usage.input_tokens == counted.input_tokens
+
+
+@pytest.mark.parametrize(("model", "delegated", "host"), ROUTES[:2], ids=ROUTE_IDS[:2])
+def test_namespace_tools_reach_claude_and_come_back_namespaced(stack: Stack, model: str, delegated: bool,
+                                                               host: str) -> None:
+    """Codex groups its sub-agent tools in a ``namespace``: a Claude route sees ``agents__spawn_agent`` and the
+    caller gets a ``function_call`` with ``namespace`` and the tool's own name."""
+    team = stack.new_team(None if delegated else DIRECT_MODELS)
+    sdk = client(stack, team.token, delegated=delegated)
+    group: Any = {"type": "namespace", "name": "agents", "description": "Sub-agents", "tools": [
+        {"type": "function", "name": "spawn_agent", "description": "Spawn a sub-agent",
+         "parameters": {"type": "object", "properties": {"task": {"type": "string"}}, "required": ["task"]}}]}
+    prompt = {"role": "user", "content": "Use agents__spawn_agent with task=tests"}
+    response = sdk.responses.create(model=model, input=[prompt], tools=[group])
+    (call,) = [item for item in response.output if item.type == "function_call"]
+    assert (call.namespace, call.name, json.loads(call.arguments)) == ("agents", "spawn_agent", {"task": "tests"})
+    answer = sdk.responses.create(model=model, tools=[group], input=[
+        prompt, {"type": "function_call", "call_id": call.call_id, "namespace": "agents", "name": "spawn_agent",
+                 "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "agent 7 started"}])
+    assert f"[{host}:" in answer.output_text and "agents__spawn_agent returned: agent 7 started" in answer.output_text

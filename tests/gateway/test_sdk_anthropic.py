@@ -7,13 +7,18 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from support.stack import Stack
+from support.stack import DIRECT_MODELS, Stack, Team
 
 WEATHER_TOOL = {
     "name": "get_weather",
     "description": "Current weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
+
+
+def team_for(stack: Stack, delegated: bool) -> Team:
+    """Without AWS credentials the direct route serves only models the team does not route through Bedrock."""
+    return stack.new_team(None if delegated else DIRECT_MODELS)
 
 
 def client(stack: Stack, token: str, *, delegated: bool) -> anthropic.Anthropic:
@@ -23,7 +28,7 @@ def client(stack: Stack, token: str, *, delegated: bool) -> anthropic.Anthropic:
 
 @pytest.mark.parametrize(("delegated", "host"), [(True, "bedrock"), (False, "anthropic")])
 def test_plain_message(stack: Stack, delegated: bool, host: str) -> None:
-    team = stack.new_team()
+    team = team_for(stack, delegated)
     raw = client(stack, team.token, delegated=delegated).messages.with_raw_response.create(
         model="claude-opus-4-7", max_tokens=200, messages=[{"role": "user", "content": "Say hello"}])
     message = raw.parse()
@@ -41,7 +46,7 @@ def test_plain_message(stack: Stack, delegated: bool, host: str) -> None:
 
 @pytest.mark.parametrize(("delegated", "host"), [(True, "bedrock"), (False, "anthropic")])
 def test_streaming_message(stack: Stack, delegated: bool, host: str) -> None:
-    team = stack.new_team()
+    team = team_for(stack, delegated)
     with client(stack, team.token, delegated=delegated).messages.stream(
         model="sonnet", max_tokens=200, messages=[{"role": "user", "content": "Stream something"}]
     ) as stream:
@@ -55,7 +60,7 @@ def test_streaming_message(stack: Stack, delegated: bool, host: str) -> None:
 @pytest.mark.parametrize("delegated", [True, False])
 @pytest.mark.parametrize("streaming", [False, True])
 def test_tool_use_loop(stack: Stack, delegated: bool, streaming: bool) -> None:
-    team = stack.new_team()
+    team = team_for(stack, delegated)
     sdk = client(stack, team.token, delegated=delegated)
     messages: list[dict] = [{"role": "user", "content": "Use get_weather for city=Paris"}]  # type: ignore[type-arg]
     if streaming:
@@ -78,7 +83,7 @@ def test_tool_use_loop(stack: Stack, delegated: bool, streaming: bool) -> None:
 
 @pytest.mark.parametrize(("delegated", "host"), [(True, "bedrock"), (False, "anthropic")])
 def test_count_tokens(stack: Stack, delegated: bool, host: str) -> None:
-    team = stack.new_team()
+    team = team_for(stack, delegated)
     sdk = client(stack, team.token, delegated=delegated)
     raw = sdk.messages.with_raw_response.count_tokens(
         model="claude-opus-4-7", messages=[{"role": "user", "content": "How many tokens is this?"}])
@@ -88,7 +93,7 @@ def test_count_tokens(stack: Stack, delegated: bool, host: str) -> None:
 
 @pytest.mark.parametrize("variable", ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"])
 def test_claude_code_environment_convention(stack: Stack, variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    team = stack.new_team()
+    team = team_for(stack, False)  # no AWS credentials in this convention
     monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", stack.url)

@@ -8,7 +8,7 @@ import json
 import openai
 import pytest
 
-from support.stack import Stack
+from support.stack import DIRECT_MODELS, Stack, Team
 
 TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather",
@@ -18,6 +18,11 @@ TOOL = {"type": "function", "function": {
 ROUTES = [("claude-opus-4-7", True, "bedrock"), ("claude-opus-4-7", False, "anthropic"), ("gpt-5", False, "openai")]
 
 
+def team_for(stack: Stack, delegated: bool) -> Team:
+    """Without AWS credentials the direct route serves only models the team does not route through Bedrock."""
+    return stack.new_team(None if delegated else DIRECT_MODELS)
+
+
 def client(stack: Stack, token: str, *, delegated: bool) -> openai.OpenAI:
     headers = stack.delegated_headers() if delegated else {}
     return openai.OpenAI(base_url=stack.url + "/v1", api_key=token, default_headers=headers, max_retries=0)
@@ -25,7 +30,7 @@ def client(stack: Stack, token: str, *, delegated: bool) -> openai.OpenAI:
 
 @pytest.mark.parametrize(("model", "delegated", "host"), ROUTES)
 def test_plain_completion(stack: Stack, model: str, delegated: bool, host: str) -> None:
-    team = stack.new_team()
+    team = team_for(stack, delegated)
     raw = client(stack, team.token, delegated=delegated).chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}])
     completion = raw.parse()
@@ -38,7 +43,7 @@ def test_plain_completion(stack: Stack, model: str, delegated: bool, host: str) 
 
 @pytest.mark.parametrize(("model", "delegated", "host"), ROUTES)
 def test_streaming_completion(stack: Stack, model: str, delegated: bool, host: str) -> None:
-    team = stack.new_team()
+    team = team_for(stack, delegated)
     chunks = list(client(stack, team.token, delegated=delegated).chat.completions.create(
         model=model, messages=[{"role": "user", "content": "Stream please"}], stream=True,
         stream_options={"include_usage": True}))
@@ -52,7 +57,7 @@ def test_streaming_completion(stack: Stack, model: str, delegated: bool, host: s
 @pytest.mark.parametrize(("model", "delegated", "host"), ROUTES)
 @pytest.mark.parametrize("streaming", [False, True])
 def test_tool_calls(stack: Stack, model: str, delegated: bool, host: str, streaming: bool) -> None:
-    team = stack.new_team()
+    team = team_for(stack, delegated)
     sdk = client(stack, team.token, delegated=delegated)
     messages: list[dict] = [{"role": "user", "content": "Call get_weather with city=Oslo"}]  # type: ignore[type-arg]
     if streaming:

@@ -13,7 +13,7 @@ from support.stack import Stack
 
 @pytest.mark.parametrize("delegated", [True, False], ids=["bedrock", "direct"])
 def test_a_system_turn_is_folded_into_the_user_turn(stack: Stack, delegated: bool) -> None:
-    team = stack.new_team()
+    team = stack.new_team(credentialless_direct_allowed=not delegated)  # direct: served without an AWS session
     stack.clear_journal()
     r = stack.gateway(team.token, stack.delegated_headers() if delegated else None).post(
         "/v1/messages", json={"model": "claude-opus-4-8", "max_tokens": 50, "messages": [

@@ -233,3 +233,37 @@ def test_model_names_are_edited_on_the_models_page(cast: Cast, panel: PanelClien
             op.patch(f"/teams/{cast.alpha}/policy", json={"aliases": []})
             op.patch(f"/teams/{cast.alpha}/settings", json={"claude_family_mapping": True,
                                                              "bedrock_model_discovery": True})
+
+
+def test_the_models_page_shows_and_saves_the_paid_fallback_rules(cast: Cast, panel: PanelClient) -> None:
+    """Issue 16: direct service for credential-less requests is off by default and visible on the Models page."""
+    panel.sign_in(cast.admin)
+    base = f"/admin/{cast.alpha}/models"
+    page = panel.get(base).text
+    assert 'id="credentialless_direct_allowed"' in page and "local_credentials_missing" in page
+    assert re.search(r'id="credentialless_direct_allowed" name="credentialless_direct_allowed"\s+aria', page)
+    assert panel.post(f"{base}/fallbacks", {"credentialless_direct_allowed": "on"}).status_code == 303
+    settings = _api(cast, "/settings")
+    assert isinstance(settings, dict)
+    assert settings["credentialless_direct_allowed"] is True and settings["degraded_runs_fail"] is False
+    page = panel.get(base).text
+    assert re.search(r'id="credentialless_direct_allowed" name="credentialless_direct_allowed" checked', page)
+    panel.post(f"{base}/fallbacks", {"degraded_runs_fail": "on"})
+    settings = _api(cast, "/settings")
+    assert isinstance(settings, dict)
+    assert settings["credentialless_direct_allowed"] is False and settings["degraded_runs_fail"] is True
+
+
+def test_enabling_a_bedrock_model_without_a_validated_policy_flashes_a_warning(cast: Cast, panel: PanelClient) -> None:
+    """Issue 16 item 6: the save succeeds, and the page says the permissions were not validated for it."""
+    panel.sign_in(cast.admin)
+    base = f"/admin/{cast.alpha}/models"
+    model = "claude-sonnet-4-6"
+    panel.post(f"{base}/routing", {"model": model, f"direct.{model}": "on"})  # Bedrock off first
+    panel.get(base)  # take that save's messages
+    assert panel.post(f"{base}/routing", {"model": model, f"bedrock.{model}": "on",
+                                          f"direct.{model}": "on"}).status_code == 303
+    page = panel.get(base).text
+    assert "Model routing saved." in page
+    assert 'class="flash warn"' in page and "no permissions policy has been validated" in page
+    assert "byollm doctor" in page

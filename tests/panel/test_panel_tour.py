@@ -98,7 +98,8 @@ def _wait_for_run(stack: Stack, team_uid: str, run_uid: str, states: tuple[str, 
 
 
 def test_every_panel_page_as_an_admin_sees_it(stack: Stack, browser: Any) -> None:
-    team = stack.new_team(models={"claude-haiku-4-5": {"bedrock": True}, "gpt-5": {"direct": True}},
+    team = stack.new_team(models={"claude-haiku-4-5": {"bedrock": True}, "gpt-5": {"direct": True},
+                                  "claude-sonnet-4-6": {"bedrock": True, "direct": True}},
                           platform_credits=1000, compute_credits=100_000)
     token, admin_uid = _admin(stack, team.uid, "ada@example.test", "Ada Admin")
     good_role = make_role(stack, subjects=[f"scoped_principal:{team.uid}/*"])
@@ -226,6 +227,29 @@ def test_every_panel_page_as_an_admin_sees_it(stack: Stack, browser: Any) -> Non
         expect(page.locator("#run-facts")).to_contain_text("Ada Admin")
         _shot(page, "09-run-failed")
 
+        # the broken agent on a model the direct API can also serve: the run ends degraded, visibly
+        page.get_by_role("link", name="Runs", exact=True).click()
+        page.get_by_label("Prompt").fill("Say hello.")
+        page.get_by_label("Named agent").select_option(label="broken")
+        page.get_by_label(re.compile("^Model")).fill("claude-sonnet-4-6")
+        page.get_by_role("button", name="Start run").click()
+        page.get_by_text("Run queued.").wait_for()
+        degraded_uid = page.url.rsplit("/", 1)[1]
+        done = _wait_for_run(stack, team.uid, degraded_uid, ("failed", "succeeded"))
+        assert done["state"] == "succeeded" and done["degraded"] is True, done
+        page.reload()
+        expect(page.locator("#run-facts strong.degraded")).to_be_visible()
+        expect(page.locator("#run-facts .degraded-why")).to_contain_text("role_assumption_failed")
+        expect(page.locator("#run-facts .degraded-why")).to_contain_text("How to fix:")
+        degraded_event = page.locator("#events li[data-kind=degraded]")
+        expect(degraded_event).to_have_class(re.compile("sev-warn"))
+        expect(degraded_event).to_contain_text("How to fix:")
+        expect(page.locator("#events li[data-kind=route_failure]")).to_have_class(re.compile("sev-fail"))
+        _shot(page, "09b-run-degraded")
+        page.get_by_role("link", name="All runs").click()
+        expect(page.locator("tr.run-degraded")).to_have_count(1)
+        expect(page.locator("tr.run-degraded")).to_contain_text("role_assumption_failed")
+
         # ...and a healthy run, watched live: its header updates when it finishes
         stack.fault(service="bedrock", delay_s=2.5, count=1)
         page.get_by_role("link", name="Runs", exact=True).click()
@@ -242,6 +266,7 @@ def test_every_panel_page_as_an_admin_sees_it(stack: Stack, browser: Any) -> Non
         page.get_by_role("link", name="All runs").click()
         runs_text = page.inner_text("table")
         assert "Ada Admin" in runs_text and "agent broken" in runs_text and admin_uid not in runs_text
+        assert "degraded" in runs_text
         _shot(page, "11-runs")
 
         # Usage: allowances editable with used and remaining; credits stacked per bucket
@@ -266,7 +291,8 @@ def test_every_panel_page_as_an_admin_sees_it(stack: Stack, browser: Any) -> Non
         haiku = page.locator("section:has(#dim-model) table tr", has_text="claude-haiku-4-5")
         assert float(haiku.locator(".credits-ai_credits").inner_text()) == 0  # Bedrock: no AI credits
         assert float(haiku.locator(".credits-platform").inner_text()) >= 2
-        assert page.locator("section:has(#dim-model) rect.bucket-ai_credits").count() == 1  # gpt-5 only
+        # AI credits: gpt-5 and the degraded run's paid Sonnet fallback; never Bedrock-only Haiku
+        assert page.locator("section:has(#dim-model) rect.bucket-ai_credits").count() == 2
         assert page.locator("section:has(#dim-model) rect.bucket-platform").count() >= 1
         _shot(page, "12-usage")
 

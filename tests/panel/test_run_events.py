@@ -32,3 +32,12 @@ def test_people_are_named_and_nothing_is_raw_json_when_a_sentence_exists() -> No
                                    "input_tokens": 5, "output_tokens": 2})
     assert call.severity == "warn" and "after 1 fallback)" in call.text and "{" not in call.text
     assert describe("credits", {"bucket": "platform", "credits": "1"}).text == "1 platform credit."
+
+
+def test_a_model_call_after_a_fallback_names_each_reason() -> None:
+    call = describe("model_call", {"turn": 1, "route": "anthropic:x", "model": "opus", "fallbacks": 1,
+                                   "billing": "ai_credits", "credits": "0.2",
+                                   "fallback_reasons": [{"route": "bedrock:x", "code": "role_assumption_failed"}]})
+    assert call.severity == "warn"
+    assert ("fallback because", "bedrock:x: role_assumption_failed") in call.details
+    assert ("billing", "ai_credits") in call.details

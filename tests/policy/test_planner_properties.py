@@ -107,7 +107,8 @@ def cases(draw: st.DrawFn, force_model: str | None = None) -> Case:
     ]
     policy = TeamPolicy(
         team_uid="T" * 22,
-        settings=TeamSettings(byok_allowed=draw(st.booleans())),
+        settings=TeamSettings(byok_allowed=draw(st.booleans()),
+                              credentialless_direct_allowed=draw(st.booleans())),
         models=ModelPolicy(
             routes=MappingProxyType(routes),
             direct_api_disabled=draw(st.sampled_from(_MOSTLY_OFF)),
@@ -313,7 +314,7 @@ def test_errors_and_empty_plans_are_classified(case: Case) -> None:
         outcome.require_candidates()
     if isinstance(info.value, NoRouteError):
         assert info.value.error_class is ErrorClass.NO_FALLBACK_AVAILABLE
-    elif info.value.error_class is ErrorClass.LOCAL_CREDENTIALS_EXPIRED:
+    elif info.value.error_class is ErrorClass.LOCAL_CREDENTIALS_MISSING:
         # only when a Bedrock route was lost for want of the user's session, and credits were not the issue
         assert not case.credentials.delegated_session
         assert any(d.cause is DropCause.NO_SESSION for d in outcome.dropped)
@@ -338,3 +339,39 @@ def test_planning_is_deterministic(case: Case) -> None:
         assert (first.error_class, first.detail) == (second.error_class, second.detail)
     else:
         assert first == second
+
+
+def _bedrock_routed(case: Case, model_id: str) -> bool:
+    """The team routes ``model_id`` through Bedrock: enabled there, offered in its region, and invocable."""
+    policy = case.policy
+    region = policy.bedrock.region
+    model = CATALOG.models[model_id]
+    return (policy.models.bedrock_enabled(model_id) and model.offered_on_bedrock_in(region)
+            and (policy.models.routing(model_id).inference_profile
+                 or CATALOG.default_bedrock_upstream(model_id, region)) is not None)
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_a_credentialless_request_for_a_bedrock_routed_model_never_goes_direct_unless_allowed(case: Case) -> None:
+    """Issue 16: a member's request without AWS credentials for a model the team serves through Bedrock
+    gets no direct route (which would be paid silently) unless the team allows it; when it does, the lost
+    Bedrock route is reported as the first, skipped choice."""
+    outcome = case.outcome()
+    if isinstance(outcome, ByollmError) or case.actor.kind is not ActorKind.INTERACTIVE_USER:
+        return
+    if case.credentials.delegated_session or not _bedrock_routed(case, outcome.model):
+        assert not any(d.cause is DropCause.CREDENTIALLESS_DIRECT_REFUSED for d in outcome.dropped)
+        return
+    assert outcome.skipped_first and all(d.route.startswith("bedrock:") for d in outcome.skipped_first)
+    if case.policy.settings.credentialless_direct_allowed:
+        assert not any(d.cause is DropCause.CREDENTIALLESS_DIRECT_REFUSED for d in outcome.dropped)
+        return
+    # no Bedrock route without a session, and no route on the team's AI credits; only the user's own key
+    assert all(c.billing is BillingBucket.USER_KEY for c in outcome.candidates)
+    refused = [d for d in outcome.dropped if d.cause is DropCause.CREDENTIALLESS_DIRECT_REFUSED]
+    assert all(d.host.is_direct and d.reason and d.credential is CredentialSource.OPERATOR_KEY for d in refused)
+    if not outcome.candidates:
+        with pytest.raises(ByollmError) as info:
+            outcome.require_candidates()
+        assert info.value.error_class in (ErrorClass.LOCAL_CREDENTIALS_MISSING, ErrorClass.CREDITS_EXHAUSTED)

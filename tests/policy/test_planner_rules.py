@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
@@ -293,7 +294,10 @@ def test_bedrock_credential_by_actor(
     if isinstance(expected, DropCause):
         assert bedrock == []
         assert ("claude-opus-4-7", Host.BEDROCK, expected) in causes(p)
-        assert [c.host for c in p.candidates] == [Host.ANTHROPIC]  # direct still serves
+        if expected is DropCause.NO_SESSION:  # issue 16: not served direct without the team's consent
+            assert p.candidates == ()
+        else:
+            assert [c.host for c in p.candidates] == [Host.ANTHROPIC]  # a run without a role: direct serves
     else:
         assert [(c.credential, c.role_arn) for c in bedrock] == [expected]
 
@@ -384,7 +388,7 @@ def test_require_candidates_no_fallback() -> None:
     assert p.candidates == ()
     with pytest.raises(ByollmError) as info:
         require_candidates(p)
-    assert info.value.error_class is ErrorClass.LOCAL_CREDENTIALS_EXPIRED  # the user fixes it with `aws login`
+    assert info.value.error_class is ErrorClass.LOCAL_CREDENTIALS_MISSING  # the user fixes it with `aws login`
     assert "no AWS session credentials" in info.value.context["dropped"][0]
 
 
@@ -491,3 +495,42 @@ def test_plan_is_deterministic() -> None:
     )
     creds = AvailableCredentials(delegated_session=True, byok_providers=frozenset({Host.OPENAI}))
     assert plan(policy, "auto", creds=creds) == plan(policy, "auto", creds=creds)
+
+
+# --- issue 16: requests without AWS credentials for a Bedrock-routed model ------------------------------------
+
+
+def test_credentialless_request_for_a_bedrock_routed_model_is_refused_not_sent_direct() -> None:
+    p = plan(team(both("claude-opus-4-7")), creds=AvailableCredentials())
+    assert p.candidates == ()
+    causes = {(d.host, d.cause) for d in p.dropped}
+    assert (Host.BEDROCK, DropCause.NO_SESSION) in causes
+    assert (Host.ANTHROPIC, DropCause.CREDENTIALLESS_DIRECT_REFUSED) in causes
+    with pytest.raises(ByollmError) as info:
+        p.require_candidates()
+    assert info.value.error_class is ErrorClass.LOCAL_CREDENTIALS_MISSING
+    assert "aws login" in info.value.error_class.remediation and "byollm exec" in info.value.error_class.remediation
+    assert info.value.status == 401 and not info.value.retryable
+
+
+def test_credentialless_direct_service_when_the_team_allows_it_is_a_counted_first_choice_skip() -> None:
+    policy = replace(team(both("claude-opus-4-7")), settings=TeamSettings(credentialless_direct_allowed=True))
+    p = plan(policy, creds=AvailableCredentials())
+    assert [c.host for c in p.candidates] == [Host.ANTHROPIC]
+    (skipped,) = p.skipped_first
+    assert skipped.route.startswith("bedrock:") and "claude-opus-4-7" in skipped.route
+    assert skipped.cause is DropCause.NO_SESSION
+
+
+def test_a_direct_only_model_is_served_direct_without_aws_credentials() -> None:
+    p = plan(team(ModelRouting("claude-opus-4-7", direct=True)), creds=AvailableCredentials())
+    assert [c.host for c in p.candidates] == [Host.ANTHROPIC]
+    assert p.skipped_first == ()
+
+
+def test_a_users_own_key_still_serves_a_credentialless_request_and_counts_the_skip() -> None:
+    policy = replace(team(both("claude-opus-4-7")), settings=TeamSettings(byok_allowed=True))
+    p = plan(policy, creds=AvailableCredentials(byok_providers=frozenset({Host.ANTHROPIC})))
+    assert [(c.host, c.billing) for c in p.candidates] == [(Host.ANTHROPIC, BillingBucket.USER_KEY)]
+    assert [d.cause for d in p.dropped if d.host is Host.ANTHROPIC] == [DropCause.CREDENTIALLESS_DIRECT_REFUSED]
+    assert len(p.skipped_first) == 1

@@ -303,3 +303,28 @@ def test_stream_frames_mean_commit_points_and_usage() -> None:
         "incomplete_details": {"reason": "max_output_tokens"}, "usage": {"input_tokens": 4, "output_tokens": 9}}})
     assert frames.finished and kind == "message_delta"
     assert data["delta"]["stop_reason"] == "max_tokens" and data["usage"]["output_tokens"] == 9
+
+
+NAMESPACE = {"type": "namespace", "name": "agents", "description": "Sub-agents", "tools": [
+    {"type": "function", "name": "spawn_agent", "description": "Spawn", "parameters": {
+        "type": "object", "properties": {"task": {"type": "string"}}}},
+    {"type": "function", "name": "x" * 70, "description": "too long once flattened"}]}
+
+
+def test_namespace_tools_are_flattened_and_their_calls_come_back_namespaced() -> None:
+    translated = responses_request_to_canonical({"model": "m", "tools": [NAMESPACE], "input": [
+        {"role": "user", "content": "go"},
+        {"type": "function_call", "call_id": "c1", "namespace": "agents", "name": "spawn_agent", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "spawned"}]})
+    assert [t["name"] for t in translated.body["tools"]] == ["agents__spawn_agent"]
+    assert translated.body["messages"][1]["content"][0]["name"] == "agents__spawn_agent"
+    message = {**MESSAGE, "content": [{"type": "tool_use", "id": "toolu_9", "name": "agents__spawn_agent",
+                                       "input": {"task": "t"}}]}
+    request = {"model": "m", "tools": [NAMESPACE]}
+    (item,) = canonical_to_response(message, request, "r")["output"]
+    assert (item["type"], item["namespace"], item["name"]) == ("function_call", "agents", "spawn_agent")
+    translator = CanonicalStreamToResponses(request, "r")
+    out = [event for canonical in _stream(message) for event in translator.feed(canonical)]
+    added = next(e["item"] for e in out if e["type"] == "response.output_item.added")
+    done = next(e["item"] for e in out if e["type"] == "response.output_item.done")
+    assert added["namespace"] == done["namespace"] == "agents" and done["name"] == "spawn_agent"

@@ -34,7 +34,8 @@ DOCUMENTED_NA: frozenset[tuple[str, str, str]] = frozenset(
         "tool_not_enabled", "sandbox_unavailable",  # byollm executes tools only in cloud runs
     )}
     | {(code, _RUN, Mode.PLAIN.value) for code in (
-        "local_credentials_expired", "partial_credentials", "long_term_credentials_refused",  # no delegated creds
+        "local_credentials_expired", "local_credentials_missing", "partial_credentials",  # no delegated creds
+        "long_term_credentials_refused",
         "aws_account_not_allowed",  # the allow-list applies to delegated credentials
         "endpoint_not_allowed",
         "unsupported_by_route",  # a run's requests are text and byollm's own tools

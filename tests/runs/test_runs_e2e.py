@@ -180,11 +180,18 @@ def test_a_named_agents_token_starts_runs_of_that_agent(stack: Stack) -> None:
     assert rows and rows[0]["principal_type"] == "agent"
 
 
+def test_a_run_takes_the_teams_aliases_and_newer_claude_names(stack: Stack) -> None:
+    t = run_team(stack)
+    assert start_run(t.member, prompt="x", model="claude-opus-4-8")["model"] == "claude-opus-4-7"  # family mapping
+    t.team.policy(aliases=[{"pattern": "nightly-*", "target": "claude-haiku-4-5"}])
+    assert start_run(t.member, prompt="x", model="nightly-big")["model"] == "claude-haiku-4-5"
+
+
 def test_unknown_run_and_bad_input(stack: Stack) -> None:
     t = run_team(stack)
     assert t.member.get("/runs/AAAAAAAAAAAAAAAAAAAAAA").status_code == 404
     r = t.member.post("/runs", json={"prompt": "x", "model": "no-such-model"})
-    assert r.status_code == 400
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     r = t.member.post("/runs", json={"prompt": "x"})
     assert r.status_code == 400 and "model" in r.json()["error"]["message"]
     r = httpx.get(f"{stack.url}/api/v1/teams/{t.uid}/runs", timeout=5)

@@ -225,6 +225,8 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/admin/{team_uid}/models/bedrock"): Case(
         PANEL_ADMIN, lambda w: {"region": "us-east-1", "endpoint_url": w.stack.sim.url}, panel=True),
     ("POST", "/admin/{team_uid}/models/routing"): Case(PANEL_ADMIN, lambda w: _routing_form(), panel=True),
+    ("POST", "/admin/{team_uid}/models/fallbacks"): Case(
+        PANEL_ADMIN, {"credentialless_direct_allowed": "on"}, panel=True),
     ("POST", "/admin/{team_uid}/models/names"): Case(
         PANEL_ADMIN, {"aliases": "claude-opus-* => claude-sonnet-4-6", "claude_family_mapping": "on",
                       "bedrock_model_discovery": "on"}, panel=True),
@@ -353,8 +355,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # every browser here signs in from loopback, so no per-address cap on panel sessions either
     with running_runs_stack(Path(tmp_path_factory.mktemp("authz")), auth_cache_seconds=AUTH_CACHE_S,
                             failed_token_limit=1_000_000, panel_sessions_per_address=10_000) as stack:
-        alpha = stack.new_team(platform_credits=100_000, compute_credits=1_000_000)
-        beta = stack.new_team()
+        # the matrix sends inference without AWS credentials: the teams serve such requests direct (issue 16)
+        alpha = stack.new_team(platform_credits=100_000, compute_credits=1_000_000, credentialless_direct_allowed=True)
+        beta = stack.new_team(credentialless_direct_allowed=True)
         member = team_client(stack, alpha.token, alpha.uid)
         member_uid = str(httpx.get(f"{stack.url}/api/v1/me", headers={"authorization": f"Bearer {alpha.token}"},
                                    timeout=10).json()["principal_uid"])

@@ -487,6 +487,12 @@ def _i_local_expired(h: Harness, mode: Mode) -> str:
     return interactive_fails(h, mode, team, E.LOCAL_CREDENTIALS_EXPIRED, headers=headers)
 
 
+def _i_local_missing(h: Harness, mode: Mode) -> str:
+    """No AWS session at all, for a model the team routes through Bedrock: refused, never sent direct."""
+    team = h.team("local_credentials_missing", {OPUS: BOTH})  # a direct route exists: it must not be used
+    return interactive_fails(h, mode, team, E.LOCAL_CREDENTIALS_MISSING, headers={})
+
+
 def _i_partial(h: Harness, mode: Mode) -> str:
     team = h.team("partial_credentials", {OPUS: BOTH})
     session = _session(h)
@@ -770,6 +776,7 @@ _NO_TOOLS_INTERACTIVE = NotApplicable("byollm runs tools only inside cloud runs;
 
 SPECS: dict[str, ClassSpec] = {
     "local_credentials_expired": ClassSpec(_i_local_expired, _NO_DELEGATED),
+    "local_credentials_missing": ClassSpec(_i_local_missing, _NO_DELEGATED),
     "partial_credentials": ClassSpec(_i_partial, _NO_DELEGATED),
     "long_term_credentials_refused": ClassSpec(_i_long_term, _NO_DELEGATED),
     "aws_account_not_allowed": ClassSpec(_i_account, NotApplicable(

@@ -44,6 +44,9 @@ DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     "gpt-5": {"direct": True},
     "gemini-2.5-flash": {"direct": True},
 }
+# the same models on their direct APIs only: what a test of the direct route without AWS credentials uses, since
+# a credential-less request for a Bedrock-routed model is refused (issue 16)
+DIRECT_MODELS: dict[str, dict[str, Any]] = {model: {"direct": True} for model in DEFAULT_MODELS}
 
 
 @dataclass

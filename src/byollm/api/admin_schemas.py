@@ -99,6 +99,10 @@ class SettingsUpdate(_In):
     max_token_lifetime_days: int | None = Field(default=None, ge=1, le=3650)
     claude_family_mapping: bool | None = None
     bedrock_model_discovery: bool | None = None
+    credentialless_direct_allowed: bool | None = None
+    degraded_runs_fail: bool | None = None
+    alert_webhook_url: str | None = Field(default=None, max_length=2048)
+    alert_interval_seconds: int | None = Field(default=None, ge=60, le=7 * 86400)
 
 
 class BedrockUpdate(_In):

@@ -183,6 +183,13 @@ def _headers(served: Served | ServedStream) -> dict[str, str]:
     if served.auto_reason is not None:
         headers["x-byollm-auto-model"] = served.model
         headers["x-byollm-auto-reason"] = _HEADER_SAFE.sub("?", served.auto_reason)[:300]
+    if served.failures:
+        reasons = ", ".join(f"{a.route}={a.error_class.code}" for a in served.failures)
+        headers["x-byollm-fallback-reasons"] = _HEADER_SAFE.sub("?", reasons)[:2000]
+    if served.billing:
+        headers["x-byollm-billing"] = served.billing
+    if served.credits is not None:
+        headers["x-byollm-credits"] = str(served.credits)
     return headers
 
 

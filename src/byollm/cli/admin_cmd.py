@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from byollm.cli.admin_client import AdminClient, api_session
@@ -248,7 +249,7 @@ def tokens_revoke(team: Team, token_uid: str, url: Url = DEFAULT_URL, token: Tok
 
 def _print_policy(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _show(data, True)
+        _show(data, True)  # the warnings are in the JSON's "warnings"
         return
     out.print(f"Team {data['team_uid']}  region {data['region']}  policy v{data['policy_version']}")
     out.print(f"Direct API: {'DISABLED for every model' if data['direct_api_disabled'] else 'per model'};"
@@ -272,6 +273,13 @@ def _print_policy(data: dict[str, Any], as_json: bool) -> None:
     out.print("Aliases (first match wins): "
               + ("; ".join(f"{a['pattern']} -> {a['target']}" for a in aliases) if aliases else "(none)")
               + f"; Claude family mapping: {'on' if data.get('claude_family_mapping', True) else 'off'}")
+    _print_warnings(data)
+
+
+def _print_warnings(data: dict[str, Any]) -> None:
+    """A save's warnings (models the validated permissions policy does not cover), on stderr."""
+    for warning in data.get("warnings") or []:
+        err.print(f"[yellow]warning:[/] {escape(str(warning))}", soft_wrap=True)
 
 
 @policy.command("show")

@@ -53,6 +53,15 @@ def _secret_input(prompt: str, from_stdin: bool) -> str:
     return str(typer.prompt(prompt, hide_input=True)).strip()
 
 
+def _tty_question(question: str) -> bool:
+    """A yes/no question on the terminal (stderr, so a script's captured stdout holds only the answer)."""
+    err.print(question, end="", markup=False)
+    try:
+        return input().strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
 def register(app: typer.Typer) -> None:
     config_app = typer.Typer(help="Client settings (no secrets): gateway URL, team, AWS profile, auto-refresh,"
                                   " default model, proxy port.", no_args_is_help=True)
@@ -157,8 +166,10 @@ def register(app: typer.Typer) -> None:
         from byollm.client.chat import ask as do_ask
 
         text = sys.stdin.read() if prompt == "-" else prompt
+        ask_yes = _tty_question if prompt != "-" and sys.stdin.isatty() and sys.stderr.isatty() else None
         with _context(profile) as ctx:
-            raise typer.Exit(do_ask(ctx, text, model or ctx.config.default_model, max_tokens=max_tokens))
+            raise typer.Exit(do_ask(ctx, text, model or ctx.config.default_model, max_tokens=max_tokens,
+                                    ask_yes=ask_yes))
 
     @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
                                            "allow_interspersed_args": False})

@@ -61,7 +61,10 @@ def _show(data: Any, as_json: bool) -> None:
     for column in COLUMNS:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in COLUMNS))
+        cells = {c: "" if row.get(c) is None else str(row.get(c)) for c in COLUMNS}
+        if row.get("degraded"):  # succeeded, but on a paid fallback after a Bedrock failure
+            cells["state"] = f"{cells['state']} [yellow](degraded: {row.get('degraded_code')})[/]"
+        table.add_row(*cells.values())
     out.print(table)
 
 
@@ -149,7 +152,14 @@ def _render(kind: str, payload: dict[str, Any], as_json: bool) -> None:
         out.print(f"[magenta]result[/]{' (error)' if data.get('is_error') else ''}: {data.get('output')}",
                   soft_wrap=True)
     elif kind == "model_call":
-        out.print(f"[dim]model call {data.get('turn')}: {data.get('route')} ({data.get('fallbacks')} fallbacks)[/]")
+        out.print(f"[dim]model call {data.get('turn')}: {data.get('route')} ({data.get('fallbacks')} fallbacks,"
+                  f" {data.get('billing') or '?'}, {data.get('credits') or 0} AI credits)[/]")
+    elif kind in ("route_failure", "degraded"):
+        label = "degraded" if kind == "degraded" else "route failed"
+        out.print(f"[yellow]{label}: {data.get('route')}: {data.get('code')}[/] {data.get('message') or ''}",
+                  soft_wrap=True)
+        if data.get("remediation"):
+            out.print(f"  fix: {data['remediation']}", soft_wrap=True)
     else:
         out.print(f"[dim]{kind}: {json.dumps(data, default=str)}[/]", soft_wrap=True)
 

@@ -63,6 +63,16 @@ class CredentialsExpiredError(ByollmError):
         return (f"Run `{self.command}` to sign in to AWS again, or turn on auto-refresh with"
                 " `byollm config set auto_refresh true`.")
 
+    def terminal_lines(self) -> list[str]:
+        """What a long-running command (``proxy``, ``exec``) prints on the terminal that started it: the
+        commands alone on their lines, ready to paste (the running proxy picks the setting up by itself)."""
+        lines = [f"AWS session expired: {self.detail}. Your tool's requests are refused until you sign in again:",
+                 f"    {self.command}"]
+        if not self.auto_refresh:
+            lines += ["To keep the session fresh as far as AWS allows from now on (this proxy picks it up), paste:",
+                      "    byollm config set auto_refresh true"]
+        return lines
+
 
 class NoCredentialsFoundError(ByollmError):
     def __init__(self, profile: str | None) -> None:

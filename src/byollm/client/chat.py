@@ -13,7 +13,7 @@ run and offered to turn auto-refresh on.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -26,7 +26,7 @@ from rich.table import Table
 from byollm.client.aws import CredentialsExpiredError, NoCredentialsFoundError
 from byollm.client.config import load_config, save_config, set_value
 from byollm.client.context import ClientContext
-from byollm.client.gateway import GatewayError, StreamedAnswer
+from byollm.client.gateway import GatewayError, RouteFailure, StreamedAnswer
 from byollm.client.history import SafeHistory
 from byollm.errors import ByollmError, ErrorClass
 
@@ -88,23 +88,57 @@ class ChatSession:
         return answer
 
 
+_BILLING = {"customer_cloud": "your team's AWS account", "ai_credits": "AI credits", "user_key": "your own key"}
+
+
 def route_line(answer: StreamedAnswer) -> str:
+    """One line after each answer: where it ran, any fallback and why, and who paid what."""
     parts = [f"route {answer.route or '?'}", f"model {answer.model or '?'}"]
     if answer.fallbacks:
-        parts.append(f"after {answer.fallbacks} fallback(s)")
+        reasons = ", ".join(f"{f.route}: {f.code}" for f in answer.failures)
+        parts.append(f"after {answer.fallbacks} fallback(s)" + (f" ({reasons})" if reasons else ""))
     else:
         parts.append("no fallback")
+    if answer.billing:
+        paid = f"billed to {_BILLING.get(answer.billing, answer.billing)}"
+        if answer.billing == "ai_credits":
+            paid += f": {answer.credits if answer.credits is not None else '?'} credits"
+        parts.append(paid)
     if answer.auto_reason:
         parts.append(f"auto: {answer.auto_reason}")
     return " · ".join(parts)
 
 
+def fix_lines(failures: Sequence[RouteFailure]) -> list[str]:
+    """One line per failed route: its class and the sentence that fixes it."""
+    return [f"  {f.route}: {f.code}" + (f". Fix: {f.remediation}" if f.remediation else "") for f in failures]
+
+
 # --- ask -----------------------------------------------------------------------------------------------------
 
 
+AUTO_REFRESH_QUESTION = "Turn on auto-refresh now, so the session refreshes as far as AWS allows? [y/N] "
+
+
+def offer_auto_refresh(ctx: ClientContext, exc: BaseException, ask_yes: Callable[[str], bool] | None,
+                       say: Callable[[str], None]) -> bool:
+    """At an expiry with auto-refresh off, ask once whether to turn it on (saved in the client's settings);
+    True when it was turned on. Without a way to ask (not a terminal), nothing is asked: the failure text
+    already names `byollm config set auto_refresh true`."""
+    if not isinstance(exc, CredentialsExpiredError) or ctx.aws.auto_refresh or ask_yes is None:
+        return False
+    if not ask_yes(AUTO_REFRESH_QUESTION):
+        return False
+    save_config(set_value(load_config(), "auto_refresh", "true"))
+    ctx.aws.set_auto_refresh(True)
+    say(f"auto-refresh is on. Run `{exc.command}` if the session itself ended, then try again.")
+    return True
+
+
 def ask(ctx: ClientContext, prompt: str, model: str, *, out: TextIO | None = None, err: TextIO | None = None,
-        max_tokens: int = 1024) -> int:
-    """Answer on ``out``, route (or error and remediation) on ``err``; the exit code.
+        max_tokens: int = 1024, ask_yes: Callable[[str], bool] | None = None) -> int:
+    """Answer on ``out``, route (or error and remediation) on ``err``; the exit code. With ``ask_yes`` (a
+    terminal is attached), an expiry with auto-refresh off offers to turn it on, as ``chat`` does.
 
     The streams default to ``sys.stdout``/``sys.stderr`` as they are at call time, not at import time: a
     caller (a test runner, an embedding program) may have replaced them since this module was imported."""
@@ -120,12 +154,19 @@ def ask(ctx: ClientContext, prompt: str, model: str, *, out: TextIO | None = Non
         answer = session.stream(prompt, write)
     except (ByollmError, GatewayError) as exc:
         err.write(_failure_text(exc) + "\n")
+        err.flush()
+        def say(line: str) -> None:
+            err.write(line + "\n")
+
+        offer_auto_refresh(ctx, exc, ask_yes, say)
         return 1
     out.write("\n")
     out.flush()
     for problem in answer.errors:
         err.write(f"error: {problem}\n")
     err.write(route_line(answer) + "\n")
+    for line in fix_lines(answer.failures):
+        err.write(line + "\n")
     return 1 if answer.errors else 0
 
 
@@ -137,7 +178,8 @@ def _failure_text(exc: BaseException) -> str:
     if isinstance(exc, ByollmError):
         return f"{exc.detail} ({exc.error_class.code}). {exc.error_class.remediation}"
     if isinstance(exc, GatewayError):
-        return f"{exc.message} ({exc.code}). {exc.remediation}".rstrip()
+        text = f"{exc.message} ({exc.code}). {exc.remediation}".rstrip()
+        return "\n".join([text, *fix_lines(exc.attempts)])
     return str(exc)
 
 
@@ -228,13 +270,8 @@ def _command(session: ChatSession, console: Console, line: str, ask_yes: Callabl
 
 def _show_failure(session: ChatSession, console: Console, exc: BaseException, ask_yes: Callable[[str], bool]) -> None:
     console.print(f"[red]✗[/] {escape(_failure_text(exc))}", highlight=False)
-    offer = isinstance(exc, CredentialsExpiredError) and not session.ctx.aws.auto_refresh
-    if offer and ask_yes("Turn on auto-refresh now, so the session refreshes as far as AWS allows? [y/N] "):
-        save_config(set_value(load_config(), "auto_refresh", "true"))
-        session.ctx.aws.set_auto_refresh(True)
-        assert isinstance(exc, CredentialsExpiredError)
-        console.print(f"auto-refresh is on. Run `{exc.command}` if the session itself ended, then /retry.",
-                      markup=False)
+    offer_auto_refresh(session.ctx, exc, ask_yes,
+                       lambda line: console.print(line.replace("try again", "/retry"), markup=False))
 
 
 def _answer(session: ChatSession, console: Console, text: str, ask_yes: Callable[[str], bool]) -> None:
@@ -256,6 +293,8 @@ def _answer(session: ChatSession, console: Console, text: str, ask_yes: Callable
         console.print(f"[red]✗[/] {escape(problem)}", highlight=False)
     style = "yellow" if answer.fallbacks else "dim"
     console.print(f"[{style}]↳ {escape(route_line(answer))}[/]", highlight=False)
+    for line in fix_lines(answer.failures):
+        console.print(f"[{style}]{escape(line)}[/]", highlight=False)
 
 
 def run_chat(ctx: ClientContext, model: str, *, console: Console | None = None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from byollm.client.aws import AwsSnapshot, CredentialsExpiredError, NoCredentialsFoundError
@@ -136,7 +137,8 @@ def checks(ctx: ClientContext) -> Iterator[Check]:
     except (ByollmError, GatewayError) as exc:
         yield _from_exception("AWS credentials", exc)
         return
-    expiry = f"expires {info.expires_at.isoformat(timespec='seconds')}" if info.expires_at else "no expiry"
+    expiry = (f"expires {info.expires_at.isoformat(timespec='seconds')} ({remaining_lifetime(info.expires_at)})"
+              if info.expires_at else "no expiry")
     kind = "long-term keys (AKIA…, no session token)" if info.long_term else f"temporary ({info.key_prefix}…)"
     detail = (f"{info.method} via profile {info.profile or 'default'}; {kind}; {expiry};"
               f" auto-refresh {'on' if ctx.aws.auto_refresh else 'off'}")
@@ -147,6 +149,10 @@ def checks(ctx: ClientContext) -> Iterator[Check]:
         yield Check("AWS credentials", Status.WARN, detail + "; the team allows them, but prefer `aws login`")
     else:
         yield Check("AWS credentials", Status.OK, detail)
+    if info.expires_at is not None and not info.long_term and not ctx.aws.auto_refresh:
+        yield Check("auto-refresh", Status.OK, f"off: requests stop when this session's credentials expire"
+                    f" ({remaining_lifetime(info.expires_at)}); to keep them fresh as far as the session allows,"
+                    " run: byollm config set auto_refresh true")
     if not info.region:
         yield Check("region", Status.OK, f"the profile sets no region; the team's {team_region} applies")
     elif info.region != team_region:
@@ -189,3 +195,14 @@ def run_doctor(ctx: ClientContext, report: Callable[[Check], None]) -> bool:
         report(check)
         ok = ok and check.status != Status.FAIL
     return ok
+
+
+def remaining_lifetime(expires_at: datetime, now: datetime | None = None) -> str:
+    """How long the credentials have left, for a person: ``42 min left``, ``1 h 5 min left``, ``expired``."""
+    seconds = int((expires_at - (now or datetime.now(UTC))).total_seconds())
+    if seconds <= 0:
+        return "expired"
+    if seconds < 60:
+        return f"{seconds} s left"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min left" if hours else f"{minutes} min left"

@@ -19,24 +19,60 @@ import orjson
 
 from byollm.errors import ErrorClass
 
-__all__ = ["GatewayClient", "GatewayError", "StreamedAnswer", "error_from_response"]
+__all__ = ["GatewayClient", "GatewayError", "RouteFailure", "StreamedAnswer", "error_from_response", "route_failures"]
 
 
 class GatewayError(Exception):
     """An error answer from the gateway (or no answer), as its taxonomy code and remediation."""
 
-    def __init__(self, status: int, code: str, message: str, remediation: str = "") -> None:
+    def __init__(self, status: int, code: str, message: str, remediation: str = "",
+                 attempts: tuple[RouteFailure, ...] = ()) -> None:
         super().__init__(f"{message} ({code})")
         self.status = status
         self.code = code
         self.message = message
         self.remediation = remediation
+        self.attempts = attempts  # each route tried before the answer, with its class and fix
 
     @classmethod
     def unreachable(cls, url: str, exc: BaseException) -> GatewayError:
         return cls(0, "gateway_unreachable", f"cannot reach the byollm gateway at {url} ({type(exc).__name__})",
                    "Check the gateway URL (`byollm config get gateway_url`; `byollm login` sets it) and that the"
                    " gateway is running.")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFailure:
+    """One route that failed (or was skipped) while serving a request: its class and the fix for it."""
+
+    route: str
+    code: str
+    remediation: str = ""
+
+    @classmethod
+    def of(cls, route: str, code: str, remediation: str = "") -> RouteFailure:
+        if not remediation:
+            try:
+                remediation = ErrorClass.from_code(code).remediation
+            except KeyError:
+                remediation = ""
+        return cls(route, code, remediation)
+
+
+def route_failures(header: str | None) -> tuple[RouteFailure, ...]:
+    """``x-byollm-fallback-reasons`` (``route=class, route=class``) as route failures with their fixes."""
+    failures = []
+    for item in (header or "").split(","):
+        route, sep, code = item.strip().rpartition("=")
+        if sep and route:
+            failures.append(RouteFailure.of(route, code))
+    return tuple(failures)
+
+
+def _attempts_of(context: Mapping[str, Any]) -> tuple[RouteFailure, ...]:
+    listed = context.get("attempts") or context.get("earlier_attempts") or []
+    return tuple(RouteFailure.of(str(a.get("route") or "?"), str(a.get("code") or "?"), str(a.get("remediation") or ""))
+                 for a in listed if isinstance(a, dict))
 
 
 def error_from_response(status: int, body: bytes) -> GatewayError:
@@ -57,7 +93,9 @@ def error_from_response(status: int, body: bytes) -> GatewayError:
             remediation = ErrorClass.from_code(code).remediation
         except KeyError:
             remediation = ""
-    return GatewayError(status, code, message, remediation)
+    context = extra.get("context")
+    attempts = _attempts_of(context) if isinstance(context, dict) else ()
+    return GatewayError(status, code, message, remediation, attempts)
 
 
 @dataclass
@@ -74,6 +112,9 @@ class StreamedAnswer:
     output_tokens: int = 0
     stop_reason: str | None = None
     errors: list[str] = field(default_factory=list)
+    failures: tuple[RouteFailure, ...] = ()  # the routes that failed or were skipped before this one served
+    billing: str = ""  # who paid: customer_cloud, ai_credits or user_key
+    credits: str | None = None  # AI credits charged, once the stream has ended
 
 
 class GatewayClient:
@@ -169,6 +210,9 @@ class GatewayClient:
                 fallbacks=int(response.headers.get("x-byollm-fallbacks", "0") or 0),
                 auto_reason=response.headers.get("x-byollm-auto-reason"),
                 request_id=response.headers.get("x-request-id", ""),
+                failures=route_failures(response.headers.get("x-byollm-fallback-reasons")),
+                billing=response.headers.get("x-byollm-billing", ""),
+                credits=response.headers.get("x-byollm-credits"),
             )
             yield answer, _text_deltas(response, answer)
         finally:
@@ -186,6 +230,8 @@ def _sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]
                     payload = {}
                 yield event, payload if isinstance(payload, dict) else {}
             event, data = "", list[str]()
+        elif line.startswith(": x-byollm-credits="):  # what the answer cost, after its last event
+            yield "x-byollm-credits", {"credits": line.split("=", 1)[1].strip()}
         elif line.startswith("event:"):
             event = line[6:].strip()
         elif line.startswith("data:"):
@@ -196,7 +242,9 @@ def _text_deltas(response: httpx.Response, answer: StreamedAnswer) -> Iterator[s
     try:
         for event, payload in _sse_events(response):
             kind = payload.get("type", event)
-            if kind == "message_start":
+            if event == "x-byollm-credits":
+                answer.credits = str(payload.get("credits"))
+            elif kind == "message_start":
                 usage = (payload.get("message") or {}).get("usage") or {}
                 answer.input_tokens = int(usage.get("input_tokens") or 0)
             elif kind == "content_block_delta":

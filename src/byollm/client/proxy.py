@@ -184,7 +184,7 @@ async def _proxy(request: Request, path: str, query: bytes) -> Response:
     try:
         attached = await _attach(state, model)
     except CredentialsExpiredError as exc:
-        state.say_once(f"[{path}] {exc.detail}. {exc.sentence}")
+        state.say_once("\n".join([f"[{path}] refused:", *exc.terminal_lines()]))
         return _error_response(path, exc)
     except ByollmError as exc:
         state.say_once(f"[{path}] {exc.detail}. {exc.error_class.remediation}")
@@ -203,7 +203,12 @@ async def _proxy(request: Request, path: str, query: bytes) -> Response:
     route = response.headers.get("x-byollm-route", "-")
     fallbacks = response.headers.get("x-byollm-fallbacks", "0")
     code = response.headers.get("x-byollm-error-code")
+    reasons = response.headers.get("x-byollm-fallback-reasons")
+    billing = response.headers.get("x-byollm-billing")
+    credits = response.headers.get("x-byollm-credits")
     state.say(f"{request.method} {path} {model or ''} -> {response.status_code} route={route} fallbacks={fallbacks}"
+              + (f" ({reasons})" if reasons else "") + (f" billing={billing}" if billing else "")
+              + (f" credits={credits}" if credits else "")
               + (f" error={code}" if code else "") + f" ({(time.perf_counter() - started) * 1000:.0f} ms to headers)")
     headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
 

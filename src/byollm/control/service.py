@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from byollm.catalog.types import Catalog, CatalogModel, partition_for_region
 from byollm.control.authn import Authenticator
@@ -40,6 +41,7 @@ from byollm.control.views import (
 )
 from byollm.errors import ByollmError, ErrorClass
 from byollm.gateway.operator_keys import OperatorKeys
+from byollm.iam.coverage import ValidatedPermissions, uncovered_warnings
 from byollm.netguard import ALLOW_SETTING, DestinationRefused, EgressGuard
 from byollm.policy import validate
 from byollm.policy.names import ALIAS_PATTERN_CHARS
@@ -104,7 +106,17 @@ def _settings_view(s: TeamSettings) -> SettingsView:
         compute_credits=s.compute_credits, allowed_aws_accounts=sorted(s.allowed_aws_accounts),
         max_token_lifetime_days=s.max_token_lifetime_days, claude_family_mapping=s.claude_family_mapping,
         bedrock_model_discovery=s.bedrock_model_discovery,
+        credentialless_direct_allowed=s.credentialless_direct_allowed, degraded_runs_fail=s.degraded_runs_fail,
+        alert_webhook_url=_masked_url(s.alert_webhook_url), alert_interval_seconds=s.alert_interval_seconds,
     )
+
+
+def _masked_url(url: str | None) -> str | None:
+    """A webhook URL's path is its secret (Slack's are): shown as its scheme and host only."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…"
 
 
 AccessWithdrawn = Callable[[str, str, str], Awaitable[int]]
@@ -274,8 +286,15 @@ class ControlService:
             version = await policy_repo.set_model_policy(session, team_uid=team_uid, policy=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="policy.update",
                                           target=team_uid, team_uid=team_uid, before=before, after=after)
+            changed = [m for m, r in after.routes.items()
+                       if r.bedrock and (not before.bedrock_enabled(m)
+                                         or before.routing(m).inference_profile != r.inference_profile)]
+            validated = (ValidatedPermissions.from_json(
+                await policy_repo.get_validated_permissions(session, team_uid=team_uid)) if changed else None)
         self._policy_changed(team_uid)
-        return self._policy_view(replace(policy, models=after), version)
+        view = self._policy_view(replace(policy, models=after), version)
+        warnings = uncovered_warnings(self._catalog, replace(policy, models=after), changed, validated)
+        return replace(view, warnings=warnings) if warnings else view
 
     def _checked_aliases(self, aliases: Sequence[tuple[str, str]]) -> tuple[ModelAlias, ...]:
         """Aliases as stored: patterns of model-id characters and wildcards, each listed once, each target a
@@ -327,8 +346,18 @@ class ControlService:
             except validate.InvalidValue as exc:
                 raise _invalid(exc) from None
             values["allowed_aws_accounts"] = frozenset(accounts)
+        if values.get("alert_webhook_url"):
+            try:
+                values["alert_webhook_url"] = validate.validate_endpoint_url(
+                    values["alert_webhook_url"], allow_http=self._settings.allow_http_endpoints,
+                    field="alert_webhook_url")
+            except validate.InvalidValue as exc:
+                raise _invalid(exc) from None
+            await self._check_egress(values["alert_webhook_url"], "alert_webhook_url")
+        elif "alert_webhook_url" in values:
+            values["alert_webhook_url"] = None  # "" or null removes the webhook
         for key, value in list(values.items()):
-            if value is None and key != "max_token_lifetime_days":
+            if value is None and key not in ("max_token_lifetime_days", "alert_webhook_url"):
                 del values[key]  # a null for a required setting means "leave it"
         async with self._store.session() as session:
             policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
@@ -662,11 +691,12 @@ class ControlService:
             raise ByollmError(ErrorClass.INTERNAL_ERROR, "provider keys are not available in this process")
         if api_key is not None and not api_key.strip():
             raise ByollmError(ErrorClass.INVALID_REQUEST, "api_key: must not be empty")
-        await self._operator_keys.set(host, api_key.strip() if api_key else None)
-        async with self._store.session() as session:
+        async with self._store.session() as session:  # the key and its audit entry: both or neither
+            await self._operator_keys.write(session, host, api_key.strip() if api_key else None)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid,
                                           action="provider_key.set" if api_key else "provider_key.delete",
                                           target=host.value, after={"configured": api_key is not None})
+        await self._operator_keys.refresh()
         return await self.provider_keys(caller)
 
     # --- requests and usage -------------------------------------------------------------------------

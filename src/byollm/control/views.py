@@ -98,6 +98,8 @@ class PolicyView:
     models: list[ModelRouteView]
     aliases: list[AliasView] = field(default_factory=list)
     claude_family_mapping: bool = True
+    # on a save: models just enabled on Bedrock that the last validated permissions policy does not cover
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,10 @@ class SettingsView:
     max_token_lifetime_days: int | None
     claude_family_mapping: bool = True
     bedrock_model_discovery: bool = True
+    credentialless_direct_allowed: bool = False
+    degraded_runs_fail: bool = False
+    alert_webhook_url: str | None = None  # scheme and host only: a webhook's path is its secret
+    alert_interval_seconds: int = 3600
 
 
 @dataclass(frozen=True, slots=True)

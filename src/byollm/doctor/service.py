@@ -51,6 +51,7 @@ from byollm.doctor.report import (
 )
 from byollm.errors import ByollmError, ErrorClass
 from byollm.gateway.executor import Gateway, InferenceContext
+from byollm.iam.coverage import ValidatedPermissions
 from byollm.iam.policies import (
     OutputFormat,
     oidc_provider_document,
@@ -66,6 +67,7 @@ from byollm.providers.bedrock import default_endpoint
 from byollm.providers.http import HttpPool
 from byollm.settings import Settings
 from byollm.store import Store
+from byollm.store import policy as policy_repo
 from byollm.store.usage import list_requests
 
 __all__ = ["Doctor", "DoctorConfig"]
@@ -151,8 +153,30 @@ class Doctor:
             checks.extend(c for c in aws_checks if c.id not in pasted)  # an admin's pasted document wins
         else:
             checks.extend(self._cli_only(inputs, {c.id for c in checks}))
+        if focus is None:
+            await self._remember_permissions(inputs, checks, pasted_permissions_policy)
         return DoctorReport(team_uid=team_uid, agent_uid=focus.uid if focus else None, checks=checks,
                             invocation_logging=logging_state, inputs=inputs)
+
+    async def _remember_permissions(self, inputs: DoctorInputs, checks: list[Check],
+                                    pasted: dict[str, Any] | None) -> None:
+        """A passing team-wide permissions check is what saving a model policy is later compared with
+        (``iam.coverage``): the pasted document itself, or the resources AWS allowed."""
+        team = next((s for s in inputs.scopes if s.scope == "team"), None)
+        check = next((c for c in checks if c.id == "team.permissions"), None)
+        if team is None or check is None or check.status not in ("pass", "warn"):  # warn: only counting lacks
+            return
+        documents: tuple[dict[str, Any], ...] = ()
+        allowed: frozenset[str] = frozenset()
+        if pasted is not None and "pasted document" in check.detail:
+            documents, source = (pasted,), "pasted document"
+        else:
+            allowed, source = frozenset(r for route in team.routes for r in route.resources), "SimulatePrincipalPolicy"
+        record = ValidatedPermissions(role_arn=team.role_arn, source=source,
+                                      validated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                                      documents=documents, allowed=allowed)
+        async with self._store.session() as session:
+            await policy_repo.set_validated_permissions(session, team_uid=inputs.team_uid, record=record.to_json())
 
     # --- inputs ------------------------------------------------------------------------------------------------
 

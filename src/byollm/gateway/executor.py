@@ -47,6 +47,7 @@ from byollm.policy.types import (
     BillingBucket,
     CredentialSource,
     CreditState,
+    DroppedRoute,
     Host,
     RouteCandidate,
     RoutePlan,
@@ -88,6 +89,12 @@ class WebIdentitySource(Protocol):
     """Where a cloud run's Bedrock credentials come from (byollm's OIDC token exchanged with STS)."""
 
     async def credentials_for(self, context: InferenceContext, candidate: RouteCandidate) -> AwsAuth: ...
+
+
+class FailureAlerts(Protocol):
+    """Told of every failed attempt; sends the team's webhook the BYOLLM failures among them (``alerts``)."""
+
+    def failed(self, context: InferenceContext, policy: TeamPolicy, route: str, error: ByollmError) -> None: ...
 
 
 class NoWebIdentity:
@@ -141,6 +148,9 @@ class Served:
     auto_reason: str | None = None
     requested_model: str = ""  # the name the caller sent
     model_rule: str = "catalog"  # how that name became ``model`` (RoutePlan.resolved_via)
+    failures: tuple[Attempt, ...] = ()  # the routes tried (or skipped) before the one that served, and why
+    billing: str = ""  # the serving route's billing bucket
+    credits: Decimal | None = None  # AI credits charged (None: not known when the headers go out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +179,9 @@ class ServedStream:
     # ends a stream whose events were not all sent (never started, or the writer failed): closes the
     # upstream and settles the request as ``status``/``code`` unless the relay already settled it
     abandon: Callable[[int, str], Awaitable[None]] = _no_abandon
+    failures: tuple[Attempt, ...] = ()
+    billing: str = ""
+    credits: Decimal | None = None  # set once ``events`` is exhausted: the AI credits the answer cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +209,21 @@ class _Outcome:
     response: Mapping[str, Any] | None = None
     call: UpstreamCall | None = None  # the serving attempt's call (its wire clock keeps running while streaming)
     settled: bool = False  # the request log row and charges were handed over (exactly once)
+    free: bool = False  # a token count: logged like any upstream call, but counting costs no credits
     abandoned: bool = False  # the front end ended the stream; its status stands
 
     def fail(self, status: int, code: str) -> None:
         """What the client received, when it is not the success the outcome started as."""
         self.status, self.error_code = status, code
+
+    def failed_with(self, error: BaseException) -> None:
+        """Record how ``error`` ends the request for the client: its class, a disconnect, or a 500."""
+        if isinstance(error, ByollmError):
+            self.fail(error.status, error.error_class.code)
+        elif isinstance(error, asyncio.CancelledError | GeneratorExit):
+            self.fail(499, "client_disconnected")
+        else:
+            self.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
 
 
 class Gateway:
@@ -217,6 +240,7 @@ class Gateway:
         metrics: GatewayMetrics,
         config: GatewayConfig,
         web_identity: WebIdentitySource | None = None,
+        alerts: FailureAlerts | None = None,
         discovery: BedrockModelDiscovery | None = None,
     ) -> None:
         self._catalog = catalog
@@ -230,6 +254,7 @@ class Gateway:
         self._metrics = metrics
         self._config = config
         self._web_identity: WebIdentitySource = web_identity or NoWebIdentity()
+        self._alerts = alerts
 
     @property
     def catalog(self) -> Catalog:
@@ -384,7 +409,15 @@ class Gateway:
     ) -> tuple[RouteCandidate, T]:
         """Try each candidate until one succeeds; record every attempt; raise the right final error."""
         deadline = context.started + self._config.deadline_s
-        for number, candidate in enumerate(plan.require_candidates(), start=1):
+        candidates = plan.require_candidates()
+        for skipped in plan.skipped_first:  # the first choice, lost for want of the caller's AWS session
+            self._note_skipped(context, outcome, skipped)
+        for number, candidate in enumerate(candidates, start=len(outcome.attempts) + 1):
+            refused = _paid_fallback_refused(context, policy, candidate, outcome.failures)
+            if refused is not None:
+                raise NoRouteError(outcome.failures, refused.error_class, dropped=[d.label for d in plan.dropped],
+                                   detail=f"{refused.route} failed ({refused.error_class.code}) and the team makes"
+                                   " a cloud run fail rather than continue on an operator-paid fallback")
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 outcome.failures.append(Attempt("deadline", ErrorClass.UPSTREAM_UNAVAILABLE,
@@ -404,6 +437,8 @@ class Gateway:
                     result = await run(provider, call)
             except ByollmError as error:
                 self._note_attempt(context, outcome, number, candidate, begun, call, error.error_class, error.detail)
+                if self._alerts is not None:
+                    self._alerts.failed(context, policy, candidate.label, error)
                 if not error.error_class.fails_over:
                     raise self._final(error, outcome) from None
                 continue
@@ -426,6 +461,15 @@ class Gateway:
             raise NoRouteError(failures, ErrorClass.UNSUPPORTED_BY_ROUTE, failures[0].detail,
                                dropped=[d.label for d in plan.dropped])
         raise NoRouteError(failures, dropped=[d.label for d in plan.dropped])
+
+    def _note_skipped(self, context: InferenceContext, outcome: _Outcome, dropped: DroppedRoute) -> None:
+        """A first-choice route the plan could not try (no AWS session): a failed attempt that took no time."""
+        error_class = ErrorClass.LOCAL_CREDENTIALS_MISSING
+        outcome.attempts.append(AttemptRecord(
+            attempt_id=f"{context.request_id}:{len(outcome.attempts) + 1}", route=dropped.route,
+            host=dropped.host.value, model=dropped.model, error_code=error_class.code, latency_ms=0.0))
+        outcome.failures.append(Attempt(dropped.route, error_class, dropped.reason))
+        self._metrics.attempts.labels(dropped.host.value, dropped.route, error_class.code).inc()
 
     def _note_attempt(self, context: InferenceContext, outcome: _Outcome, number: int, candidate: RouteCandidate,
                       begun: float, call: UpstreamCall | None, error_class: ErrorClass | None, detail: str) -> None:
@@ -479,7 +523,8 @@ class Gateway:
             yield Served(value=message, route=candidate.label, model=candidate.model,
                          fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome),
                          auto_reason=plan.auto_reason, requested_model=plan.requested_model,
-                         model_rule=plan.resolved_via)
+                         model_rule=plan.resolved_via, failures=tuple(outcome.failures),
+                         billing=candidate.billing.value, credits=self._credits_for(candidate, message.usage))
         except ByollmError as error:
             outcome.fail(error.status, error.error_class.code)
             raise
@@ -494,22 +539,33 @@ class Gateway:
 
     async def count_tokens(self, context: InferenceContext, request: CanonicalRequest,
                            route_request: RouteRequest) -> Served:
-        """Counted by the first route that can count; no credits and no request-log content for it."""
-        outcome = _Outcome()
-        policy, plan = await self.plan(context, route_request)
+        """Counted by the first route that can count. Logged like every upstream call (the count as its input
+        tokens), never charged: counting costs nothing upstream."""
+        outcome = _Outcome(free=True)
+        plan: RoutePlan | None = None
+        policy: TeamPolicy | None = None
 
         async def run(provider: Provider, call: UpstreamCall) -> int:
-            if call.candidate.host is Host.BEDROCK:  # CountTokens wants the foundation model, not a profile
+            if call.candidate.host is Host.BEDROCK and policy is not None:  # CountTokens wants the model itself
                 model = self._model_for(context, policy, call.candidate.model)
                 if model is not None and model.bedrock is not None:
                     call = replace(call, candidate=replace(call.candidate,
                                                            upstream_model_id=model.bedrock.foundation_model_id))
             return await provider.count_tokens(call)
 
-        candidate, count = await self._attempts(context, policy, plan, request, outcome, run)
+        try:
+            policy, plan = await self.plan(context, route_request)
+            candidate, count = await self._attempts(context, policy, plan, request, outcome, run)
+        except BaseException as error:
+            outcome.failed_with(error)
+            self._finish(context, request, route_request, plan, policy, outcome)
+            raise
+        outcome.usage = Usage(input_tokens=count)
+        self._finish(context, request, route_request, plan, policy, outcome)
         return Served(value=count, route=candidate.label, model=candidate.model,
                       fallbacks=len(outcome.attempts) - 1, overhead_ms=self._overhead_ms(context, outcome),
-                      requested_model=plan.requested_model, model_rule=plan.resolved_via)
+                      requested_model=plan.requested_model, model_rule=plan.resolved_via,
+                      failures=tuple(outcome.failures), billing=candidate.billing.value, credits=Decimal(0))
 
     async def stream(self, context: InferenceContext, request: CanonicalRequest,
                      route_request: RouteRequest) -> ServedStream:
@@ -522,16 +578,17 @@ class Gateway:
             candidate, (buffered, upstream) = await self._attempts(context, policy, plan, request, outcome,
                                                                    self._open_stream)
         except BaseException as error:
-            if isinstance(error, ByollmError):
-                outcome.fail(error.status, error.error_class.code)
-            elif isinstance(error, asyncio.CancelledError):
-                outcome.fail(499, "client_disconnected")
-            else:
-                outcome.fail(ErrorClass.INTERNAL_ERROR.status, ErrorClass.INTERNAL_ERROR.code)
+            outcome.failed_with(error)
             self._finish(context, request, route_request, plan, policy, outcome)
             raise
         overhead = self._overhead_ms(context, outcome)
-        relay = self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream)
+        opened = ServedStream(
+            events=_empty(), route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
+            overhead_ms=overhead, auto_reason=plan.auto_reason, preamble=len(buffered),
+            requested_model=plan.requested_model, model_rule=plan.resolved_via,
+            failures=tuple(outcome.failures), billing=candidate.billing.value,
+        )
+        relay = self._relay(context, request, route_request, plan, policy, outcome, buffered, upstream, opened)
 
         async def abandon(status: int, code: str) -> None:
             if outcome.settled:
@@ -543,11 +600,9 @@ class Gateway:
                 await _close(upstream)
                 self._finish(context, request, route_request, plan, policy, outcome)
 
-        return ServedStream(
-            events=relay, route=candidate.label, model=candidate.model, fallbacks=len(outcome.attempts) - 1,
-            overhead_ms=overhead, auto_reason=plan.auto_reason, preamble=len(buffered),
-            requested_model=plan.requested_model, model_rule=plan.resolved_via, abandon=abandon,
-        )
+        opened.events = relay
+        opened.abandon = abandon
+        return opened
 
     async def _open_stream(self, provider: Provider, call: UpstreamCall
                            ) -> tuple[list[StreamEvent], AsyncIterator[StreamEvent]]:
@@ -572,7 +627,8 @@ class Gateway:
 
     async def _relay(self, context: InferenceContext, request: CanonicalRequest, route_request: RouteRequest,
                      plan: RoutePlan, policy: TeamPolicy, outcome: _Outcome, buffered: list[StreamEvent],
-                     upstream: AsyncIterator[StreamEvent]) -> AsyncGenerator[StreamEvent | StreamFailure, None]:
+                     upstream: AsyncIterator[StreamEvent], opened: ServedStream
+                     ) -> AsyncGenerator[StreamEvent | StreamFailure, None]:
         usage = _StreamUsage()
         call = outcome.call
         wire_at_commit = call.wire.seconds if call is not None else 0.0
@@ -600,6 +656,7 @@ class Gateway:
             outcome.usage = usage.total
             outcome.response_text = usage.text
             self._finish(context, request, route_request, plan, policy, outcome)
+            opened.credits = outcome.credits
 
     # --- accounting ----------------------------------------------------------------------------------------
 
@@ -607,6 +664,13 @@ class Gateway:
     def _overhead_ms(context: InferenceContext, outcome: _Outcome) -> float:
         total = time.perf_counter() - context.started
         return round(max(total - outcome.upstream_s, 0.0) * 1000, 3)
+
+    def _credits_for(self, candidate: RouteCandidate, usage: Usage) -> Decimal:
+        """The AI credits an answer on ``candidate`` costs: operator-paid routes only."""
+        model = self._catalog.get(candidate.model)
+        if candidate.billing is not BillingBucket.AI_CREDITS or model is None:
+            return Decimal(0)
+        return model.pricing.credits(usage.input_tokens, usage.output_tokens)
 
     def _finish(self, context: InferenceContext, request: CanonicalRequest, route_request: RouteRequest,
                 plan: RoutePlan | None, policy: TeamPolicy | None, outcome: _Outcome) -> None:
@@ -622,10 +686,11 @@ class Gateway:
         served = outcome.served
         charges: list[LedgerCharge] = []
         used = outcome.usage.input_tokens or outcome.usage.output_tokens
-        if served is not None and served.billing is BillingBucket.AI_CREDITS and (outcome.status < 400 or used):
+        if (served is not None and served.billing is BillingBucket.AI_CREDITS and not outcome.free
+                and (outcome.status < 400 or used)):
             model = self._catalog.get(served.model)
             if model is not None:
-                outcome.credits = model.pricing.credits(outcome.usage.input_tokens, outcome.usage.output_tokens)
+                outcome.credits = self._credits_for(served, outcome.usage)
                 charges.append(LedgerCharge(
                     attempt_id=outcome.attempts[-1].attempt_id, team_uid=context.team_uid,
                     request_id=context.request_id, principal_uid=context.principal_uid, bucket="ai_credits",
@@ -662,6 +727,17 @@ class Gateway:
         ), charges)
 
 
+def _paid_fallback_refused(context: InferenceContext, policy: TeamPolicy, candidate: RouteCandidate,
+                           failures: list[Attempt]) -> Attempt | None:
+    """The Bedrock failure that forbids this operator-paid route, for a cloud run of a team that set
+    ``degraded_runs_fail``; None when the route may be tried."""
+    if context.run_uid is None or not policy.settings.degraded_runs_fail:
+        return None
+    if candidate.billing is not BillingBucket.AI_CREDITS:
+        return None
+    return next((a for a in failures if a.route.startswith(f"{Host.BEDROCK.value}:")), None)
+
+
 class _StreamUsage:
     """Tallies usage (and, for content retention, text) from Anthropic streaming events."""
 
@@ -687,6 +763,11 @@ class _StreamUsage:
             delta = event.data.get("delta") or {}
             if delta.get("type") == "text_delta":
                 self.text.append(str(delta.get("text", "")))
+
+
+async def _empty() -> AsyncIterator[StreamEvent]:
+    return
+    yield  # an async generator with nothing in it
 
 
 async def _close(iterator: AsyncIterator[Any]) -> None:

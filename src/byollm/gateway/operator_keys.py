@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from byollm.crypto.kek import KeyRing
 from byollm.policy.types import Host
 from byollm.store import Store
@@ -52,8 +54,13 @@ class OperatorKeys:
     async def set(self, host: Host, value: str | None) -> None:
         """Store (or with ``None`` delete) the operator's key for ``host``."""
         async with self._store.session() as session:
-            if value is None:
-                await secrets_repo.delete_secret(session, name=secret_name(host))
-            else:
-                await secrets_repo.put_secret(session, keyring=self._keyring, name=secret_name(host), value=value)
+            await self.write(session, host, value)
         await self.refresh()
+
+    async def write(self, session: AsyncSession, host: Host, value: str | None) -> None:
+        """``set`` inside the caller's transaction (so the key and its audit entry commit together, or neither
+        does); the caller calls ``refresh`` after it commits."""
+        if value is None:
+            await secrets_repo.delete_secret(session, name=secret_name(host))
+        else:
+            await secrets_repo.put_secret(session, keyring=self._keyring, name=secret_name(host), value=value)

@@ -209,7 +209,7 @@ async def _models_page(request: Request, ap: AdminPage, typed: Typed = NOTHING_T
     usable = [m for m in policy.models if m.bedrock or (m.direct and not policy.direct_api_disabled)]
     usable_ids = {m.model for m in usable}
     return await _page(request, ap, "models.html", "models", bedrock=bedrock, policy=policy, typed=typed,
-                       bedrock_on=any(m.bedrock for m in policy.models), usable=usable,
+                       settings=settings, bedrock_on=any(m.bedrock for m in policy.models), usable=usable,
                        fallback_usable=[m for m in policy.fallback_order if m in usable_ids],
                        fallback_unusable=[m for m in policy.fallback_order if m not in usable_ids],
                        invocation_logging=panel_state(request).invocation_logging.get(ap.team_uid),
@@ -270,6 +270,20 @@ async def save_model_names(request: Request, ap: AdminDep, form: FormDep) -> Res
 
     return await _submit(request, ap, form, "names", _models_page, "models", "Model names saved.", save,
                          field="aliases")
+
+
+@router.post("/{team_uid}/models/fallbacks")
+async def save_fallback_rules(ap: AdminDep, form: FormDep) -> Response:
+    """When a paid fallback may serve (credential-less requests, degraded runs) and where failures alert.
+    A blank webhook field keeps the stored URL (it is never shown whole); ``remove_webhook`` clears it."""
+    changes: dict[str, Any] = {"credentialless_direct_allowed": form.checked("credentialless_direct_allowed"),
+                               "degraded_runs_fail": form.checked("degraded_runs_fail")}
+    if form.checked("remove_webhook"):
+        changes["alert_webhook_url"] = None
+    elif form.optional("alert_webhook_url"):
+        changes["alert_webhook_url"] = form.optional("alert_webhook_url")
+    return await _apply(ap, "models", "Fallback and alert settings saved.",
+                        ap.services.control.update_settings(ap.caller, ap.team_uid, changes))
 
 
 # --- agents --------------------------------------------------------------------------------------------------

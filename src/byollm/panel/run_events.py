@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from byollm.panel.charts import credits_text
+
 __all__ = ["EventView", "describe"]
 
 FAILED_STATES = frozenset({"failed", "cancelled"})
@@ -33,6 +35,13 @@ class EventView:
 def _text(value: Any, limit: int = 2000) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _credits(value: Any) -> str:
+    try:
+        return credits_text(str(value))
+    except ArithmeticError:  # not a number: shown as it came
+        return _text(value)
 
 
 def _who(data: Mapping[str, Any], names: Mapping[str, str]) -> str:
@@ -78,20 +87,26 @@ def describe(kind: str, data: Mapping[str, Any], names: Mapping[str, str] | None
                 f" ({data.get('input_tokens', 0)} tokens in, {data.get('output_tokens', 0)} out")
         text += f", after {fallbacks} fallback{'s' if fallbacks != 1 else ''})." if fallbacks else ")."
         details = [("route", route), ("stop reason", str(data.get("stop_reason") or ""))]
-        for key in ("assumed_role_arn", "billing", "credits", "fallback_reason"):
+        for key in ("assumed_role_arn", "billing", "credits"):
             if data.get(key):
-                details.append((key.replace("_", " "), _text(data[key])))
-        return EventView("Model call", text, "warn" if fallbacks else "info", details)
+                details.append((key.replace("_", " "), _credits(data[key]) if key == "credits" else _text(data[key])))
+        reasons = data.get("fallback_reasons") or []
+        for reason in reasons if isinstance(reasons, list) else []:
+            if isinstance(reason, dict):
+                details.append(("fallback because", f"{reason.get('route', '?')}: {reason.get('code', '?')}"))
+        return EventView("Model call", text, "warn" if fallbacks or reasons else "info", details)
     if kind == "route_failure":
         return EventView("Route failed", f"{data.get('route', '?')} failed: {_text(data.get('message', ''))}",
                          "fail", [("error class", str(data.get("code", "")))], str(data.get("remediation") or ""))
     if kind == "degraded":
+        details = [(label, _text(data[key])) for key, label in
+                   (("code", "error class"), ("route", "failed route"), ("served_route", "served by"))
+                   if data.get(key)]
+        if data.get("credits"):
+            details.append(("AI credits", _credits(data["credits"])))
         return EventView("Degraded: paid fallback after a BYOLLM failure",
                          _text(data.get("message") or f"{data.get('route', '?')} failed; a paid route served"), "warn",
-                         [(label, _text(data[key])) for key, label in
-                          (("code", "error class"), ("route", "failed route"), ("served_route", "served by"),
-                           ("credits", "AI credits")) if data.get(key)],
-                         str(data.get("remediation") or ""))
+                         details, str(data.get("remediation") or ""))
     if kind == "web_identity_failure":
         return EventView("AWS role assumption failed", _text(data.get("message", "")), "fail",
                          [("error class", str(data.get("code", "")))], str(data.get("remediation") or ""))

@@ -15,7 +15,10 @@ Rules, each one checked where the route is built:
 - Bedrock-eligible = offered on Bedrock in the team's region (catalog) AND enabled for Bedrock by the admin.
   Its upstream id is the admin's override if set, else the catalog default (global profile, else the
   geography's profile, else the on-demand model id).
-- Bedrock credentials depend on the actor: an interactive user's delegated session (none sent: dropped);
+- Bedrock credentials depend on the actor: an interactive user's delegated session (none sent: dropped, and
+  when the requested model is one the team serves through Bedrock, every operator-paid route of the plan is
+  dropped too unless the team set ``credentialless_direct_allowed``: a tool that forgot the session must not
+  quietly run on the team's AI credits; the user's own key, sent on purpose, still serves);
   a cloud run, user- or agent-triggered, uses web identity with the named agent's role override, else the
   team role (neither: dropped).
 - Direct routes need the model enabled for the direct API and the team's direct-API switch on; the switch
@@ -105,6 +108,16 @@ class _Planner:
     credentials: AvailableCredentials
     credits: CreditState
     bedrock: _BedrockAccess
+    refuse_direct: str | None = None  # a credential-less request for this Bedrock-routed model (module doc)
+
+    def bedrock_upstream(self, model: CatalogModel) -> str | None:
+        """The id a Bedrock route of ``model`` would send, or None when the team's policy gives it none."""
+        region = self.policy.bedrock.region
+        if not self.policy.models.bedrock_enabled(model.id) or not model.offered_on_bedrock_in(region):
+            return None
+        return self.policy.models.routing(model.id).inference_profile or self.catalog.default_bedrock_upstream(
+            model.id, region
+        )
 
     def routes(self, model: CatalogModel) -> tuple[list[RouteCandidate], list[DroppedRoute]]:
         """Every enabled route of one model in Bedrock -> BYOK -> operator order, and the dropped ones."""
@@ -156,7 +169,9 @@ class _Planner:
         access = self.bedrock
         if access.missing is not None:
             dropped.append(
-                DroppedRoute(model.id, Host.BEDROCK, access.reason, access.missing, access.credential)
+                DroppedRoute(
+                    model.id, Host.BEDROCK, access.reason, access.missing, access.credential, upstream
+                )
             )
             return
         out.append(
@@ -214,7 +229,18 @@ class _Planner:
                     )
                 )
         operator_keys = self.credentials.operator_keys
-        if operator_keys is not None and host not in operator_keys:
+        if self.refuse_direct:
+            dropped.append(
+                DroppedRoute(
+                    model.id,
+                    host,
+                    f"the request carried no AWS credentials and the team serves {self.refuse_direct} through"
+                    " Bedrock; it does not serve such requests on its AI credits",
+                    DropCause.CREDENTIALLESS_DIRECT_REFUSED,
+                    CredentialSource.OPERATOR_KEY,
+                )
+            )
+        elif operator_keys is not None and host not in operator_keys:
             dropped.append(
                 DroppedRoute(
                     model.id,
@@ -341,6 +367,12 @@ def plan_routes(
         primary = resolution.model
         resolved_via = resolution.label
 
+    if (
+        planner.bedrock.missing is DropCause.NO_SESSION
+        and not policy.settings.credentialless_direct_allowed
+        and planner.bedrock_upstream(primary) is not None
+    ):
+        planner.refuse_direct = primary.id
     candidates, dropped = planner.routes(primary)
     seen = {primary.id}
     for model_id in policy.models.fallback_order:

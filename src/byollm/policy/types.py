@@ -159,6 +159,13 @@ class TeamSettings:
     max_token_lifetime_days: int | None = None
     claude_family_mapping: bool = True  # unknown Claude names reach the team's best model of their family
     bedrock_model_discovery: bool = True  # Claude models the team's Bedrock lists are usable by name
+    # a member's request without AWS credentials may be served on the paid direct API (off: it is refused)
+    credentialless_direct_allowed: bool = False
+    # a cloud run whose Bedrock route failed must not be served by an operator-paid fallback (off: it is, and
+    # the run ends ``succeeded`` but degraded)
+    degraded_runs_fail: bool = False
+    alert_webhook_url: str | None = None  # receives BYOLLM failures as Slack-compatible JSON
+    alert_interval_seconds: int = 3600  # at most one alert per failure class per interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +252,9 @@ class DropCause(StrEnum):
     NOT_IN_REGION = "not_in_region"  # the catalog does not offer the model on Bedrock in the team's region
     NO_PROFILE = "no_profile"  # nothing in the catalog is invocable from the region
     NO_SESSION = "no_session"  # an interactive request without delegated AWS session credentials
+    # an operator-paid route of a Bedrock-routed request that came without AWS credentials, which the team
+    # does not serve on its AI credits (``credentialless_direct_allowed`` off)
+    CREDENTIALLESS_DIRECT_REFUSED = "credentialless_direct_refused"
     NO_ROLE = "no_role"  # a cloud run with no role ARN (team-wide or the agent's)
     BYOK_NOT_ALLOWED = "byok_not_allowed"  # the user sent a provider key but the team forbids BYOK
     NO_OPERATOR_KEY = "no_operator_key"  # the operator has no key for this provider
@@ -261,6 +271,12 @@ class DroppedRoute:
     reason: str
     cause: DropCause | None = None
     credential: CredentialSource | None = None  # the credential the dropped route would have used, if known
+    upstream_model_id: str | None = None  # the id the route would have sent upstream, when it got that far
+
+    @property
+    def route(self) -> str:
+        """The route's name as a candidate would have it (``host:upstream-id``), else ``host:model``."""
+        return f"{self.host.value}:{self.upstream_model_id or self.model}"
 
     @property
     def label(self) -> str:
@@ -278,6 +294,15 @@ class RoutePlan:
     resolved_via: str = "catalog"  # how the name became ``model``: catalog, alias:<pattern>, family:<f>, auto
 
     @property
+    def skipped_first(self) -> tuple[DroppedRoute, ...]:
+        """The requested model's Bedrock routes dropped only for want of the caller's AWS session.
+
+        They come first in the plan's order, so when another route serves the request it is a fallback: the
+        gateway counts them as failed attempts (class ``local_credentials_missing``) and reports them.
+        """
+        return tuple(d for d in self.dropped if d.cause is DropCause.NO_SESSION and d.model == self.model)
+
+    @property
     def blocked_by_credits(self) -> bool:
         """True when no route is left and an operator-paid route was dropped only for lack of AI credits."""
         return not self.candidates and any(d.cause is DropCause.NO_CREDITS for d in self.dropped)
@@ -287,7 +312,7 @@ class RoutePlan:
 
         ``credits_exhausted`` when credits were the reason (with credits, an operator-paid route would
         exist; the detail adds when signing in to AWS would open a Bedrock route); then
-        ``local_credentials_expired`` when a Bedrock route was dropped only because the request carried no
+        ``local_credentials_missing`` when a Bedrock route was dropped only because the request carried no
         AWS session credentials (the user fixes that in seconds, at no cost to anyone); otherwise
         ``no_fallback_available`` listing why each route was dropped.
         """
@@ -306,7 +331,7 @@ class RoutePlan:
             )
         if no_session:
             raise ByollmError(
-                ErrorClass.LOCAL_CREDENTIALS_EXPIRED,
+                ErrorClass.LOCAL_CREDENTIALS_MISSING,
                 f"{self.model} is served through your team's AWS Bedrock, and the request carried no AWS session"
                 " credentials",
                 model=self.model,

@@ -15,10 +15,12 @@ Mapping decisions worth knowing:
   by ``call_id``; ``custom`` (free-form) tools become tools taking one string ``input`` and their calls
   come back as ``custom_tool_call`` items. ``reasoning`` items are dropped: they are OpenAI's own opaque
   state and no other model can read them.
-- Hosted tools (``web_search``, ``file_search``, ``namespace`` groups, ...) are offers the model may
-  ignore: they are left out of the canonical request rather than failing it, unless ``tool_choice``
-  forces one. ``reasoning``, ``include``, ``store``, ``prompt_cache_key``, ``metadata`` and
-  ``client_metadata`` do not change the answer's content and are not forwarded.
+- The function tools of a ``namespace`` group become tools named ``<namespace>__<name>``, and their calls
+  come back as ``function_call`` items with ``namespace`` and the tool's own name again.
+- Hosted tools (``web_search``, ``file_search``, ...) are offers the model may ignore: they are left out
+  of the canonical request rather than failing it, unless ``tool_choice`` forces one. ``reasoning``,
+  ``include``, ``store``, ``prompt_cache_key``, ``metadata`` and ``client_metadata`` do not change the
+  answer's content and are not forwarded.
 - What the canonical form cannot say but an OpenAI upstream can (``text.format`` other than text,
   ``logprobs``, ``top_logprobs``, a forced hosted tool) is recorded in ``lost``: routes serving the
   canonical form are then skipped as ``unsupported_by_route`` naming the field, and an OpenAI route
@@ -29,6 +31,7 @@ Mapping decisions worth knowing:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ __all__ = [
     "CanonicalStreamToResponses",
     "TranslatedRequest",
     "canonical_to_response",
+    "namespaced_names",
     "responses_request_to_canonical",
 ]
 
@@ -55,8 +59,10 @@ _REFUSED = {
 _HOSTED_TOOLS = frozenset({
     "web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11", "file_search",
     "code_interpreter", "image_generation", "computer_use_preview", "computer_use", "mcp", "local_shell", "shell",
-    "namespace", "tool_search", "apply_patch",
+    "tool_search", "apply_patch",
 })
+_NAMESPACE_SEPARATOR = "__"
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what Anthropic accepts as a tool name
 _CUSTOM_INPUT_SCHEMA: Mapping[str, Any] = {
     "type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"],
 }
@@ -195,8 +201,10 @@ def _input_messages(items: Any, system: list[str]) -> list[dict[str, Any]]:
                 raise invalid(where, "a call needs call_id and name")
             tool_input = (_arguments(item.get("arguments"), f"{where}.arguments") if kind == "function_call"
                           else {"input": str(item.get("input") or "")})
-            _append(messages, "assistant", [{"type": "tool_use", "id": call_id, "name": item["name"],
-                                             "input": tool_input}])
+            name = item["name"]
+            if isinstance(item.get("namespace"), str) and item["namespace"]:
+                name = f"{item['namespace']}{_NAMESPACE_SEPARATOR}{name}"
+            _append(messages, "assistant", [{"type": "tool_use", "id": call_id, "name": name, "input": tool_input}])
         elif kind in ("function_call_output", "custom_tool_call_output"):
             call_id = item.get("call_id")
             if not isinstance(call_id, str) or not call_id:
@@ -239,11 +247,48 @@ def _tools(tools: Any) -> tuple[list[dict[str, Any]], frozenset[str], set[str]]:
                 entry["input_schema"] = dict(_CUSTOM_INPUT_SCHEMA)
                 custom.add(name)
             out.append(entry)
+        elif kind == "namespace":
+            assert isinstance(tool, Mapping)
+            out.extend(_namespace_tools(tool))
         elif isinstance(kind, str) and kind in _HOSTED_TOOLS:
             hosted.add(kind)
         else:
             raise invalid(f"tools[{index}].type", f"tool type {kind!r} is not supported")
     return out, frozenset(custom), hosted
+
+
+def _namespace_tools(group: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A namespace group's function tools as canonical tools named ``<namespace>__<name>`` (those whose
+    flattened name Anthropic would refuse are left out, like hosted tools)."""
+    return [{"name": flat, "description": str(tool.get("description") or ""),
+             "input_schema": tool.get("parameters") or {"type": "object", "properties": {}}}
+            for flat, tool in _namespaced_functions(group).items()]
+
+
+def _namespaced_functions(group: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    namespace = group.get("name")
+    tools = group.get("tools")
+    if not isinstance(namespace, str) or not isinstance(tools, list):
+        return {}
+    found: dict[str, Mapping[str, Any]] = {}
+    for tool in tools:
+        if not isinstance(tool, Mapping) or tool.get("type", "function") != "function":
+            continue
+        if isinstance(tool.get("name"), str):
+            flat = f"{namespace}{_NAMESPACE_SEPARATOR}{tool['name']}"
+            if _TOOL_NAME.match(flat):
+                found[flat] = tool
+    return found
+
+
+def namespaced_names(tools: Any) -> dict[str, tuple[str, str]]:
+    """Flattened tool name -> (namespace, name) for the namespace groups of a request's ``tools``."""
+    names: dict[str, tuple[str, str]] = {}
+    for group in tools if isinstance(tools, list) else ():
+        if isinstance(group, Mapping) and group.get("type") == "namespace":
+            for flat, tool in _namespaced_functions(group).items():
+                names[flat] = (str(group["name"]), str(tool["name"]))
+    return names
 
 
 def _tool_choice(choice: Any, hosted: set[str], lost: list[tuple[str, str]]) -> dict[str, Any] | None:
@@ -354,7 +399,8 @@ def _text_item(item_id: str, text: str, status: str = "completed") -> dict[str, 
 
 
 def _call_item(item_id: str, block: Mapping[str, Any], custom: frozenset[str], arguments: str | None = None,
-               status: str = "completed") -> dict[str, Any]:
+               status: str = "completed", namespaced: Mapping[str, tuple[str, str]] | None = None
+               ) -> dict[str, Any]:
     name = str(block.get("name", ""))
     call_id = str(block.get("id", ""))
     tool_input = block.get("input") if isinstance(block.get("input"), Mapping) else {}
@@ -362,8 +408,11 @@ def _call_item(item_id: str, block: Mapping[str, Any], custom: frozenset[str], a
     if name in custom:
         return {"id": item_id, "type": "custom_tool_call", "status": status, "call_id": call_id, "name": name,
                 "input": str(tool_input.get("input", "")) if arguments is None else _custom_input(arguments)}
-    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
+    item = {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
             "arguments": _dumps(tool_input) if arguments is None else (arguments or "{}")}
+    if namespaced and name in namespaced:
+        item["namespace"], item["name"] = namespaced[name]
+    return item
 
 
 def _custom_input(arguments: str) -> str:
@@ -413,7 +462,8 @@ def canonical_to_response(message: Mapping[str, Any], request: Mapping[str, Any]
         if block.get("type") == "text" and block.get("text"):
             output.append(_text_item(f"msg_{request_id}_{index}", str(block["text"])))
         elif block.get("type") == "tool_use":
-            output.append(_call_item(f"fc_{request_id}_{index}", block, custom_tools))
+            output.append(_call_item(f"fc_{request_id}_{index}", block, custom_tools,
+                                     namespaced=namespaced_names(request.get("tools"))))
     status, incomplete = _status(str(message.get("stop_reason") or ""))
     echo = _Echo(str(request.get("model")), request)
     return echo.response(f"resp_{request_id}", int(time.time()) if created is None else created, output, status,
@@ -441,6 +491,7 @@ class CanonicalStreamToResponses:
         self._id = f"resp_{request_id}"
         self._created = int(time.time()) if created is None else created
         self._custom = custom_tools
+        self._namespaced = namespaced_names(request.get("tools"))
         self._sequence = 0
         self._output: list[dict[str, Any]] = []
         self._open: dict[int, tuple[int, dict[str, Any], list[str]]] = {}  # block -> (output index, block, text)
@@ -518,7 +569,7 @@ class CanonicalStreamToResponses:
                     self._event("response.content_part.added", item_id=item["id"], output_index=position,
                                 content_index=0, part=part)]
         if block.get("type") == "tool_use":
-            item = _call_item(f"fc_{self._rid}_{index}", block, self._custom, "", "in_progress")
+            item = _call_item(f"fc_{self._rid}_{index}", block, self._custom, "", "in_progress", self._namespaced)
             self._output.append(item)
             self._open[index] = (position, dict(block), [])
             return [self._event("response.output_item.added", output_index=position, item=dict(item))]
@@ -559,7 +610,7 @@ class CanonicalStreamToResponses:
                     self._event("response.content_part.done", item_id=item_id, output_index=position,
                                 content_index=0, part=part),
                     self._event("response.output_item.done", output_index=position, item=item)]
-        item = _call_item(item_id, block, self._custom, text)
+        item = _call_item(item_id, block, self._custom, text, namespaced=self._namespaced)
         self._output[position] = item
         if item["type"] == "custom_tool_call":
             events = [self._event("response.custom_tool_call_input.delta", item_id=item_id, output_index=position,

@@ -34,7 +34,7 @@ __all__ = ["EVENT_KINDS", "clean", "clean_messages"]
 
 EVENT_KINDS = frozenset({
     "state", "prompt", "steer", "model_call", "route_failure", "message", "tool_call", "tool_result",
-    "cancel_requested", "credits", "web_identity_failure",
+    "cancel_requested", "credits", "web_identity_failure", "degraded",
 })
 
 

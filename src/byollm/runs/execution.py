@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from byollm.errors import ByollmError, ErrorClass, NoRouteError
-from byollm.gateway.executor import Gateway, InferenceContext
-from byollm.policy.types import Actor, ActorKind, RouteRequest
+from byollm.gateway.executor import Gateway, InferenceContext, Served
+from byollm.policy.types import Actor, ActorKind, BillingBucket, Host, RouteRequest
 from byollm.providers.base import CanonicalRequest, CompletedMessage
 from byollm.runs.events import clean_messages
 from byollm.runs.journal import RunJournal
@@ -346,14 +346,41 @@ class RunExecution:
                     "message": attempt.detail, "remediation": attempt.error_class.remediation})
             raise
         message: CompletedMessage = served.value
+        for attempt in served.failures:  # the routes that failed before this one served: why, and the fix
+            await self._journal.record(self.uid, "route_failure", {
+                "turn": turn, "route": attempt.route, "code": attempt.error_class.code,
+                "message": attempt.detail, "remediation": attempt.error_class.remediation})
         data: dict[str, Any] = {
             "turn": turn, "route": served.route, "model": served.model, "fallbacks": served.fallbacks,
             "input_tokens": message.usage.input_tokens, "output_tokens": message.usage.output_tokens,
-            "stop_reason": message.message.get("stop_reason")}
+            "stop_reason": message.message.get("stop_reason"), "billing": served.billing,
+            "credits": str(served.credits if served.credits is not None else 0)}
+        if served.fallbacks:
+            data["fallback_reasons"] = [{"route": a.route, "code": a.error_class.code} for a in served.failures]
         if served.route.startswith("bedrock:") and self._credentials is not None and self._role_arn:
             data["assumed_role_arn"] = self._credentials.assumed_role_arn(self.uid, self._role_arn)
         await self._journal.record(self.uid, "model_call", data)
+        await self._note_degraded(served, turn)
         return message
+
+    async def _note_degraded(self, served: Served, turn: int) -> None:
+        """An operator-paid route served this call after a Bedrock route failed: the run is degraded (it
+        ends ``succeeded`` with the failure's class on the run, and a ``degraded`` event with the fix)."""
+        if served.billing != BillingBucket.AI_CREDITS.value:
+            return
+        failure = next((a for a in served.failures if a.route.startswith(f"{Host.BEDROCK.value}:")), None)
+        if failure is None:
+            return
+        async with self._store.session() as session:
+            if not await runs_repo.mark_degraded(session, run_uid=self.uid, worker_id=self._worker_id,
+                                                 attempt=self.attempt, code=failure.error_class.code):
+                return
+            await self._journal.append(session, self.uid, "degraded", {
+                "turn": turn, "route": failure.route, "code": failure.error_class.code,
+                "message": f"served by {served.route}, paid from AI credits, because {failure.route} failed",
+                "remediation": failure.error_class.remediation, "served_route": served.route,
+                "credits": str(served.credits if served.credits is not None else 0)})
+        await self._journal.announce(self.uid)
 
     async def _run_tool(self, use: Mapping[str, Any], enabled: Sequence[str]) -> ToolResult:
         name = str(use.get("name", ""))

@@ -37,6 +37,7 @@ from byollm.catalog.types import Catalog
 from byollm.control.authz import Caller, PrincipalKind
 from byollm.errors import ByollmError, ErrorClass
 from byollm.policy.auto import is_auto
+from byollm.policy.names import enabled_model_ids, resolve_model_name
 from byollm.policy.types import ActorKind, Agent, Role, TeamPolicy
 from byollm.runs.events import clean_messages
 from byollm.runs.journal import RunJournal
@@ -77,6 +78,10 @@ class RunView:
     finished_at: datetime | None
     transcript_purged: bool = False
     remediation: str | None = None
+    # an operator-paid fallback served it after a Bedrock failure of this class (the run still ``succeeded``)
+    degraded: bool = False
+    degraded_code: str | None = None
+    degraded_remediation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +100,15 @@ class RunLimits:
     user_tools: tuple[str, ...]
 
 
-def _view(run: RunRecord, purged: bool = False) -> RunView:
-    remediation = None
-    if run.error_code:
+def _remediation(code: str | None) -> str | None:
+    if code:
         with contextlib.suppress(KeyError):
-            remediation = ErrorClass.from_code(run.error_code).remediation
+            return ErrorClass.from_code(code).remediation
+    return None
+
+
+def _view(run: RunRecord, purged: bool = False) -> RunView:
+    remediation = _remediation(run.error_code)
     return RunView(
         uid=run.uid, team_uid=run.team_uid, state=run.state, model=run.model, tools=list(run.tools),
         started_by_type=run.started_by_type, started_by_uid=run.started_by_uid, agent_uid=run.agent_uid,
@@ -107,7 +116,8 @@ def _view(run: RunRecord, purged: bool = False) -> RunView:
         max_turns=run.max_turns, compute_seconds=run.compute_seconds, cancel_requested=run.cancel_requested,
         error_code=run.error_code, error_detail=run.error_detail, created_at=run.created_at,
         started_at=run.started_at, finished_at=run.finished_at, transcript_purged=purged or run.transcript is None,
-        remediation=remediation,
+        remediation=remediation, degraded=run.degraded_code is not None, degraded_code=run.degraded_code,
+        degraded_remediation=_remediation(run.degraded_code),
     )
 
 
@@ -182,17 +192,20 @@ class RunService:
                               " on the agent (`byollm admin agents update --tools ...`)")
         return list(dict.fromkeys(requested))
 
-    def _model_for(self, agent: Agent | None, model: str | None) -> str:
+    def _model_for(self, policy: TeamPolicy, agent: Agent | None, model: str | None) -> str:
         name = (model or "").strip() or (agent.default_model if agent is not None else None) or ""
         if not name:
             raise ByollmError(ErrorClass.INVALID_REQUEST,
                               "model: name a model or `auto` (or start a named agent that has a default model)")
         if is_auto(name):
             return "auto"
-        resolved = self._catalog.resolve(name)
+        resolved = resolve_model_name(policy, self._catalog, name)  # the team's aliases and family mapping too
         if resolved is None:
-            raise ByollmError(ErrorClass.INVALID_REQUEST, f"model: unknown model {name!r}")
-        return resolved.id
+            usable = enabled_model_ids(policy, self._catalog)
+            raise ByollmError(ErrorClass.MODEL_NOT_FOUND,
+                              f"model: unknown model {name[:100]!r}; your team can use: {', '.join(usable) or 'none'}",
+                              model=name[:100], available=usable)
+        return resolved.model.id
 
     @staticmethod
     def _agent_named(policy: TeamPolicy, name_or_uid: str) -> Agent:
@@ -226,7 +239,7 @@ class RunService:
                 named = self._agent_named(policy, agent) if agent else None
                 actor, started_by_type = ActorKind.USER_RUN, "user"
             run_tools = self._tools_for(named, tools)
-            run_model = self._model_for(named, model)
+            run_model = self._model_for(policy, named, model)
             price = Decimal(self._limits.platform_credits)
             left = await credits_remaining(session, team_uid=team_uid, bucket=CreditBucket.PLATFORM,
                                            allowance=policy.settings.platform_credits, period=period_of(now))

@@ -9,7 +9,9 @@ between, the cache holds a newer policy under an older version and simply reload
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,12 +35,14 @@ __all__ = [
     "domain_agent",
     "get_policy_version",
     "get_team_policy",
+    "get_validated_permissions",
     "policy_versions",
     "remove_model_routing",
     "set_bedrock_host",
     "set_model_policy",
     "set_model_routing",
     "set_team_settings",
+    "set_validated_permissions",
 ]
 
 
@@ -55,6 +59,10 @@ def apply_settings(row: t.Team, settings: TeamSettings) -> None:
     row.max_token_lifetime_days = settings.max_token_lifetime_days
     row.claude_family_mapping = settings.claude_family_mapping
     row.bedrock_model_discovery = settings.bedrock_model_discovery
+    row.credentialless_direct_allowed = settings.credentialless_direct_allowed
+    row.degraded_runs_fail = settings.degraded_runs_fail
+    row.alert_webhook_url = settings.alert_webhook_url
+    row.alert_interval_seconds = settings.alert_interval_seconds
 
 
 def apply_bedrock_host(row: t.Team, config: BedrockHostConfig) -> None:
@@ -76,6 +84,10 @@ def _settings(row: t.Team) -> TeamSettings:
         max_token_lifetime_days=row.max_token_lifetime_days,
         claude_family_mapping=row.claude_family_mapping is not False,  # NULL in rows older than the column
         bedrock_model_discovery=row.bedrock_model_discovery is not False,
+        credentialless_direct_allowed=row.credentialless_direct_allowed,
+        degraded_runs_fail=row.degraded_runs_fail,
+        alert_webhook_url=row.alert_webhook_url,
+        alert_interval_seconds=row.alert_interval_seconds,
     )
 
 
@@ -226,3 +238,15 @@ async def set_bedrock_host(session: AsyncSession, *, team_uid: str, config: Bedr
     apply_bedrock_host(row, config)
     await session.flush()
     return await bump_policy_version(session, team_uid=team_uid)
+
+
+async def set_validated_permissions(session: AsyncSession, *, team_uid: str, record: Mapping[str, Any] | None) -> None:
+    """Keep what the doctor's last passing permissions check validated (``iam.coverage``); no version bump:
+    the planner does not read it."""
+    row = await _team_row(session, team_uid)
+    row.validated_permissions = dict(record) if record is not None else None
+
+
+async def get_validated_permissions(session: AsyncSession, *, team_uid: str) -> dict[str, Any] | None:
+    row = await _team_row(session, team_uid)
+    return dict(row.validated_permissions) if row.validated_permissions else None

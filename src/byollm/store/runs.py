@@ -48,6 +48,7 @@ __all__ = [
     "list_events",
     "list_runs",
     "lock_run",
+    "mark_degraded",
     "purge_transcripts",
     "recover_expired",
     "release_run",
@@ -90,6 +91,7 @@ class RunRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    degraded_code: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -125,6 +127,7 @@ def _record(row: Run) -> RunRecord:
         compute_seconds=row.compute_seconds, event_seq=row.event_seq, steered_seq=row.steered_seq,
         transcript=tuple(row.transcript) if row.transcript is not None else None, created_at=row.created_at,
         started_at=row.started_at, finished_at=row.finished_at, updated_at=row.updated_at,
+        degraded_code=row.degraded_code,
     )
 
 
@@ -294,6 +297,14 @@ async def finish_run(
     if compute_seconds is not None:
         values["compute_seconds"] = compute_seconds
     result = await session.execute(update(Run).where(_fenced(run_uid, worker_id, attempt)).values(**values))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def mark_degraded(session: AsyncSession, *, run_uid: str, worker_id: str, attempt: int, code: str) -> bool:
+    """Record that a paid fallback served the run after a Bedrock failure of class ``code`` (the first such
+    failure is kept); False when the lease is lost."""
+    result = await session.execute(update(Run).where(_fenced(run_uid, worker_id, attempt)).values(
+        degraded_code=func.coalesce(Run.degraded_code, code)))
     return bool(getattr(result, "rowcount", 0))
 
 

@@ -148,6 +148,13 @@ class Team(Base):
     max_token_lifetime_days: Mapped[int | None] = mapped_column(Integer)
     claude_family_mapping: Mapped[bool] = mapped_column(Boolean, default=True)
     bedrock_model_discovery: Mapped[bool] = mapped_column(Boolean, default=True)
+    credentialless_direct_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    degraded_runs_fail: Mapped[bool] = mapped_column(Boolean, default=False)
+    alert_webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    alert_interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    # the permissions policy `byollm doctor` last evaluated for the team's role (a policy document, no secret),
+    # against which enabling a model is checked at save time
+    validated_permissions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Membership(Base):

@@ -50,6 +50,8 @@ class Run(Base):
     state: Mapped[str] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_detail: Mapped[str | None] = mapped_column(Text)
+    # set when an operator-paid fallback served a model call after a Bedrock failure: that failure's class
+    degraded_code: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer)
     max_attempts: Mapped[int] = mapped_column(Integer)
     turns: Mapped[int] = mapped_column(Integer)

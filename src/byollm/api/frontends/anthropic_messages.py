@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from byollm.api.errors import ApiShape, error_body
-from byollm.api.frontends.base import ParsedRequest, RequestMeta
+from byollm.api.frontends.base import ParsedRequest, RequestMeta, credits_trailer
 from byollm.api.frontends.fields import (
     Check,
     FieldError,
@@ -55,6 +55,11 @@ def _block(value: Any) -> None:
     if not isinstance(value, dict):
         raise FieldError("expected an object")
     kind = value.get("type")
+    if kind == "text":  # most blocks: checked inline, the same check ``_BLOCK_FIELDS`` describes
+        text = value.get("text")
+        if text is not None and not isinstance(text, str):
+            raise FieldError("expected a string", "text")
+        return
     if not isinstance(kind, str):
         raise FieldError("expected a string" if kind is not None else "required", "type")
     fields = _BLOCK_FIELDS.get(kind)
@@ -183,6 +188,7 @@ class AnthropicMessages:
             yield encoded
         if 0 < len(preamble) < opened.preamble:
             yield b"".join(preamble)
+        yield credits_trailer(opened)
 
     def stream_error(self, error: ByollmError, request_id: str) -> bytes:
         return encode_sse("error", orjson.dumps(error_body(error, ApiShape.ANTHROPIC, request_id)))

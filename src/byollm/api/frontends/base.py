@@ -23,7 +23,13 @@ from byollm.gateway.executor import Served, ServedStream
 from byollm.policy.types import RouteRequest
 from byollm.providers.base import CanonicalRequest
 
-__all__ = ["ClientApi", "ParsedRequest", "RequestMeta"]
+__all__ = ["ClientApi", "ParsedRequest", "RequestMeta", "credits_trailer"]
+
+
+def credits_trailer(opened: ServedStream) -> bytes:
+    """An SSE comment with what a streamed answer cost, sent after its last event: the headers left before
+    the usage was known, and every SSE reader (the official SDKs included) skips comment lines."""
+    return f": x-byollm-credits={opened.credits if opened.credits is not None else 0}\n\n".encode()
 
 
 @dataclass(frozen=True, slots=True)

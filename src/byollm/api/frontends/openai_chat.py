@@ -17,7 +17,7 @@ import orjson
 
 from byollm.api.errors import ApiShape, error_body
 from byollm.api.frontends.anthropic_messages import canonical_request, route_request
-from byollm.api.frontends.base import ParsedRequest, RequestMeta
+from byollm.api.frontends.base import ParsedRequest, RequestMeta, credits_trailer
 from byollm.api.frontends.fields import (
     Check,
     array_of,
@@ -146,6 +146,7 @@ class OpenAIChat:
                 continue
             for chunk in translator.feed(event.data):
                 yield encode_sse(None, orjson.dumps(chunk))
+        yield credits_trailer(opened)
         yield _DONE
 
     def stream_error(self, error: ByollmError, request_id: str) -> bytes:
