@@ -11,7 +11,7 @@ from typing import Any
 import openai
 import pytest
 
-from support.stack import Stack
+from support.stack import DIRECT_MODELS, Stack
 
 SCHEMA: dict[str, Any] = {"type": "object", "properties": {"city": {"type": "string"}, "degrees": {"type": "integer"}},
                           "required": ["city", "degrees"], "additionalProperties": False}
@@ -115,7 +115,7 @@ def test_what_claude_cannot_do_is_refused_naming_it_or_served_by_an_openai_fallb
         _sdk(stack, alone.token).chat.completions.create(model="claude-opus-4-7", messages=ASK, **extra)
     error: Any = refused.value.body
     assert error["code"] == "unsupported_by_route" and error["message"].startswith(f"{field}: ")
-    with_fallback = stack.new_team(fallback=["gpt-5"])
+    with_fallback = stack.new_team(DIRECT_MODELS, fallback=["gpt-5"])  # no AWS credentials (issue 16)
     raw = _sdk(stack, with_fallback.token).chat.completions.with_raw_response.create(
         model="claude-opus-4-7", messages=ASK, **extra)
     assert raw.headers["x-byollm-route"].startswith("openai:")
