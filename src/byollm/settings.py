@@ -51,7 +51,9 @@ Environment variables (all optional):
   ``host:port`` a tool may reach through byollm's egress proxy; a bare host means ports 80 and 443; default
   none: no network at all), ``BYOLLM_RUN_TOOL_CPU_SECONDS`` (default 30),
   ``BYOLLM_RUN_TOOL_MEMORY_BYTES`` (address space, default 1 GiB), ``BYOLLM_RUN_TOOL_PROCESSES`` (default
-  128), ``BYOLLM_RUN_TOOL_FILE_BYTES`` (largest file a tool may write, default 256 MiB) and
+  128), ``BYOLLM_RUN_TOOL_FILE_BYTES`` (largest file a tool may write, default 256 MiB),
+  ``BYOLLM_RUN_WORKDIR_BYTES`` (a run's working directory quota, files counted at 4 KiB at least; default
+  1 GiB) and
   ``BYOLLM_RUN_SANDBOX_UID`` (the unprivileged user tools run as when byollm itself runs as root; default
   65534).
 - A new team's starting monthly allowances (an admin changes them on the Usage page or with
@@ -220,6 +222,7 @@ class Settings:
     run_tool_memory_bytes: int = 1 << 30
     run_tool_processes: int = 128
     run_tool_file_bytes: int = 256 << 20
+    run_workdir_bytes: int = 1 << 30
     run_sandbox_uid: int = 65534
     oidc_issuer_url: str | None = None  # None: ``public_url``
     oidc_audience: str = "sts.amazonaws.com"
@@ -290,6 +293,7 @@ class Settings:
             run_tool_memory_bytes=int(env.get("BYOLLM_RUN_TOOL_MEMORY_BYTES") or 1 << 30),
             run_tool_processes=int(env.get("BYOLLM_RUN_TOOL_PROCESSES") or 128),
             run_tool_file_bytes=int(env.get("BYOLLM_RUN_TOOL_FILE_BYTES") or 256 << 20),
+            run_workdir_bytes=int(env.get("BYOLLM_RUN_WORKDIR_BYTES") or 1 << 30),
             run_sandbox_uid=int(env.get("BYOLLM_RUN_SANDBOX_UID") or 65534),
             oidc_issuer_url=env.get("BYOLLM_OIDC_ISSUER_URL") or None,
             oidc_audience=env.get("BYOLLM_OIDC_AUDIENCE") or "sts.amazonaws.com",

@@ -73,6 +73,7 @@ class SandboxLimits:
     memory_bytes: int
     processes: int
     file_bytes: int
+    workdir_bytes: int = 1 << 30  # the working directory's quota (``runs.tools`` enforces it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +170,8 @@ class Sandbox:
         for path in _ETC_PATHS:
             args += ["--ro-bind-try", path, path]
         args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self._config.limits.file_bytes),
-                 "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own private tmpfs "--clearenv", "--setenv", "PATH", _PATH, "--setenv", "LANG", "C.UTF-8",
+                 "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own private tmpfs
+                 "--clearenv", "--setenv", "PATH", _PATH, "--setenv", "LANG", "C.UTF-8",
                  "--setenv", "TMPDIR", "/tmp"]  # noqa: S108
         return args
 

@@ -12,7 +12,10 @@ enabled tool is decided in ``RunService.start`` and ``ControlService`` (not here
 The ``shell`` tool runs ``/bin/sh -c <command>`` inside the sandbox (``runs.sandbox``: namespaces, a
 read-only system, the run's working directory as the only writable place, no network unless egress is
 enabled, rlimits), with a wall-clock limit (the sandbox is killed) and an output limit (the rest is
-discarded). The working directory is one per execution of the run, removed when it ends: a retried run
+discarded), and a quota on the working directory (``BYOLLM_RUN_WORKDIR_BYTES``: the sandbox's per-file
+limit alone lets many files fill the disk the database may share; usage is measured four times a second
+while the command runs and the sandbox is killed past the quota). The working directory is one per
+execution of the run, removed when it ends: a retried run
 starts with an empty one. When the sandbox cannot be set up the tool raises ``sandbox_unavailable`` and
 nothing runs.
 """
@@ -20,14 +23,18 @@ nothing runs.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from byollm.runs.sandbox import Sandbox
+from byollm.runs.sandbox import Sandbox, kill_group
 
-__all__ = ["ShellTool", "Tool", "ToolContext", "ToolRegistry", "ToolResult", "default_registry"]
+__all__ = ["ShellTool", "Tool", "ToolContext", "ToolRegistry", "ToolResult", "default_registry", "workdir_usage"]
+
+_QUOTA_POLL_S = 0.25
+_MIN_ENTRY_BYTES = 4096  # an empty file still costs an inode and a block: many empty files count too
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +83,14 @@ class ShellTool:
         command = arguments.get("command")
         if not isinstance(command, str) or not command.strip():
             return ToolResult("the shell tool needs a non-empty string argument `command`", is_error=True)
+        if "\x00" in command:
+            return ToolResult("the command holds a NUL character, which no program can receive", is_error=True)
+        quota = self._sandbox.config.limits.workdir_bytes
+        if await asyncio.to_thread(workdir_usage, context.workdir, quota) > quota:
+            return ToolResult(_over_quota(quota), is_error=True)
         kept = bytearray()
         truncated = False
+        over = False
         async with self._sandbox.launch(["/bin/sh", "-c", command], context.workdir) as process:
             assert process.stdout is not None
 
@@ -91,17 +104,58 @@ class ShellTool:
                     kept.extend(chunk[: max(room, 0)])
                 await process.wait()
 
+            async def watch() -> None:
+                nonlocal over
+                while process.returncode is None:
+                    await asyncio.sleep(_QUOTA_POLL_S)
+                    if await asyncio.to_thread(workdir_usage, context.workdir, quota) > quota:
+                        over = True
+                        kill_group(process.pid)
+                        return
+
+            watcher = asyncio.create_task(watch())
             try:
                 async with asyncio.timeout(context.timeout_s):
                     await read()
             except TimeoutError:
                 return ToolResult(_text(kept) + f"\n[timed out after {context.timeout_s:g} s; killed]",
                                   is_error=True)
+            finally:
+                watcher.cancel()
+        if over:
+            return ToolResult(f"{_text(kept)}\n[{_over_quota(quota)}; killed]".lstrip("\n"), is_error=True)
         text = _text(kept) + ("\n[output truncated]" if truncated else "")
         code = process.returncode
         if code:
             return ToolResult(f"{text}\n[exit status {code}]".lstrip("\n"), is_error=True)
         return ToolResult(text)
+
+
+def _over_quota(quota: int) -> str:
+    return (f"the working directory is over its quota of {quota} bytes (BYOLLM_RUN_WORKDIR_BYTES); remove"
+            " files before running more commands")
+
+
+def workdir_usage(root: Path, stop_above: int) -> int:
+    """The disk space under ``root`` (allocated blocks, each entry at least 4 KiB; symbolic links not
+    followed), counting stops once past ``stop_above`` so a huge tree costs no more than needed."""
+    total = 0
+    pending = [str(root)]
+    while pending and total <= stop_above:
+        try:
+            entries = os.scandir(pending.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += max(st.st_blocks * 512, _MIN_ENTRY_BYTES)
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+    return total
 
 
 def _text(data: bytes | bytearray) -> str:

@@ -110,7 +110,8 @@ def sandbox_for(settings: Settings) -> Sandbox:
     return Sandbox(SandboxConfig(
         bwrap=settings.run_bwrap,
         limits=SandboxLimits(cpu_s=settings.run_tool_cpu_s, memory_bytes=settings.run_tool_memory_bytes,
-                             processes=settings.run_tool_processes, file_bytes=settings.run_tool_file_bytes),
+                             processes=settings.run_tool_processes, file_bytes=settings.run_tool_file_bytes,
+                             workdir_bytes=settings.run_workdir_bytes),
         sandbox_uid=settings.run_sandbox_uid, egress=parse_allow_list(settings.run_egress_hosts),
         guard=EgressGuard(settings.allowed_internal_networks), own_addresses=_own_addresses(settings)))
 
