@@ -115,3 +115,16 @@ def test_a_bedrock_answer_reports_its_bucket_and_no_credits(stack: Stack) -> Non
         model=OPUS, max_tokens=20, messages=[PROMPT])  # type: ignore[list-item]
     assert raw.headers["x-byollm-billing"] == "customer_cloud" and Decimal(raw.headers["x-byollm-credits"]) == 0
     assert "x-byollm-fallback-reasons" not in raw.headers
+
+
+def test_a_streamed_responses_answer_ends_with_what_it_cost(stack: Stack) -> None:
+    """The Responses API stream too: a trailing SSE comment after the last event, skipped by the OpenAI SDK."""
+    team = stack.new_team({"gpt-5": {"direct": True}})
+    oai = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=team.token, max_retries=0)
+    with oai.responses.with_streaming_response.create(model="gpt-5", input="hello", stream=True) as raw:
+        assert raw.headers["x-byollm-billing"] == "ai_credits"
+        body = b"".join(raw.iter_bytes()).decode()
+    trailer = [line for line in body.splitlines() if line.startswith(": x-byollm-credits=")]
+    assert trailer and Decimal(trailer[-1].split("=", 1)[1]) > 0
+    events = list(oai.responses.create(model="gpt-5", input="hello", stream=True))
+    assert events[-1].type == "response.completed"

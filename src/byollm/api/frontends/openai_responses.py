@@ -18,7 +18,7 @@ import orjson
 
 from byollm.api.errors import ApiShape, error_body
 from byollm.api.frontends.anthropic_messages import route_request
-from byollm.api.frontends.base import ParsedRequest, RequestMeta
+from byollm.api.frontends.base import ParsedRequest, RequestMeta, credits_trailer
 from byollm.api.frontends.fields import invalid
 from byollm.errors import ByollmError
 from byollm.gateway.executor import Served, ServedStream, StreamFailure
@@ -94,6 +94,7 @@ class OpenAIResponses:
                 yield frames
         if pending:
             yield b"".join(pending)
+        yield credits_trailer(opened)
 
     @staticmethod
     def _stream_error(error: ByollmError, request_id: str, translator: CanonicalStreamToResponses) -> bytes:
