@@ -4,6 +4,9 @@ environment convention."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import anthropic
 import pytest
 
@@ -118,3 +121,44 @@ def test_errors_reach_the_sdk_as_typed_exceptions_with_remediation(stack: Stack)
     assert body["error"]["byollm"]["remediation"]
     assert "claude-sonnet-4-6" in body["error"]["message"]  # names what the team can use
     assert "claude-sonnet-4-6" in body["error"]["byollm"]["context"]["available"]
+
+
+CLAUDE_CODE_BETAS = ["claude-code-20250219", "interleaved-thinking-2025-05-14",
+                     "fine-grained-tool-streaming-2025-05-14", "mcp-servers-2025-12-04",
+                     "context-management-2025-06-27"]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_betas_bedrock_refuses_are_dropped_on_the_bedrock_route(stack: Stack, streaming: bool) -> None:
+    """Bedrock answers 400 "invalid beta flag" for any beta it does not list, and refuses ``defer_loading`` on
+    a tool; the SDK's ``betas=[...]`` and a deferred tool still get an answer, and Bedrock receives only the
+    listed betas and no ``defer_loading``."""
+    team = team_for(stack, True)
+    sdk = client(stack, team.token, delegated=True)
+    stack.clear_journal()
+    tools = [WEATHER_TOOL, {**WEATHER_TOOL, "name": "get_forecast", "defer_loading": True}]
+    kwargs: dict[str, Any] = {"model": "claude-opus-4-7", "max_tokens": 200, "betas": CLAUDE_CODE_BETAS,
+                              "tools": tools, "messages": [{"role": "user", "content": "Say hello"}]}
+    if streaming:
+        with sdk.beta.messages.stream(**kwargs) as stream:
+            message = stream.get_final_message()
+    else:
+        message = sdk.beta.messages.create(**kwargs)
+    assert message.stop_reason in ("end_turn", "tool_use")
+    invokes = [json.loads(e["body"]) for e in stack.journal("bedrock-runtime") if "/invoke" in e["path"]]
+    assert len(invokes) == 1
+    assert invokes[0]["anthropic_beta"] == ["interleaved-thinking-2025-05-14", "context-management-2025-06-27"]
+    assert all("defer_loading" not in tool for tool in invokes[0]["tools"])
+    assert [tool["name"] for tool in invokes[0]["tools"]] == ["get_weather", "get_forecast"]
+
+
+def test_the_direct_route_forwards_every_beta(stack: Stack) -> None:
+    team = team_for(stack, False)
+    stack.clear_journal()
+    client(stack, team.token, delegated=False).beta.messages.create(
+        model="claude-opus-4-7", max_tokens=50, betas=CLAUDE_CODE_BETAS,
+        messages=[{"role": "user", "content": "Say hello"}])
+    sent = [e for e in stack.journal("anthropic") if e["path"].endswith("/v1/messages")]
+    assert len(sent) == 1
+    headers = {str(k).lower(): str(v) for k, v in sent[0]["headers"]}
+    assert headers["anthropic-beta"].split(",") == CLAUDE_CODE_BETAS

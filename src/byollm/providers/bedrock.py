@@ -1,8 +1,10 @@
 """Amazon Bedrock Runtime: InvokeModel and InvokeModelWithResponseStream with the Anthropic body.
 
 The canonical body goes to Bedrock almost verbatim: ``model`` and ``stream`` are removed (real Bedrock
-rejects them), ``anthropic_version`` becomes ``bedrock-2023-05-31``, and ``anthropic-beta`` header values
-move into the body's ``anthropic_beta`` list. Requests are signed with SigV4 by the AWS Common Runtime
+rejects them), ``anthropic_version`` becomes ``bedrock-2023-05-31``, and the ``anthropic-beta`` values
+Bedrock accepts move into the body's ``anthropic_beta`` list while the rest are dropped, as are tool fields
+Bedrock refuses (``byollm.providers.bedrock_betas`` says which and why: an unknown beta fails the whole
+request on Bedrock, and clients such as Claude Code send many). Requests are signed with SigV4 by the AWS Common Runtime
 (``awscrt``, installed with ``botocore[crt]``), which produces exactly the headers botocore's ``SigV4Auth``
 does at a fraction of its cost (signing was the largest single item in a Bedrock request's own time);
 responses stream as AWS event-stream frames decoded by botocore's own decoder (``EventStreamBuffer``,
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +43,7 @@ from yarl import URL
 from byollm.errors import ByollmError, ErrorClass
 from byollm.policy.types import CredentialSource
 from byollm.providers.base import AwsAuth, CanonicalRequest, CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.bedrock_betas import bedrock_tools, loggable_betas, split_betas
 from byollm.providers.classify import upstream_explanation
 from byollm.providers.http import HttpPool
 
@@ -47,6 +51,7 @@ __all__ = ["BedrockProvider", "bedrock_body", "classify_bedrock_error", "default
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _STREAM_READ_SIZE = 64 * 1024
+log = logging.getLogger("byollm.providers.bedrock")
 
 
 def default_endpoint(region: str, service: str = "bedrock-runtime") -> str:
@@ -60,14 +65,18 @@ def bedrock_body(call: UpstreamCall) -> bytes:
     request = call.request
     body = {k: v for k, v in request.body.items() if k not in ("model", "stream")}
     body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
-    betas = list(body.get("anthropic_beta") or [])
-    for beta in request.anthropic_beta:
-        if beta not in betas:
-            betas.append(beta)
+    in_body = body.get("anthropic_beta")
+    requested = [b for b in in_body if isinstance(b, str)] if isinstance(in_body, list) else []
+    betas, _hints, unsupported = split_betas([*requested, *request.anthropic_beta])
+    if unsupported:
+        log.warning("request %s: betas Bedrock does not offer were dropped: %s", request.request_id,
+                    loggable_betas(unsupported))
     if betas:
         body["anthropic_beta"] = betas
     else:
         body.pop("anthropic_beta", None)
+    if "tools" in body:
+        body["tools"] = bedrock_tools(body["tools"])
     return orjson.dumps(body)
 
 
