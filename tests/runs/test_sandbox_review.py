@@ -26,9 +26,10 @@ from byollm.runs.sandbox import Sandbox, SandboxConfig, SandboxLimits
 from byollm.runs.tools import ShellTool, ToolContext
 from support.pg import scratch_database
 from support.runs_stack import RunTeam, events, new_agent, run_team, running_runs_stack, start_run, wait_run
+from support.sandbox_host import needs_bwrap
 from support.stack import Stack
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+pytestmark = needs_bwrap()
 
 FILE_BYTES = 4 << 20
 QUOTA_BYTES = 24 << 20
