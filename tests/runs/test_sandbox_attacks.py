@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -22,9 +21,10 @@ import pytest
 
 from byollm.errors import ErrorClass
 from support.runs_stack import RunTeam, events, new_agent, run_team, running_runs_stack, start_run, wait_run
+from support.sandbox_host import needs_bwrap
 from support.stack import KEK, Stack
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+pytestmark = needs_bwrap()
 
 CANARY = "canary-environ-" + "7f3a9c"  # put into the serving process's environment for the test
 METADATA_SECRET = "metadata-secret-d41d8"

@@ -4,7 +4,6 @@ other host and for internal addresses the operator did not allow, even when they
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,10 +13,10 @@ from typing import Any
 import pytest
 
 from support.runs_stack import RunTeam, events, new_agent, run_team, running_runs_stack, start_run, wait_run
+from support.sandbox_host import needs_bwrap_and
 from support.stack import Stack
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None or shutil.which("curl") is None,
-                                reason="needs bubblewrap (bwrap) and curl")
+pytestmark = needs_bwrap_and("curl")
 
 
 class _Hello(BaseHTTPRequestHandler):

@@ -7,7 +7,6 @@ script in the working directory, run it, read its output) and cannot see the exe
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,10 @@ from support.runs_stack import (
     start_run,
     wait_run,
 )
+from support.sandbox_host import needs_bwrap
 from support.stack import KEK, Stack
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+pytestmark = needs_bwrap()
 
 
 @contextlib.contextmanager

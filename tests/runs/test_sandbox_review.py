@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -25,9 +26,10 @@ from byollm.runs.sandbox import Sandbox, SandboxConfig, SandboxLimits
 from byollm.runs.tools import ShellTool, ToolContext
 from support.pg import scratch_database
 from support.runs_stack import RunTeam, events, new_agent, run_team, running_runs_stack, start_run, wait_run
+from support.sandbox_host import needs_bwrap
 from support.stack import Stack
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+pytestmark = needs_bwrap()
 
 FILE_BYTES = 4 << 20
 QUOTA_BYTES = 24 << 20
@@ -124,3 +126,23 @@ def test_credentials_cut_across_lines_are_redacted_in_the_events(stack: Stack,
     for secret in SPLIT_SECRETS:
         for piece in secret:
             assert piece not in later, (piece, output)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only byollm running as root starts tools as another user (CI is root)")
+def test_as_root_an_unreachable_default_runs_directory_is_said_at_start_up(
+        tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """pytest's directories are 0700 like /root: the default ``<data dir>-runs`` beside a data directory in
+    there cannot be entered by the sandbox user, so every tool call would refuse; the operator must hear it
+    when byollm starts, not from a member's failed run."""
+    caplog.set_level(logging.WARNING, logger="byollm.runs.wiring")
+    data = Path(tmp_path_factory.mktemp("private-parent")) / "data"
+    with running_runs_stack(data, run_workdir=None) as stack:
+        assert stack.settings.run_workdir_root == data.parent / "data-runs"
+        team = run_team(stack)
+        agent_uid, _ = new_agent(stack, team.uid, tools=["shell"], default_model="claude-opus-4-7")
+        run = start_run(team.member, prompt="Use shell with command='echo ran'", agent=agent_uid)
+        done = wait_run(team.member, run["uid"], timeout=60)
+    assert done["state"] == "failed" and done["error_code"] == "sandbox_unavailable", done
+    assert "BYOLLM_RUN_WORKDIR" in done["error_detail"]
+    warned = [r.getMessage() for r in caplog.records if "will refuse to run" in r.getMessage()]
+    assert warned and "cannot enter" in warned[0] and "BYOLLM_RUN_WORKDIR" in warned[0], warned

@@ -20,8 +20,9 @@ from byollm.runs.sandbox import Sandbox, SandboxConfig, SandboxLimits, prepare_r
 from byollm.runs.tools import ShellTool, ToolContext, default_registry
 from byollm.runs.wiring import check_workdir_root
 from byollm.settings import Settings
+from support.sandbox_host import needs_bwrap
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+pytestmark = needs_bwrap()
 
 LIMITS = SandboxLimits(cpu_s=30, memory_bytes=1 << 30, processes=64, file_bytes=8 << 20)
 

@@ -120,7 +120,7 @@ Fill = Callable[[World], dict[str, str]]
 def _shared(w: World) -> dict[str, str]:
     return {"team_uid": w.alpha, "run_uid": w.run_uid, "agent_uid": w.agent_uid, "user_uid": w.member_uid,
             "provider": "openai", "name": "panel.css", "token_uid": "none",
-            "asset": "init.js"}
+            "asset": "init.js", "model_id": "claude-haiku-4-5"}
 
 
 def _fresh(kind: str) -> Fill:
@@ -160,6 +160,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/responses"): Case(INFERENCE, {"model": "gpt-5", "input": "hi"}),
     ("POST", "/v1/responses/input_tokens"): Case(INFERENCE, {"model": "gpt-5", "input": "hi"}),
     ("GET", "/v1/models"): Case(INFERENCE),
+    ("GET", "/v1/models/{model_id}"): Case(INFERENCE),
     # admin API: reads
     ("GET", "/api/v1/me"): Case(SIGNED_IN),
     ("GET", "/api/v1/teams"): Case(SIGNED_IN),

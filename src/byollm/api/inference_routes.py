@@ -328,14 +328,37 @@ async def list_models(request: Request) -> Response:
     context = await _context(request, services, "anthropic" if "anthropic-version" in request.headers else "openai")
     listing = await services.gateway.list_models(context)
     if context.api == "anthropic":
-        data = [{"type": "model", "id": m.id, "display_name": m.display_name, "created_at": "2025-01-01T00:00:00Z",
-                 "byollm": _listing_extra(m)} for m in listing]
+        data = [_anthropic_model(m) for m in listing]
         page, has_more = _page(data, request.query_params)
         body: dict[str, Any] = {"data": page, "has_more": has_more,
                                 "first_id": page[0]["id"] if page else None,
                                 "last_id": page[-1]["id"] if page else None}
     else:
-        body = {"object": "list", "data": [
-            {"id": m.id, "object": "model", "created": 1735689600, "owned_by": m.owner,
-             "byollm": {"display_name": m.display_name, **_listing_extra(m)}} for m in listing]}
+        body = {"object": "list", "data": [_openai_model(m) for m in listing]}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _anthropic_model(m: ModelListing) -> dict[str, Any]:
+    return {"type": "model", "id": m.id, "display_name": m.display_name, "created_at": "2025-01-01T00:00:00Z",
+            "byollm": _listing_extra(m)}
+
+
+def _openai_model(m: ModelListing) -> dict[str, Any]:
+    return {"id": m.id, "object": "model", "created": 1735689600, "owned_by": m.owner,
+            "byollm": {"display_name": m.display_name, **_listing_extra(m)}}
+
+
+@router.get("/v1/models/{model_id}", summary="One model this caller may use (Anthropic's or OpenAI's shape)",
+            responses=_OPENAI_ERRORS)
+async def get_model(model_id: str, request: Request) -> Response:
+    """What the SDKs' ``models.retrieve`` asks; a name the team cannot use is ``model_not_found``."""
+    services = services_of(request)
+    context = await _context(request, services, "anthropic" if "anthropic-version" in request.headers else "openai")
+    listing = await services.gateway.list_models(context)
+    found = next((m for m in listing if m.id == model_id), None)
+    if found is None:
+        names = ", ".join(m.id for m in listing[:20]) or "none"
+        raise ByollmError(ErrorClass.MODEL_NOT_FOUND, f"model {model_id[:100]!r} is not one this team can use"
+                          f" (usable: {names})", model=model_id[:100])
+    body = _anthropic_model(found) if context.api == "anthropic" else _openai_model(found)
     return Response(orjson.dumps(body), media_type="application/json")

@@ -198,8 +198,12 @@ class Sandbox:
             raise _unavailable(f"bubblewrap refused to create the sandbox ({first[0][:300] if first else 'no reason'})")
         self._probed = bwrap
 
-    async def check(self) -> None:
-        """Raise ``sandbox_unavailable`` now if a tool call would (for the start-up warning)."""
+    async def check(self, runs_root: Path | None = None) -> None:
+        """Raise ``sandbox_unavailable`` now if a tool call would (for the start-up warning): the runs root
+        included, which as root the sandbox user must be able to reach (the default ``<data dir>-runs``
+        under ``/root`` is not)."""
+        if runs_root is not None:
+            self._check_reachable(runs_root)
         bwrap = self._bwrap()
         self._limits()
         self._drop()
@@ -211,16 +215,20 @@ class Sandbox:
         """Create the working directory (0700); as root, owned by the sandbox user, who must be able to
         enter every directory above it (bubblewrap resolves the path as that user)."""
         prepare_runs_root(workdir.parent)
-        if _as_root():
-            uid = self._config.sandbox_uid
-            blocked = _not_enterable(workdir.parent, uid)
-            if blocked is not None:
-                raise _unavailable(f"the sandbox user (uid {uid}) cannot enter {blocked}, above the runs directory;"
-                                   " set BYOLLM_RUN_WORKDIR to a directory whose parents others may enter (for"
-                                   " example /var/lib/byollm-runs)")
+        self._check_reachable(workdir.parent)
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if _as_root():
             os.chown(workdir, self._config.sandbox_uid, self._config.sandbox_uid)
+
+    def _check_reachable(self, runs_root: Path) -> None:
+        if not _as_root():
+            return
+        uid = self._config.sandbox_uid
+        blocked = _not_enterable(runs_root, uid)
+        if blocked is not None:
+            raise _unavailable(f"the sandbox user (uid {uid}) cannot enter {blocked}, on the way to the runs"
+                               " directory; set BYOLLM_RUN_WORKDIR to a directory whose parents others may enter"
+                               " (for example /var/lib/byollm-runs)")
 
     @contextlib.asynccontextmanager
     async def launch(self, command: Sequence[str], workdir: Path) -> AsyncIterator[asyncio.subprocess.Process]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
@@ -51,6 +52,7 @@ class RunServices:
     tools: ToolRegistry
     sandbox: Sandbox | None = None
     worker: Worker | None = None
+    runs_root: Path | None = None
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -68,7 +70,7 @@ class RunServices:
         if self.sandbox is None or not self.tools.enabled:
             return
         try:
-            await self.sandbox.check()
+            await self.sandbox.check(self.runs_root)
         except ByollmError as error:
             log.warning("run tools %s are enabled but will refuse to run: %s. %s",
                         ", ".join(sorted(self.tools.enabled)), error.detail, error.error_class.remediation)
@@ -150,4 +152,4 @@ async def build_runs(settings: Settings, store: Store, gateway: Gateway,
                         config=execution_config(settings), concurrency=settings.run_worker_concurrency,
                         poll_s=settings.run_poll_s, web_identity=broker)
     return RunServices(service=service, journal=journal, signals=signals, tools=tools, sandbox=sandbox,
-                       worker=worker)
+                       worker=worker, runs_root=settings.run_workdir_root)
