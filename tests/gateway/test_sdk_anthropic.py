@@ -162,3 +162,24 @@ def test_the_direct_route_forwards_every_beta(stack: Stack) -> None:
     assert len(sent) == 1
     headers = {str(k).lower(): str(v) for k, v in sent[0]["headers"]}
     assert headers["anthropic-beta"].split(",") == CLAUDE_CODE_BETAS
+
+
+def test_a_listed_beta_the_model_lacks_is_named_in_the_error(stack: Stack) -> None:
+    """AWS lists ``context-1m-2025-08-07`` for the API, so byollm forwards it rather than silently serving a
+    smaller context window; a model that lacks it answers "invalid beta flag" (the documentation does not say
+    which models do, so a fault plays that Bedrock answer) and the caller is told which betas were sent."""
+    team = team_for(stack, True)
+    stack.fault(service="bedrock", error="ValidationException", message="invalid beta flag", count=1)
+    try:
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            client(stack, team.token, delegated=True).beta.messages.create(
+                model="claude-opus-4-7", max_tokens=50, betas=["claude-code-20250219", "context-1m-2025-08-07"],
+                messages=[{"role": "user", "content": "Say hello"}])
+    finally:
+        stack.clear_faults()
+    body = refused.value.body
+    assert isinstance(body, dict)
+    message = body["error"]["message"]
+    assert message.startswith("invalid beta flag") and "(context-1m-2025-08-07)" in message
+    assert "claude-code" not in message  # the hint was never sent, so it is not the culprit
+    assert body["error"]["byollm"]["code"] == "invalid_request"

@@ -26,7 +26,7 @@ import base64
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -65,9 +65,7 @@ def bedrock_body(call: UpstreamCall) -> bytes:
     request = call.request
     body = {k: v for k, v in request.body.items() if k not in ("model", "stream")}
     body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
-    in_body = body.get("anthropic_beta")
-    requested = [b for b in in_body if isinstance(b, str)] if isinstance(in_body, list) else []
-    betas, _hints, unsupported = split_betas([*requested, *request.anthropic_beta])
+    betas, _hints, unsupported = split_betas([*_body_betas(body), *request.anthropic_beta])
     if unsupported:
         log.warning("request %s: betas Bedrock does not offer were dropped: %s", request.request_id,
                     loggable_betas(unsupported))
@@ -78,6 +76,11 @@ def bedrock_body(call: UpstreamCall) -> bytes:
     if "tools" in body:
         body["tools"] = bedrock_tools(body["tools"])
     return orjson.dumps(body)
+
+
+def _body_betas(body: Mapping[str, Any]) -> list[str]:
+    in_body = body.get("anthropic_beta")
+    return [b for b in in_body if isinstance(b, str)] if isinstance(in_body, list) else []
 
 
 # --- signing ---------------------------------------------------------------------------------------------
@@ -136,10 +139,13 @@ _MISMATCH_HINTS = (
 )
 
 
-def classify_bedrock_error(error_type: str, status: int, message: str, source: CredentialSource) -> ByollmError:
+def classify_bedrock_error(error_type: str, status: int, message: str, source: CredentialSource,
+                           sent_betas: Sequence[str] = ()) -> ByollmError:
     """Map one Bedrock error to the taxonomy. ``message`` is consulted for hints, and a refusal of the request
     as invalid carries it (scrubbed and capped, ``upstream_explanation``) first in the detail: the caller
-    must see what to fix."""
+    must see what to fix. ``sent_betas`` (the listed betas byollm forwarded) are named when Bedrock refuses
+    one as "invalid beta flag": AWS lists them for the API, but a given model may not offer every one, and
+    Bedrock's message does not say which the caller should drop."""
     name = error_type.rsplit("#", 1)[-1].split(":", 1)[0]
     lowered = message.lower()
     delegated = source is CredentialSource.DELEGATED_SESSION
@@ -172,6 +178,11 @@ def classify_bedrock_error(error_type: str, status: int, message: str, source: C
             return ByollmError(ErrorClass.REGION_MODEL_MISMATCH, detail + ": the model id or profile does not suit"
                                " this region or throughput")
         explanation = upstream_explanation(message)
+        if explanation and sent_betas and "invalid beta flag" in lowered:
+            return ByollmError(ErrorClass.INVALID_REQUEST,
+                               f"{explanation}: this Bedrock model does not offer one of the beta features sent "
+                               f"({', '.join(sent_betas)}); drop it from the anthropic-beta header or choose a "
+                               f"model that offers it ({detail})", upstream_message=explanation)
         if explanation:
             return ByollmError(ErrorClass.INVALID_REQUEST, f"{explanation} ({detail})", upstream_message=explanation)
         return ByollmError(ErrorClass.INVALID_REQUEST, detail + ": the request was refused as invalid")
@@ -206,7 +217,8 @@ def _upstream_errors(call: UpstreamCall, phase: str) -> Iterator[None]:
     except ByollmError:
         raise
     except _HttpFailure as exc:
-        raise classify_bedrock_error(exc.error_type, exc.status, exc.message, source) from None
+        sent = split_betas([*_body_betas(call.request.body), *call.request.anthropic_beta])[0]
+        raise classify_bedrock_error(exc.error_type, exc.status, exc.message, source, sent) from None
     except TimeoutError as exc:
         raise ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE, f"Bedrock did not answer in time ({phase})") from exc
     except aiohttp.ClientError as exc:

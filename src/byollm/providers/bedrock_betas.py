@@ -10,8 +10,8 @@ The choice made here, per value the caller sent:
 
 - listed by AWS: forwarded in the body's ``anthropic_beta``. That includes values Bedrock offers only on some
   models (``context-1m-2025-08-07``); byollm does not guess per model, so a model that lacks the feature
-  answers Bedrock's own 400 and the caller learns the feature is unavailable instead of silently getting a
-  smaller context window.
+  answers Bedrock's own 400 "invalid beta flag" (``classify_bedrock_error`` adds which betas were sent) and
+  the caller learns the feature is unavailable instead of silently getting a smaller context window.
 - a pure client hint (``CLIENT_HINT_PREFIXES``: it names the client or its transport and changes nothing the
   model computes): dropped silently, as AWS-compatible clients such as LiteLLM do.
 - anything else (a feature Bedrock does not offer, e.g. ``mcp-servers-...``, ``structured-outputs-...``):
