@@ -61,7 +61,7 @@ from support.runs_stack import (
     wait_healthy,
     wait_run,
 )
-from support.stack import Stack
+from support.stack import DIRECT_MODELS, Stack
 
 STALLED_MODEL = "claude-sonnet-4-6"  # run C's model: its first call stalls in the simulator
 STREAM_MODEL = "claude-opus-4-7"  # the simulator streams it slowly (only the cut stream uses it)
@@ -142,7 +142,7 @@ def _crash(stack: Stack, logs: Path, *, traffic: bool) -> Crash:
     try:
         team = run_team(stack)
         agent_uid, _ = new_agent(stack, team.uid, tools=["shell"], default_model=RUN_MODEL)
-        load_team = stack.new_team() if traffic else None
+        load_team = stack.new_team(DIRECT_MODELS) if traffic else None  # credential-less traffic: direct only
         r = stack.sim_http.put("/_sim/behaviour", json={"model": STREAM_MODEL, "per_token_s": 0.05})
         assert r.status_code in (200, 204), r.text
         wait_healthy(first)
