@@ -41,3 +41,19 @@ def test_settings_update_keeps_its_null_empty_and_validation_rules(cast: Cast) -
         unknown = admin.patch(path, json={"no_such_setting": True})
         assert unknown.status_code == 400 and "no_such_setting" in unknown.text
         assert admin.get(path).json()["alert_interval_seconds"] == 3600
+
+
+def test_a_webhook_urls_secret_path_reaches_neither_the_settings_view_nor_the_audit_log(cast: Cast) -> None:
+    """The webhook's path is its secret (Slack's are): the audit entry of a settings change records the
+    same redacted form as the view, not the URL (it used to record the whole URL in before/after)."""
+    secret = "T0001/B0002/s3cretWebhookPath"
+    with cast.client(cast.admin) as admin:
+        path = f"/teams/{cast.alpha}/settings"
+        saved = admin.patch(path, json={"alert_webhook_url": f"https://93.184.215.14/{secret}"})
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["alert_webhook_url"] == "https://93.184.215.14/…"
+        assert admin.patch(path, json={"alert_interval_seconds": 120}).status_code == 200
+    with cast.client(cast.operator) as op:
+        audit = op.get(f"/teams/{cast.alpha}/audit")
+        assert audit.status_code == 200 and "settings.update" in audit.text
+        assert "s3cretWebhookPath" not in audit.text and "https://93.184.215.14/…" in audit.text

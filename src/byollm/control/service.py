@@ -324,7 +324,9 @@ class ControlService:
             after = replace(policy.settings, **values)
             await policy_repo.set_team_settings(session, team_uid=team_uid, settings=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="settings.update",
-                                          target=team_uid, team_uid=team_uid, before=policy.settings, after=after)
+                                          target=team_uid, team_uid=team_uid,
+                                          # the views: a secret setting (a webhook's path) is redacted
+                                          before=settings_view(policy.settings), after=settings_view(after))
         self._policy_changed(team_uid)
         return settings_view(after)
 
