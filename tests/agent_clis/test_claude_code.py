@@ -17,6 +17,8 @@ simulated model asks for Bash; Claude Code runs it and sends the result back), `
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from byollm.sim.bedrock_runtime import BEDROCK_ANTHROPIC_BETAS
 from support.claude_code import ClaudeRun, claude_env, run_claude
 from support.client_env import make_client_env
 from support.stack import Stack, Team, running_stack
@@ -86,6 +89,24 @@ def claude(request: pytest.FixtureRequest, stack: Stack, tmp_path: Path,
     return Claude(stack, team, route, tmp_path, env)
 
 
+def _bedrock_betas_allowed(claude: Claude) -> None:
+    """Every body Bedrock received carries only the ``anthropic_beta`` values AWS documents (Claude Code sends
+    ``claude-code-20250219`` and others in its ``anthropic-beta`` header, which real Bedrock refuses with
+    "invalid beta flag"), and no tool ``defer_loading``."""
+    if claude.route != "bedrock":
+        return
+    bodies = []
+    for entry in claude.stack.journal("bedrock-runtime"):
+        body = json.loads(entry["body"])
+        if "count-tokens" in entry["path"]:
+            body = json.loads(base64.b64decode(body["input"]["invokeModel"]["body"]))
+        bodies.append(body)
+    assert bodies
+    for body in bodies:
+        assert set(body.get("anthropic_beta", [])) <= BEDROCK_ANTHROPIC_BETAS, body.get("anthropic_beta")
+        assert all("defer_loading" not in tool for tool in body.get("tools", []))
+
+
 def _answered(run: ClaudeRun) -> str:
     final = run.final
     assert final["is_error"] is False and final["subtype"] == "success", final
@@ -105,6 +126,7 @@ def test_the_default_model_works_with_nothing_pinned(claude: Claude) -> None:
     services = {e["service"] for e in claude.stack.journal()}
     assert services - {"bedrock"} == {claude.upstream_service}
     assert ("bedrock" in services) is (claude.route == "bedrock")
+    _bedrock_betas_allowed(claude)
 
 
 @pytest.mark.parametrize("alias", ["sonnet", "haiku", "opus"])
@@ -122,6 +144,7 @@ def test_a_tool_round_trip(claude: Claude) -> None:
     assert run.final["num_turns"] == 2
     bodies = [e["body"] for e in claude.stack.journal() if e["service"] == claude.upstream_service]
     assert any('"tool_result"' in body and "hello-from-bash" in body for body in bodies)
+    _bedrock_betas_allowed(claude)
 
 
 def test_stream_json_output(claude: Claude) -> None:
@@ -142,3 +165,4 @@ def test_count_tokens(claude: Claude) -> None:
     counted = [e for e in claude.stack.journal() if "count" in e["path"].lower()]
     assert counted, "Claude Code's /context asked byollm to count no tokens"
     assert {e["service"] for e in counted} == {claude.upstream_service}
+    _bedrock_betas_allowed(claude)

@@ -4,6 +4,9 @@ environment convention."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import anthropic
 import pytest
 
@@ -118,3 +121,65 @@ def test_errors_reach_the_sdk_as_typed_exceptions_with_remediation(stack: Stack)
     assert body["error"]["byollm"]["remediation"]
     assert "claude-sonnet-4-6" in body["error"]["message"]  # names what the team can use
     assert "claude-sonnet-4-6" in body["error"]["byollm"]["context"]["available"]
+
+
+CLAUDE_CODE_BETAS = ["claude-code-20250219", "interleaved-thinking-2025-05-14",
+                     "fine-grained-tool-streaming-2025-05-14", "mcp-servers-2025-12-04",
+                     "context-management-2025-06-27"]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_betas_bedrock_refuses_are_dropped_on_the_bedrock_route(stack: Stack, streaming: bool) -> None:
+    """Bedrock answers 400 "invalid beta flag" for any beta it does not list, and refuses ``defer_loading`` on
+    a tool; the SDK's ``betas=[...]`` and a deferred tool still get an answer, and Bedrock receives only the
+    listed betas and no ``defer_loading``."""
+    team = team_for(stack, True)
+    sdk = client(stack, team.token, delegated=True)
+    stack.clear_journal()
+    tools = [WEATHER_TOOL, {**WEATHER_TOOL, "name": "get_forecast", "defer_loading": True}]
+    kwargs: dict[str, Any] = {"model": "claude-opus-4-7", "max_tokens": 200, "betas": CLAUDE_CODE_BETAS,
+                              "tools": tools, "messages": [{"role": "user", "content": "Say hello"}]}
+    if streaming:
+        with sdk.beta.messages.stream(**kwargs) as stream:
+            message = stream.get_final_message()
+    else:
+        message = sdk.beta.messages.create(**kwargs)
+    assert message.stop_reason in ("end_turn", "tool_use")
+    invokes = [json.loads(e["body"]) for e in stack.journal("bedrock-runtime") if "/invoke" in e["path"]]
+    assert len(invokes) == 1
+    assert invokes[0]["anthropic_beta"] == ["interleaved-thinking-2025-05-14", "context-management-2025-06-27"]
+    assert all("defer_loading" not in tool for tool in invokes[0]["tools"])
+    assert [tool["name"] for tool in invokes[0]["tools"]] == ["get_weather", "get_forecast"]
+
+
+def test_the_direct_route_forwards_every_beta(stack: Stack) -> None:
+    team = team_for(stack, False)
+    stack.clear_journal()
+    client(stack, team.token, delegated=False).beta.messages.create(
+        model="claude-opus-4-7", max_tokens=50, betas=CLAUDE_CODE_BETAS,
+        messages=[{"role": "user", "content": "Say hello"}])
+    sent = [e for e in stack.journal("anthropic") if e["path"].endswith("/v1/messages")]
+    assert len(sent) == 1
+    headers = {str(k).lower(): str(v) for k, v in sent[0]["headers"]}
+    assert headers["anthropic-beta"].split(",") == CLAUDE_CODE_BETAS
+
+
+def test_a_listed_beta_the_model_lacks_is_named_in_the_error(stack: Stack) -> None:
+    """AWS lists ``context-1m-2025-08-07`` for the API, so byollm forwards it rather than silently serving a
+    smaller context window; a model that lacks it answers "invalid beta flag" (the documentation does not say
+    which models do, so a fault plays that Bedrock answer) and the caller is told which betas were sent."""
+    team = team_for(stack, True)
+    stack.fault(service="bedrock", error="ValidationException", message="invalid beta flag", count=1)
+    try:
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            client(stack, team.token, delegated=True).beta.messages.create(
+                model="claude-opus-4-7", max_tokens=50, betas=["claude-code-20250219", "context-1m-2025-08-07"],
+                messages=[{"role": "user", "content": "Say hello"}])
+    finally:
+        stack.clear_faults()
+    body = refused.value.body
+    assert isinstance(body, dict)
+    message = body["error"]["message"]
+    assert message.startswith("invalid beta flag") and "(context-1m-2025-08-07)" in message
+    assert "claude-code" not in message  # the hint was never sent, so it is not the culprit
+    assert body["error"]["byollm"]["code"] == "invalid_request"

@@ -99,6 +99,46 @@ def test_rejected_body_keys(client: ClientFactory, extra: dict[str, Any], fragme
     assert fragment in info.value.response["Error"]["Message"]
 
 
+@pytest.mark.parametrize(
+    "betas",
+    [
+        ["claude-code-20250219"],
+        ["interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14"],
+        ["mcp-servers-2025-12-04"],
+        ["prompt-caching-scope-2026-01-05"],
+        [7],
+    ],
+)
+def test_beta_outside_bedrocks_list_is_invalid(client: ClientFactory, betas: list[Any]) -> None:
+    """Real Bedrock answers 400 "invalid beta flag" for any anthropic_beta value it does not document, on both
+    InvokeModel and the streaming call (anthropics/claude-code issues 49370, 56595)."""
+    runtime = client("bedrock-runtime")
+    for call in (runtime.invoke_model, runtime.invoke_model_with_response_stream):
+        with pytest.raises(runtime.exceptions.ValidationException) as info:
+            call(modelId=HAIKU, body=claude_body(anthropic_beta=betas))
+        assert info.value.response["Error"]["Message"] == "invalid beta flag"
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_documented_betas_are_accepted(client: ClientFactory) -> None:
+    from byollm.sim.bedrock_runtime import BEDROCK_ANTHROPIC_BETAS
+
+    runtime = client("bedrock-runtime")
+    resp = runtime.invoke_model(modelId=HAIKU, body=claude_body(anthropic_beta=sorted(BEDROCK_ANTHROPIC_BETAS)))
+    assert _text(resp)
+
+
+def test_defer_loading_on_a_custom_tool_is_refused(client: ClientFactory) -> None:
+    """Bedrock refuses ``defer_loading`` on a custom tool, naming the tool's index (claude-code issue 82549)."""
+    runtime = client("bedrock-runtime")
+    tool = {"name": "lookup", "description": "d", "input_schema": {"type": "object", "properties": {}}}
+    body = claude_body(tools=[tool, {**tool, "name": "later", "defer_loading": True}])
+    with pytest.raises(runtime.exceptions.ValidationException) as info:
+        runtime.invoke_model(modelId=HAIKU, body=body)
+    assert info.value.response["Error"]["Message"] == "tools.1.custom.defer_loading: Extra inputs are not permitted"
+    assert _text(runtime.invoke_model(modelId=HAIKU, body=claude_body(tools=[tool])))
+
+
 def test_missing_anthropic_version(client: ClientFactory) -> None:
     runtime = client("bedrock-runtime")
     body = json.dumps({"max_tokens": 10, "messages": [{"role": "user", "content": "x"}]})

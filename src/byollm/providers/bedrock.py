@@ -1,8 +1,10 @@
 """Amazon Bedrock Runtime: InvokeModel and InvokeModelWithResponseStream with the Anthropic body.
 
 The canonical body goes to Bedrock almost verbatim: ``model`` and ``stream`` are removed (real Bedrock
-rejects them), ``anthropic_version`` becomes ``bedrock-2023-05-31``, and ``anthropic-beta`` header values
-move into the body's ``anthropic_beta`` list. Requests are signed with SigV4 by the AWS Common Runtime
+rejects them), ``anthropic_version`` becomes ``bedrock-2023-05-31``, and the ``anthropic-beta`` values
+Bedrock accepts move into the body's ``anthropic_beta`` list while the rest are dropped, as are tool fields
+Bedrock refuses (``byollm.providers.bedrock_betas`` says which and why: an unknown beta fails the whole
+request on Bedrock, and clients such as Claude Code send many). Requests are signed with SigV4 by the AWS Common Runtime
 (``awscrt``, installed with ``botocore[crt]``), which produces exactly the headers botocore's ``SigV4Auth``
 does at a fraction of its cost (signing was the largest single item in a Bedrock request's own time);
 responses stream as AWS event-stream frames decoded by botocore's own decoder (``EventStreamBuffer``,
@@ -22,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -40,6 +43,7 @@ from yarl import URL
 from byollm.errors import ByollmError, ErrorClass
 from byollm.policy.types import CredentialSource
 from byollm.providers.base import AwsAuth, CanonicalRequest, CompletedMessage, StreamEvent, UpstreamCall, Usage
+from byollm.providers.bedrock_betas import bedrock_tools, loggable_betas, split_betas
 from byollm.providers.classify import upstream_explanation
 from byollm.providers.http import HttpPool
 
@@ -47,6 +51,7 @@ __all__ = ["BedrockProvider", "bedrock_body", "classify_bedrock_error", "default
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _STREAM_READ_SIZE = 64 * 1024
+log = logging.getLogger("byollm.providers.bedrock")
 
 
 def default_endpoint(region: str, service: str = "bedrock-runtime") -> str:
@@ -60,15 +65,22 @@ def bedrock_body(call: UpstreamCall) -> bytes:
     request = call.request
     body = {k: v for k, v in request.body.items() if k not in ("model", "stream")}
     body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
-    betas = list(body.get("anthropic_beta") or [])
-    for beta in request.anthropic_beta:
-        if beta not in betas:
-            betas.append(beta)
+    betas, _hints, unsupported = split_betas([*_body_betas(body), *request.anthropic_beta])
+    if unsupported:
+        log.warning("request %s: betas Bedrock does not offer were dropped: %s", request.request_id,
+                    loggable_betas(unsupported))
     if betas:
         body["anthropic_beta"] = betas
     else:
         body.pop("anthropic_beta", None)
+    if "tools" in body:
+        body["tools"] = bedrock_tools(body["tools"])
     return orjson.dumps(body)
+
+
+def _body_betas(body: Mapping[str, Any]) -> list[str]:
+    in_body = body.get("anthropic_beta")
+    return [b for b in in_body if isinstance(b, str)] if isinstance(in_body, list) else []
 
 
 # --- signing ---------------------------------------------------------------------------------------------
@@ -127,10 +139,13 @@ _MISMATCH_HINTS = (
 )
 
 
-def classify_bedrock_error(error_type: str, status: int, message: str, source: CredentialSource) -> ByollmError:
+def classify_bedrock_error(error_type: str, status: int, message: str, source: CredentialSource,
+                           sent_betas: Sequence[str] = ()) -> ByollmError:
     """Map one Bedrock error to the taxonomy. ``message`` is consulted for hints, and a refusal of the request
     as invalid carries it (scrubbed and capped, ``upstream_explanation``) first in the detail: the caller
-    must see what to fix."""
+    must see what to fix. ``sent_betas`` (the listed betas byollm forwarded) are named when Bedrock refuses
+    one as "invalid beta flag": AWS lists them for the API, but a given model may not offer every one, and
+    Bedrock's message does not say which the caller should drop."""
     name = error_type.rsplit("#", 1)[-1].split(":", 1)[0]
     lowered = message.lower()
     delegated = source is CredentialSource.DELEGATED_SESSION
@@ -163,6 +178,11 @@ def classify_bedrock_error(error_type: str, status: int, message: str, source: C
             return ByollmError(ErrorClass.REGION_MODEL_MISMATCH, detail + ": the model id or profile does not suit"
                                " this region or throughput")
         explanation = upstream_explanation(message)
+        if explanation and sent_betas and "invalid beta flag" in lowered:
+            return ByollmError(ErrorClass.INVALID_REQUEST,
+                               f"{explanation}: this Bedrock model does not offer one of the beta features sent "
+                               f"({', '.join(sent_betas)}); drop it from the anthropic-beta header or choose a "
+                               f"model that offers it ({detail})", upstream_message=explanation)
         if explanation:
             return ByollmError(ErrorClass.INVALID_REQUEST, f"{explanation} ({detail})", upstream_message=explanation)
         return ByollmError(ErrorClass.INVALID_REQUEST, detail + ": the request was refused as invalid")
@@ -197,7 +217,8 @@ def _upstream_errors(call: UpstreamCall, phase: str) -> Iterator[None]:
     except ByollmError:
         raise
     except _HttpFailure as exc:
-        raise classify_bedrock_error(exc.error_type, exc.status, exc.message, source) from None
+        sent = split_betas([*_body_betas(call.request.body), *call.request.anthropic_beta])[0]
+        raise classify_bedrock_error(exc.error_type, exc.status, exc.message, source, sent) from None
     except TimeoutError as exc:
         raise ByollmError(ErrorClass.UPSTREAM_UNAVAILABLE, f"Bedrock did not answer in time ({phase})") from exc
     except aiohttp.ClientError as exc:

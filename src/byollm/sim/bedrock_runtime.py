@@ -55,6 +55,32 @@ ANTHROPIC_VERSION = "bedrock-2023-05-31"
 # own; an unknown value is refused with Bedrock's enum wording.
 ACCEPTED_ANTHROPIC_VERSIONS = frozenset({ANTHROPIC_VERSION, "2026-10-21"})
 _REJECTED_KEYS = ("model", "stream")
+# The ``anthropic_beta`` values Bedrock's InvokeModel / InvokeModelWithResponseStream accept for Claude: the
+# list in the Bedrock User Guide, "Anthropic Claude Messages API > Request and Response"
+# (https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages-request-response.html,
+# parameter ``anthropic_beta``), the same list BerriAI/litellm PR 19877 checked against it. Anything else is
+# refused with 400 ValidationException "invalid beta flag", the wording users of Claude Code, Cline, Continue
+# and LiteLLM quote (anthropics/claude-code issues 49370, 49648, 56595, 82549). The page does not say which
+# model accepts which value (real Bedrock refuses some listed values on some models, e.g. Opus 4.7 in issue
+# 49370); the simulator accepts every listed value on every Claude model, so it is strict only by the list.
+BEDROCK_ANTHROPIC_BETAS = frozenset({
+    "computer-use-2024-10-22",
+    "computer-use-2025-01-24",
+    "token-efficient-tools-2025-02-19",
+    "interleaved-thinking-2025-05-14",
+    "output-128k-2025-02-19",
+    "dev-full-thinking-2025-05-14",
+    "context-1m-2025-08-07",
+    "context-management-2025-06-27",
+    "effort-2025-11-24",
+    "tool-search-tool-2025-10-19",
+    "tool-examples-2025-10-29",
+})
+INVALID_BETA = "invalid beta flag"
+# Tool fields Bedrock is reported to refuse on a custom tool, with its wording "tools.N.custom.FIELD: Extra
+# inputs are not permitted" (anthropics/claude-code issue 82549, ``defer_loading``). Only this field is
+# confirmed; other unknown tool fields are not refused here (docs/aws-conformance.md says so).
+_REFUSED_CUSTOM_TOOL_FIELDS = ("defer_loading",)
 
 _STATUS = {
     "AccessDeniedException": 403,
@@ -710,7 +736,26 @@ def _invoke_body(body: bytes) -> dict[str, Any]:
         raise _malformed("#: required key [max_tokens] not found")
     if "anthropic_beta" in data and not isinstance(data["anthropic_beta"], list):
         raise _malformed("#/anthropic_beta: expected type: JSONArray, found: String")
+    for beta in data.get("anthropic_beta") or ():
+        if not isinstance(beta, str) or beta not in BEDROCK_ANTHROPIC_BETAS:
+            raise BedrockError("ValidationException", INVALID_BETA)
+    _check_tools(data.get("tools"))
     return data
+
+
+def _check_tools(tools: Any) -> None:
+    """Refuse the tool fields Bedrock is known to refuse on a custom tool (a tool with no ``type``, or type
+    ``custom``), naming the tool's index as Bedrock does."""
+    if not isinstance(tools, list):
+        return
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type", "custom") != "custom":
+            continue
+        for field in _REFUSED_CUSTOM_TOOL_FIELDS:
+            if field in tool:
+                raise BedrockError(
+                    "ValidationException", f"tools.{index}.custom.{field}: Extra inputs are not permitted"
+                )
 
 
 def _request_metadata(headers: Mapping[str, str]) -> dict[str, Any] | None:
