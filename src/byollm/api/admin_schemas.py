@@ -7,9 +7,12 @@ answers.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any
 
-from byollm.policy.types import Role
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from byollm.policy.setting_fields import setting_specs
+from byollm.policy.types import Role, TeamSettings
 
 __all__ = [
     "AgentCreate",
@@ -23,11 +26,9 @@ __all__ = [
     "SettingsUpdate",
     "TeamCreate",
     "TokenCreate",
+    "settings_update_model",
 ]
 
-# the largest integer every JSON client reads exactly; far inside the store's 64-bit columns (an unbounded
-# credit amount overflowed SQLite's INTEGER and answered 500: found by tests/fuzz)
-_MAX_CREDITS = 2**53 - 1
 
 
 class _In(BaseModel):
@@ -87,22 +88,23 @@ class PolicyUpdate(_In):
     aliases: list[AliasIn] | None = Field(default=None, max_length=100)
 
 
-class SettingsUpdate(_In):
-    byok_allowed: bool | None = None
-    long_term_keys_allowed: bool | None = None
-    retain_request_content: bool | None = None
-    transcript_retention_days: int | None = Field(default=None, ge=0, le=3650)
-    monthly_ai_credits: int | None = Field(default=None, ge=0, le=_MAX_CREDITS)
-    platform_credits: int | None = Field(default=None, ge=0, le=_MAX_CREDITS)
-    compute_credits: int | None = Field(default=None, ge=0, le=_MAX_CREDITS)
-    allowed_aws_accounts: list[str] | None = Field(default=None, max_length=100)
-    max_token_lifetime_days: int | None = Field(default=None, ge=1, le=3650)
-    claude_family_mapping: bool | None = None
-    bedrock_model_discovery: bool | None = None
-    credentialless_direct_allowed: bool | None = None
-    degraded_runs_fail: bool | None = None
-    alert_webhook_url: str | None = Field(default=None, max_length=2048)
-    alert_interval_seconds: int | None = Field(default=None, ge=60, le=7 * 86400)
+def settings_update_model(settings_cls: type[Any], name: str = "SettingsUpdate") -> type[BaseModel]:
+    """The input schema of a settings update, one optional field per declared setting with its bounds
+    (``policy/setting_fields.py``): a field left out, or a ``null`` for a required setting, leaves it."""
+    fields: dict[str, Any] = {}
+    for spec in setting_specs(settings_cls):
+        bounds: dict[str, Any] = {k: v for k, v in (("ge", spec.ge), ("le", spec.le), ("max_length", spec.max_length))
+                  if v is not None}
+        fields[spec.name] = (spec.wire_type | None, Field(default=None, **bounds))
+    model: type[BaseModel] = create_model(name, __base__=_In, __module__=__name__, **fields)
+    return model
+
+
+if TYPE_CHECKING:
+    class SettingsUpdate(_In):
+        """What mypy sees of the derived schema."""
+else:
+    SettingsUpdate = settings_update_model(TeamSettings)
 
 
 class BedrockUpdate(_In):

@@ -16,7 +16,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from byollm.catalog.types import Catalog, CatalogModel, partition_for_region
 from byollm.control.authn import Authenticator
@@ -38,6 +37,7 @@ from byollm.control.views import (
     TeamView,
     TokenView,
     UsageRowView,
+    settings_view,
 )
 from byollm.errors import ByollmError, ErrorClass
 from byollm.gateway.operator_keys import OperatorKeys
@@ -45,6 +45,7 @@ from byollm.iam.coverage import ValidatedPermissions, uncovered_warnings
 from byollm.netguard import ALLOW_SETTING, DestinationRefused, EgressGuard
 from byollm.policy import validate
 from byollm.policy.names import ALIAS_PATTERN_CHARS
+from byollm.policy.setting_fields import setting_specs
 from byollm.policy.types import (
     Agent,
     BedrockHostConfig,
@@ -96,27 +97,6 @@ def _token_view(record: TokenRecord) -> TokenView:
                      principal_uid=record.principal_uid, team_uid=record.team_uid,
                      display_prefix=record.display_prefix, created_at=record.created_at,
                      expires_at=record.expires_at, last_used_at=record.last_used_at, revoked_at=record.revoked_at)
-
-
-def _settings_view(s: TeamSettings) -> SettingsView:
-    return SettingsView(
-        byok_allowed=s.byok_allowed, long_term_keys_allowed=s.long_term_keys_allowed,
-        retain_request_content=s.retain_request_content, transcript_retention_days=s.transcript_retention_days,
-        monthly_ai_credits=s.monthly_ai_credits, platform_credits=s.platform_credits,
-        compute_credits=s.compute_credits, allowed_aws_accounts=sorted(s.allowed_aws_accounts),
-        max_token_lifetime_days=s.max_token_lifetime_days, claude_family_mapping=s.claude_family_mapping,
-        bedrock_model_discovery=s.bedrock_model_discovery,
-        credentialless_direct_allowed=s.credentialless_direct_allowed, degraded_runs_fail=s.degraded_runs_fail,
-        alert_webhook_url=_masked_url(s.alert_webhook_url), alert_interval_seconds=s.alert_interval_seconds,
-    )
-
-
-def _masked_url(url: str | None) -> str | None:
-    """A webhook URL's path is its secret (Slack's are): shown as its scheme and host only."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/…"
 
 
 AccessWithdrawn = Callable[[str, str, str], Awaitable[int]]
@@ -334,39 +314,52 @@ class ControlService:
     async def get_settings(self, caller: Caller, team_uid: str) -> SettingsView:
         require(caller, Action.READ_TEAM, team_uid)
         policy, _ = await self.team_policy(team_uid)
-        return _settings_view(policy.settings)
+        return settings_view(policy.settings)
 
     async def update_settings(self, caller: Caller, team_uid: str, changes: Mapping[str, Any]) -> SettingsView:
         require(caller, Action.MANAGE_TEAM, team_uid)
-        values = dict(changes)
-        if "allowed_aws_accounts" in values:
-            try:
-                accounts = [validate.validate_account_id(a, field=f"allowed_aws_accounts[{i}]")
-                            for i, a in enumerate(values["allowed_aws_accounts"] or [])]
-            except validate.InvalidValue as exc:
-                raise _invalid(exc) from None
-            values["allowed_aws_accounts"] = frozenset(accounts)
-        if values.get("alert_webhook_url"):
-            try:
-                values["alert_webhook_url"] = validate.validate_endpoint_url(
-                    values["alert_webhook_url"], allow_http=self._settings.allow_http_endpoints,
-                    field="alert_webhook_url")
-            except validate.InvalidValue as exc:
-                raise _invalid(exc) from None
-            await self._check_egress(values["alert_webhook_url"], "alert_webhook_url")
-        elif "alert_webhook_url" in values:
-            values["alert_webhook_url"] = None  # "" or null removes the webhook
-        for key, value in list(values.items()):
-            if value is None and key not in ("max_token_lifetime_days", "alert_webhook_url"):
-                del values[key]  # a null for a required setting means "leave it"
+        values = await self._setting_values(changes)
         async with self._store.session() as session:
             policy = await policy_repo.get_team_policy(session, team_uid=team_uid)
             after = replace(policy.settings, **values)
             await policy_repo.set_team_settings(session, team_uid=team_uid, settings=after)
             await audit_repo.append_audit(session, actor_uid=caller.principal_uid, action="settings.update",
-                                          target=team_uid, team_uid=team_uid, before=policy.settings, after=after)
+                                          target=team_uid, team_uid=team_uid,
+                                          # the views: a secret setting (a webhook's path) is redacted
+                                          before=settings_view(policy.settings), after=settings_view(after))
         self._policy_changed(team_uid)
-        return _settings_view(after)
+        return settings_view(after)
+
+    async def _setting_values(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Submitted settings checked and made domain values, driven by their declarations in
+        ``TeamSettings``: a ``null`` clears a nullable setting and leaves a required one; a URL setting is an
+        outbound endpoint ("" removes it); a normaliser canonicalises (e.g. account ids)."""
+        specs = {spec.name: spec for spec in setting_specs(TeamSettings)}
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            spec = specs.get(name)
+            if spec is None:
+                raise ByollmError(ErrorClass.INVALID_REQUEST, f"{name}: not a team setting")
+            if spec.url and not value:
+                value = None  # "" or null removes it
+            if spec.is_set and value is None:
+                value = ()  # null empties a set
+            if value is None:
+                if spec.nullable:
+                    values[name] = None
+                continue  # a null for a required setting means "leave it"
+            try:
+                if spec.normalise is not None:
+                    value = spec.normalise(value, name)
+                if spec.url:
+                    value = validate.validate_endpoint_url(value, allow_http=self._settings.allow_http_endpoints,
+                                                           field=name)
+            except validate.InvalidValue as exc:
+                raise _invalid(exc) from None
+            if spec.url:
+                await self._check_egress(value, name)
+            values[name] = spec.from_wire(value)
+        return values
 
     async def get_bedrock(self, caller: Caller, team_uid: str) -> BedrockView:
         require(caller, Action.READ_TEAM, team_uid)

@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from byollm.errors import ByollmError, ErrorClass, NoRouteError
+from byollm.policy import validate
+from byollm.policy.setting_fields import MAX_CREDITS, setting
 
 __all__ = [
     "Actor",
@@ -146,26 +148,54 @@ class BedrockHostConfig:
     role_arn: str | None = None  # team-wide role for cloud runs
 
 
+def _account_ids(value: object, field: str) -> frozenset[str]:
+    """Each entry a 12-digit AWS account id, named by its position when it is not."""
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise validate.InvalidValue(field, "expected a list of 12-digit AWS account ids")
+    items = value
+    return frozenset(validate.validate_account_id(a, field=f"{field}[{i}]") for i, a in enumerate(items))
+
+
 @dataclass(frozen=True, slots=True)
 class TeamSettings:
-    byok_allowed: bool = False
-    long_term_keys_allowed: bool = False
-    retain_request_content: bool = False
-    transcript_retention_days: int = 30
-    monthly_ai_credits: int = 0
-    platform_credits: int = 0
-    compute_credits: int = 0
-    allowed_aws_accounts: frozenset[str] = frozenset()
-    max_token_lifetime_days: int | None = None
-    claude_family_mapping: bool = True  # unknown Claude names reach the team's best model of their family
-    bedrock_model_discovery: bool = True  # Claude models the team's Bedrock lists are usable by name
-    # a member's request without AWS credentials may be served on the paid direct API (off: it is refused)
-    credentialless_direct_allowed: bool = False
-    # a cloud run whose Bedrock route failed must not be served by an operator-paid fallback (off: it is, and
-    # the run ends ``succeeded`` but degraded)
-    degraded_runs_fail: bool = False
-    alert_webhook_url: str | None = None  # receives BYOLLM failures as Slack-compatible JSON
-    alert_interval_seconds: int = 3600  # at most one alert per failure class per interval
+    """A team's switches and limits: the ONE list of team settings. The store, the control plane's view and
+    update, and the admin API's schema are derived from these fields (``policy/setting_fields.py``); a new
+    setting is a field here plus its column in ``store/tables.py`` and a migration."""
+
+    byok_allowed: bool = setting(False, view_required=True,
+                                 help="Members may bring their own provider keys.")
+    long_term_keys_allowed: bool = setting(False, view_required=True,
+                                           help="Members may use long-term AWS access keys.")
+    retain_request_content: bool = setting(False, view_required=True,
+                                           help="Keep prompts and responses, not only their metadata.")
+    transcript_retention_days: int = setting(30, ge=0, le=3650, view_required=True,
+                                             help="Days a retained transcript is kept.")
+    monthly_ai_credits: int = setting(0, ge=0, le=MAX_CREDITS, view_required=True,
+                                      help="AI credits the team may spend each month.")
+    platform_credits: int = setting(0, ge=0, le=MAX_CREDITS, view_required=True,
+                                    help="Platform credits the team may spend each month.")
+    compute_credits: int = setting(0, ge=0, le=MAX_CREDITS, view_required=True,
+                                   help="Compute credits (cloud-run seconds) the team may spend each month.")
+    allowed_aws_accounts: frozenset[str] = setting(frozenset(), max_length=100, normalise=_account_ids,
+                                                   view_required=True,
+                                                   help="AWS accounts members' sessions may come from.")
+    max_token_lifetime_days: int | None = setting(None, ge=1, le=3650, view_required=True,
+                                                  help="Longest lifetime of a byollm token (null: no limit).")
+    claude_family_mapping: bool = setting(
+        True, help="Unknown Claude names reach the team's best model of their family.")
+    bedrock_model_discovery: bool = setting(
+        True, help="Claude models the team's Bedrock lists are usable by name.")
+    credentialless_direct_allowed: bool = setting(
+        False, help="A member's request without AWS credentials may be served on the paid direct API"
+                    " (off: it is refused).")
+    degraded_runs_fail: bool = setting(
+        False, help="A cloud run whose Bedrock route failed must not be served by an operator-paid fallback"
+                    " (off: it is, and the run ends succeeded but degraded).")
+    alert_webhook_url: str | None = setting(
+        None, max_length=2048, url=True, secret=True,
+        help="Receives BYOLLM failures as Slack-compatible JSON; its path is its secret.")
+    alert_interval_seconds: int = setting(
+        3600, ge=60, le=7 * 86400, help="At most one alert per failure class per interval.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from byollm.policy.setting_fields import setting_specs, settings_from_values, settings_to_values
 from byollm.policy.types import (
     Agent,
     BedrockHostConfig,
@@ -47,22 +48,10 @@ __all__ = [
 
 
 def apply_settings(row: t.Team, settings: TeamSettings) -> None:
-    """Copy ``TeamSettings`` onto a team row (no version bump: callers do that)."""
-    row.byok_allowed = settings.byok_allowed
-    row.long_term_keys_allowed = settings.long_term_keys_allowed
-    row.retain_request_content = settings.retain_request_content
-    row.transcript_retention_days = settings.transcript_retention_days
-    row.monthly_ai_credits = settings.monthly_ai_credits
-    row.platform_credits = settings.platform_credits
-    row.compute_credits = settings.compute_credits
-    row.allowed_aws_accounts = sorted(settings.allowed_aws_accounts)
-    row.max_token_lifetime_days = settings.max_token_lifetime_days
-    row.claude_family_mapping = settings.claude_family_mapping
-    row.bedrock_model_discovery = settings.bedrock_model_discovery
-    row.credentialless_direct_allowed = settings.credentialless_direct_allowed
-    row.degraded_runs_fail = settings.degraded_runs_fail
-    row.alert_webhook_url = settings.alert_webhook_url
-    row.alert_interval_seconds = settings.alert_interval_seconds
+    """Copy ``TeamSettings`` onto a team row (no version bump: callers do that). Each setting is the team
+    column of the same name; ``tests/store/test_setting_columns.py`` holds the two lists equal."""
+    for name, value in settings_to_values(settings).items():
+        setattr(row, name, value)
 
 
 def apply_bedrock_host(row: t.Team, config: BedrockHostConfig) -> None:
@@ -72,23 +61,9 @@ def apply_bedrock_host(row: t.Team, config: BedrockHostConfig) -> None:
 
 
 def _settings(row: t.Team) -> TeamSettings:
-    return TeamSettings(
-        byok_allowed=row.byok_allowed,
-        long_term_keys_allowed=row.long_term_keys_allowed,
-        retain_request_content=row.retain_request_content,
-        transcript_retention_days=row.transcript_retention_days,
-        monthly_ai_credits=row.monthly_ai_credits,
-        platform_credits=row.platform_credits,
-        compute_credits=row.compute_credits,
-        allowed_aws_accounts=frozenset(str(a) for a in row.allowed_aws_accounts),
-        max_token_lifetime_days=row.max_token_lifetime_days,
-        claude_family_mapping=row.claude_family_mapping is not False,  # NULL in rows older than the column
-        bedrock_model_discovery=row.bedrock_model_discovery is not False,
-        credentialless_direct_allowed=row.credentialless_direct_allowed,
-        degraded_runs_fail=row.degraded_runs_fail,
-        alert_webhook_url=row.alert_webhook_url,
-        alert_interval_seconds=row.alert_interval_seconds,
-    )
+    """The team's settings from its row; a NULL (a row older than the column) reads as the default."""
+    return settings_from_values(TeamSettings, {spec.name: getattr(row, spec.name)
+                                               for spec in setting_specs(TeamSettings)})
 
 
 def domain_agent(row: t.Agent) -> Agent:
