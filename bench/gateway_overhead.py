@@ -295,6 +295,7 @@ class Setup:
     token: str
     aws: dict[str, str]  # delegated session credentials, credential_process shape
     anthropic_key: str
+    direct_token: str = ""  # a member of a second team with MODEL on the direct API only (no AWS session sent)
 
 
 def _configure(sim_url: str, gateway_url: str, operator_token: str) -> Setup:
@@ -302,7 +303,9 @@ def _configure(sim_url: str, gateway_url: str, operator_token: str) -> Setup:
     (the simulator, delegated session credentials) and the direct Anthropic API, zero simulated latency,
     quotas lifted."""
     team = stackproc.configure_team(sim_url, gateway_url, operator_token, model=MODEL)
-    return Setup(token=team.token, aws=team.aws, anthropic_key=team.provider_keys["anthropic"])
+    direct = stackproc.configure_team(sim_url, gateway_url, operator_token, model=MODEL, bedrock=False)
+    return Setup(token=team.token, direct_token=direct.token, aws=team.aws,
+                 anthropic_key=team.provider_keys["anthropic"])
 
 
 # --- requests as bytes -----------------------------------------------------------------------------------------
@@ -342,7 +345,8 @@ class Requests:
         body: dict[str, Any] = {"model": MODEL, "max_tokens": MAX_TOKENS, "messages": _messages(i)}
         if self.combo.stream:
             body["stream"] = True
-        headers = {"authorization": f"Bearer {self.setup.token}", "anthropic-version": "2023-06-01",
+        token = self.setup.token if self.combo.route == "bedrock" else self.setup.direct_token
+        headers = {"authorization": f"Bearer {token}", "anthropic-version": "2023-06-01",
                    "content-type": "application/json"}
         if self.combo.route == "bedrock":
             aws = self.setup.aws
@@ -457,10 +461,10 @@ class Client:
                         pass
                     break
                 chunk = await reader.readexactly(size + 2)
-                if keep_body or not parts:
+                if keep_body or len(parts) < 2:
                     parts.append(chunk[:-2])
-                else:
-                    parts[0] = chunk[:-2]  # keep the last chunk only (enough to check the stream ended)
+                else:  # keep the last two chunks (the final event, then byollm's credits comment)
+                    parts[0], parts[1] = parts[1], chunk[:-2]
         else:
             first_at = head_at
             if length:

@@ -267,10 +267,11 @@ def _check(response: httpx.Response, *expected: int) -> Any:
 
 
 def configure_team(sim_url: str, gateway_url: str, operator_token: str, *, model: str = MODEL,
-                   direct_fallback: bool = True, credential_s: int = 3600) -> TeamSetup:
+                   direct_fallback: bool = True, bedrock: bool = True, credential_s: int = 3600) -> TeamSetup:
     """A team whose ``model`` goes to Bedrock (the simulator, delegated session credentials) first and, with
     ``direct_fallback``, to the direct Anthropic API (the operator's key) when Bedrock fails; quotas lifted,
-    credits plentiful, zero simulated latency."""
+    credits plentiful, zero simulated latency. ``bedrock=False``: the direct API only, which is what serves a
+    caller that sends no AWS session (a Bedrock-routed model refuses such a caller)."""
     with httpx.Client(base_url=sim_url, timeout=30) as sim:
         _check(sim.put("/_sim/behaviour", json={"time_to_first_token_s": 0, "per_token_s": 0}), 200)
         _check(sim.put(f"/_sim/accounts/{ACCOUNT}/quotas/*",
@@ -288,7 +289,7 @@ def configure_team(sim_url: str, gateway_url: str, operator_token: str, *, model
         uid = _check(admin.post("/teams", json={"name": f"bench-{secrets.token_hex(4)}"}), 201)["uid"]
         _check(admin.patch(f"/teams/{uid}/bedrock", json={"region": "us-east-1", "endpoint_url": sim_url}), 200)
         _check(admin.patch(f"/teams/{uid}/settings", json={"monthly_ai_credits": 10**12}), 200)
-        _check(admin.patch(f"/teams/{uid}/policy", json={"models": {model: {"bedrock": True,
+        _check(admin.patch(f"/teams/{uid}/policy", json={"models": {model: {"bedrock": bedrock,
                                                                             "direct": direct_fallback}},
                                                          "fallback_order": []}), 200)
         member = _check(admin.post(f"/teams/{uid}/members", json={"email": "bench@example.test"}), 201)
