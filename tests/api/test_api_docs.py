@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +14,7 @@ from byollm.api.app import create_app
 from byollm.api.serving import ServerThread
 from byollm.panel.web import CSP
 from byollm.settings import Settings
-
-CHROMIUM = Path("/usr/bin/chromium")
+from support.browser import NEEDS_CHROMIUM, chromium
 
 
 @pytest.fixture(scope="module")
@@ -40,31 +38,25 @@ def test_the_page_and_its_assets_come_from_this_origin_with_the_csp(server: str)
     assert httpx.get(f"{server}/docs").status_code == 404  # FastAPI's CDN page is gone
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium")
+@NEEDS_CHROMIUM
 def test_swagger_ui_renders_the_admin_api_under_the_csp(server: str) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright (Python) is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page()
-            problems: list[str] = []
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            outside: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        outside: list[str] = []
 
-            def route(r: Any) -> None:
-                if not r.request.url.startswith(server):
-                    outside.append(r.request.url)
-                    r.abort()
-                else:
-                    r.continue_()
+        def route(r: Any) -> None:
+            if not r.request.url.startswith(server):
+                outside.append(r.request.url)
+                r.abort()
+            else:
+                r.continue_()
 
-            page.route("**/*", route)
-            page.goto(f"{server}/api/docs")
-            page.wait_for_selector(".opblock-summary-path", timeout=20_000)
-            paths = page.locator(".opblock-summary-path").all_inner_texts()
-            assert any("/api/v1/teams" in p for p in paths)
-            assert outside == []
-            assert not [p for p in problems if "Content Security Policy" in p], problems
-        finally:
-            browser.close()
+        page.route("**/*", route)
+        page.goto(f"{server}/api/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert any("/api/v1/teams" in p for p in paths)
+        assert outside == []
+        assert not [p for p in problems if "Content Security Policy" in p], problems

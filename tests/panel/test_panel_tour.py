@@ -34,17 +34,15 @@ try:
 except ImportError:  # the browser fixture skips the tests, saying why
     expect = None
 
+from support.browser import ARTIFACTS, NEEDS_CHROMIUM, chromium
 from support.oidc_stack import make_role, running_oidc_stack
 from support.stack import Stack
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "panel"
 PROMPT = {"role": "user", "content": "hi"}
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
-                       " (`apt-get install chromium`); browser tests skipped"),
+    NEEDS_CHROMIUM,
 ]
 
 
@@ -56,14 +54,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright (Python) is not installed")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _shot(page: Any, name: str) -> None:
