@@ -7,7 +7,7 @@ from typing import Any
 
 from byollm.errors import ByollmError, ErrorClass
 
-__all__ = ["content_blocks", "invalid", "unsupported"]
+__all__ = ["content_blocks", "invalid", "number_field", "unsupported"]
 
 
 def invalid(field: str, why: str) -> ByollmError:
@@ -27,3 +27,17 @@ def content_blocks(content: Any) -> list[Mapping[str, Any]]:
     if isinstance(content, list):
         return [b for b in content if isinstance(b, Mapping)]
     return []
+
+
+def number_field(req: Mapping[str, Any], field: str, *, integer: bool = False) -> Any:
+    """A numeric request field, None when absent; anything else is the caller's error, named."""
+    value = req.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise invalid(field, "expected a non-negative number")
+    if integer:
+        if int(value) != value or value < 1:
+            raise invalid(field, "expected a positive integer")
+        return int(value)
+    return value

@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from byollm.providers.canonical import content_blocks, invalid, unsupported
+from byollm.providers.canonical import content_blocks, invalid, number_field, unsupported
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -583,20 +583,6 @@ def _canonical_tool_choice(choice: Any) -> dict[str, Any] | None:
     raise invalid("tool_choice", "expected auto, none, required or a function")
 
 
-def _number(req: Mapping[str, Any], field: str, *, integer: bool = False) -> Any:
-    """A numeric field, None when absent; anything else is the caller's error, named."""
-    value = req.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise invalid(field, "expected a non-negative number")
-    if integer:
-        if int(value) != value or value < 1:
-            raise invalid(field, "expected a positive integer")
-        return int(value)
-    return value
-
-
 def openai_request_to_canonical(req: Mapping[str, Any]) -> dict[str, Any]:
     """A Chat Completions request as a canonical Anthropic Messages body.
 
@@ -639,7 +625,7 @@ def openai_request_to_canonical(req: Mapping[str, Any]) -> dict[str, Any]:
         else:
             raise invalid(f"{field}.role", f"role {role!r} is not supported")
     max_field = "max_completion_tokens" if req.get("max_completion_tokens") is not None else "max_tokens"
-    max_tokens = _number(req, max_field, integer=True)
+    max_tokens = number_field(req, max_field, integer=True)
     body: dict[str, Any] = {
         "model": req.get("model"),
         "max_tokens": DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
@@ -647,9 +633,9 @@ def openai_request_to_canonical(req: Mapping[str, Any]) -> dict[str, Any]:
     }
     if system:
         body["system"] = "\n\n".join(system)
-    if (temperature := _number(req, "temperature")) is not None:
+    if (temperature := number_field(req, "temperature")) is not None:
         body["temperature"] = min(temperature, 1.0)
-    if (top_p := _number(req, "top_p")) is not None:
+    if (top_p := number_field(req, "top_p")) is not None:
         body["top_p"] = top_p
     stop = req.get("stop")
     if stop:

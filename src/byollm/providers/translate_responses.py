@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from byollm.providers.canonical import content_blocks, invalid
+from byollm.providers.canonical import content_blocks, invalid, number_field
 
 __all__ = [
     "CanonicalStreamToResponses",
@@ -311,19 +311,6 @@ def _tool_choice(choice: Any, hosted: set[str], lost: list[tuple[str, str]]) -> 
     raise invalid("tool_choice", "expected auto, none, required or a function")
 
 
-def _number(req: Mapping[str, Any], name: str, *, integer: bool = False) -> Any:
-    value = req.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise invalid(name, "expected a non-negative number")
-    if integer:
-        if int(value) != value or value < 1:
-            raise invalid(name, "expected a positive integer")
-        return int(value)
-    return value
-
-
 def responses_request_to_canonical(req: Mapping[str, Any]) -> TranslatedRequest:
     """A Responses request as a canonical Anthropic Messages body (see the module docstring).
 
@@ -346,7 +333,7 @@ def responses_request_to_canonical(req: Mapping[str, Any]) -> TranslatedRequest:
     if "input" not in req:
         raise invalid("input", "required")
     messages = _input_messages(req.get("input"), system)
-    max_tokens = _number(req, "max_output_tokens", integer=True)
+    max_tokens = number_field(req, "max_output_tokens", integer=True)
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": DEFAULT_MAX_OUTPUT_TOKENS if max_tokens is None else max_tokens,
@@ -354,9 +341,9 @@ def responses_request_to_canonical(req: Mapping[str, Any]) -> TranslatedRequest:
     }
     if system:
         body["system"] = "\n\n".join(system)
-    if (temperature := _number(req, "temperature")) is not None:
+    if (temperature := number_field(req, "temperature")) is not None:
         body["temperature"] = min(temperature, 1.0)  # OpenAI's range is 0-2, Anthropic's 0-1
-    if (top_p := _number(req, "top_p")) is not None:
+    if (top_p := number_field(req, "top_p")) is not None:
         body["top_p"] = top_p
     tools, custom, hosted = _tools(req.get("tools"))
     choice = _tool_choice(req.get("tool_choice"), hosted, lost)
@@ -499,7 +486,7 @@ class CanonicalStreamToResponses:
         self._stop_reason: str | None = None
 
     @property
-    def sequence_number(self) -> int:
+    def sequencenumber_field(self) -> int:
         """The number the next event will carry."""
         return self._sequence
 
